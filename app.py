@@ -1,0 +1,53 @@
+"""Text2Video-Zero Studio: `python app.py [--preset tiny] [--host H] [--port P] [--share]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+try:  # ZeroGPU wants `spaces` imported before torch touches CUDA; absent elsewhere.
+    import spaces  # noqa: F401
+except ImportError:
+    pass
+
+from modules.settings import ENV_VARS, PRESETS, Settings  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENV_VARS),
+    )
+    parser.add_argument("--preset", choices=PRESETS, help="real (Hub weights, default) or tiny (offline, random weights)")
+    parser.add_argument("--host", help="address to serve on (default 127.0.0.1; 0.0.0.0 for a LAN or a container)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true", default=None, help="also serve through a public gradio.live link")
+    return parser.parse_args(argv)
+
+
+def create_app(settings: Settings):
+    """The Studio and its page; nothing is loaded until the first job asks for it."""
+    from modules.studio import Studio
+    from modules.ui import build_demo
+
+    studio = Studio(settings)
+    return studio, build_demo(studio)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share)
+    studio, demo = create_app(settings)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        allowed_paths=[str(studio.outputs.root)],
+        footer_links=["api", "gradio"],
+    )
+
+
+if __name__ == "__main__":
+    main()

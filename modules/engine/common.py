@@ -1,0 +1,201 @@
+"""Pieces every generation mode shares: the components it runs on, prompt encoding, decoding."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+)
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPTextModel, CLIPTokenizer
+
+# Samplers a user can pick where the method allows a choice (Text2Video-Zero itself needs DDIM).
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "euler_ancestral": EulerAncestralDiscreteScheduler,
+    "euler": EulerDiscreteScheduler,
+    "dpm++_2m": DPMSolverMultistepScheduler,
+}
+
+# on_step(done, total, phase) after every UNet call; it may raise to stop the generation.
+StepCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class Components:
+    """What one generation runs on. The model manager owns these; the engine only borrows them."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    scheduler: object  # a fresh diffusers scheduler for this generation (they carry state)
+    vae_decode_batch: int = 8
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+
+class StepCounter:
+    """Counts UNet calls across the phases and chunks of one generation for `on_step`."""
+
+    def __init__(self, total: int, on_step: StepCallback | None):
+        self.total = total
+        self.done = 0
+        self.on_step = on_step
+        self.phase = ""
+
+    def start_chunk(self, index: int, count: int) -> None:
+        self.phase = f"chunk {index + 1}/{count}" if count > 1 else ""
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step(self.done, self.total, self.phase)
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """Noise is drawn on the CPU so a seed gives the same video on any device."""
+    return torch.Generator("cpu").manual_seed(int(seed))
+
+
+def encode_prompt(c: Components, prompt: str) -> torch.Tensor:
+    """CLIP text embeddings (1, 77, dim), padded and truncated as Stable Diffusion's pipelines do."""
+    ids = c.tokenizer(
+        [prompt],
+        padding="max_length",
+        max_length=c.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    with torch.no_grad():
+        embeds = c.text_encoder(ids.to(c.text_encoder.device))[0]
+    return embeds.to(device=c.device, dtype=c.dtype)
+
+
+def noise(shape, generator: torch.Generator, c: Components) -> torch.Tensor:
+    return randn_tensor(shape, generator=generator, device=c.device, dtype=c.dtype)
+
+
+def decode_latents(c: Components, latents: torch.Tensor) -> np.ndarray:
+    """Frames (F, H, W, 3) float32 in [0, 1], decoded a few at a time to bound peak memory.
+
+    Half-precision VAEs can overflow to NaN (black frames); such a slice is decoded again in
+    float32.
+    """
+    vae = c.vae
+    frames = []
+    for start in range(0, latents.shape[0], max(1, c.vae_decode_batch)):
+        part = latents[start : start + c.vae_decode_batch].to(vae.dtype) / vae.config.scaling_factor
+        with torch.no_grad():
+            image = vae.decode(part, return_dict=False)[0]
+            if vae.dtype != torch.float32 and not torch.isfinite(image).all():
+                image = vae.float().decode(part.float(), return_dict=False)[0]
+                vae.to(c.dtype)
+        image = (image / 2 + 0.5).clamp(0, 1)
+        frames.append(image.float().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(frames)
+
+
+def encode_images(c: Components, frames: np.ndarray) -> torch.Tensor:
+    """VAE latent modes of uint8 frames (F, H, W, 3), unscaled, as Instruct-Pix2Pix expects."""
+    latents = []
+    for start in range(0, frames.shape[0], max(1, c.vae_decode_batch)):
+        part = torch.from_numpy(frames[start : start + c.vae_decode_batch]).permute(0, 3, 1, 2)
+        part = part.to(device=c.device, dtype=c.vae.dtype) / 127.5 - 1.0
+        with torch.no_grad():
+            latents.append(c.vae.encode(part).latent_dist.mode())
+    return torch.cat(latents).to(c.dtype)
+
+
+def make_scheduler(name: str, config: dict):
+    """A fresh scheduler of kind `name` with a model's noise schedule (`config`)."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}.")
+    return SCHEDULERS[name].from_config(config)
+
+
+def step_kwargs(scheduler, generator: torch.Generator, eta: float = 0.0) -> dict:
+    """eta and generator for the schedulers whose step() takes them (as diffusers' pipelines do)."""
+    accepted = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "eta" in accepted:
+        kwargs["eta"] = eta
+    if "generator" in accepted:
+        kwargs["generator"] = generator
+    return kwargs
+
+
+def denoise(
+    c: Components,
+    scheduler,
+    latents: torch.Tensor,
+    timesteps: torch.Tensor,
+    embeds: torch.Tensor,
+    guidance_scale: float,
+    count_step: StepCounter,
+    generator: torch.Generator,
+    controlnet: ControlNetModel | None = None,
+    control: torch.Tensor | None = None,
+    conditioning_scale: float = 1.0,
+) -> torch.Tensor:
+    """Classifier-free-guided steps over `timesteps` for a batch of frames.
+
+    `embeds` is (groups, tokens, dim): [negative, positive] with guidance, [positive] without.
+    `control` (frames, 3, H, W) in [0, 1] conditions the UNet through `controlnet`.
+    """
+    groups = embeds.shape[0]
+    frames = latents.shape[0]
+    frame_embeds = embeds.repeat_interleave(frames, dim=0)
+    if control is not None:
+        control = torch.cat([control] * groups)
+    extra = step_kwargs(scheduler, generator)
+    for t in timesteps:
+        model_input = torch.cat([latents] * groups) if groups > 1 else latents
+        model_input = scheduler.scale_model_input(model_input, t)
+        residuals = {}
+        if controlnet is not None:
+            down, mid = controlnet(
+                model_input,
+                t,
+                encoder_hidden_states=frame_embeds,
+                controlnet_cond=control,
+                conditioning_scale=conditioning_scale,
+                return_dict=False,
+            )
+            residuals = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+        noise_pred = c.unet(model_input, t, encoder_hidden_states=frame_embeds, return_dict=False, **residuals)[0]
+        if groups > 1:
+            uncond, cond = noise_pred.chunk(2)
+            noise_pred = uncond + guidance_scale * (cond - uncond)
+        latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
+        count_step()
+    return latents
+
+
+def guidance_embeds(c: Components, prompt: str, negative_prompt: str, guidance_scale: float) -> torch.Tensor:
+    """[negative, positive] embeddings with classifier-free guidance, [positive] without."""
+    cond = encode_prompt(c, prompt)
+    if guidance_scale <= 1.0:
+        return cond
+    return torch.cat([encode_prompt(c, negative_prompt or ""), cond])

@@ -1,0 +1,166 @@
+"""Every tunable of the app in one place: env `T2VZ_*`, overridden by command-line flags.
+
+Tabs, the worker and the model manager read from a `Settings` object; nothing else reads the
+environment. `describe_env()` lists the env names for the README and `--help`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PRESETS = ("real", "tiny")
+
+# Base models a user may pick (SD 1.5 family, safetensors on the Hub). The first is the default.
+DEFAULT_BASE_MODELS = (
+    "dreamlike-art/dreamlike-photoreal-2.0",
+    "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "Lykon/dreamshaper-8",
+)
+# The original demo's DreamBooth-specialised SD 1.5 models, offered as styles in the Edge tab.
+EDGE_STYLE_MODELS = (
+    "PAIR/text2video-zero-controlnet-canny-anime",
+    "PAIR/text2video-zero-controlnet-canny-arcane",
+    "PAIR/text2video-zero-controlnet-canny-gta5",
+    "PAIR/text2video-zero-controlnet-canny-avatar",
+)
+DEFAULT_CONTROLNETS = {
+    "pose": "lllyasviel/sd-controlnet-openpose",
+    "edge": "lllyasviel/sd-controlnet-canny",
+    "depth": "lllyasviel/sd-controlnet-depth",
+}
+DEFAULT_EDIT_MODEL = "timbrooks/instruct-pix2pix"
+DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"T2VZ_{name}", default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return _env(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = _env(name, "")
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    return items or default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-job caps: what one request may ask of the shared worker."""
+
+    max_frames: int = 64
+    min_side: int = 64
+    max_side: int = 1024
+    max_pixels: int = 768 * 768
+    max_steps: int = 100
+    max_upload_mb: float = 100.0
+    max_video_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    preset: str = "real"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+
+    # Devices: "auto" picks CUDA when present. `devices` lists one worker per entry (several GPUs).
+    device: str = "auto"
+    devices: tuple[str, ...] = ()
+    dtype: str = "auto"  # auto = fp16 on CUDA, fp32 on CPU; or float32/float16/bfloat16
+
+    base_models: tuple[str, ...] = DEFAULT_BASE_MODELS
+    edge_style_models: tuple[str, ...] = EDGE_STYLE_MODELS
+    controlnets: dict = field(default_factory=lambda: dict(DEFAULT_CONTROLNETS))
+    edit_model: str = DEFAULT_EDIT_MODEL
+    annotators: str = DEFAULT_ANNOTATORS
+
+    # Memory policy of the model manager.
+    controlnet_cache_size: int = 3
+    annotator_cache_size: int = 2
+    memory_budget_gb: float = 0.0  # 0 = no budget on CPU, detected VRAM on CUDA
+    cpu_offload: bool = False
+    vae_decode_batch: int = 8  # frames decoded at once
+    compile: bool = False
+
+    # Queue and outputs.
+    queue_size: int = 20
+    outputs_dir: str = field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "t2vz-outputs"))
+    outputs_ttl_s: int = 24 * 3600
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def default_base_model(self) -> str:
+        return self.base_models[0]
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Read `T2VZ_*`; keyword overrides (from flags) win over the environment."""
+        limits = Limits(
+            max_frames=int(_env("MAX_FRAMES", str(Limits.max_frames))),
+            min_side=int(_env("MIN_SIDE", str(Limits.min_side))),
+            max_side=int(_env("MAX_SIDE", str(Limits.max_side))),
+            max_pixels=int(_env("MAX_PIXELS", str(Limits.max_pixels))),
+            max_steps=int(_env("MAX_STEPS", str(Limits.max_steps))),
+            max_upload_mb=float(_env("MAX_UPLOAD_MB", str(Limits.max_upload_mb))),
+            max_video_seconds=float(_env("MAX_VIDEO_SECONDS", str(Limits.max_video_seconds))),
+        )
+        defaults = cls()
+        settings = cls(
+            preset=_env("PRESET", defaults.preset),
+            host=_env("HOST", os.environ.get("GRADIO_SERVER_NAME", defaults.host)),
+            port=int(_env("PORT", os.environ.get("GRADIO_SERVER_PORT", str(defaults.port)))),
+            share=_env_bool("SHARE", defaults.share),
+            device=_env("DEVICE", defaults.device),
+            devices=_env_list("DEVICES", ()),
+            dtype=_env("DTYPE", defaults.dtype),
+            base_models=_env_list("BASE_MODELS", defaults.base_models),
+            edit_model=_env("EDIT_MODEL", defaults.edit_model),
+            annotators=_env("ANNOTATORS", defaults.annotators),
+            controlnet_cache_size=int(_env("CONTROLNET_CACHE", str(defaults.controlnet_cache_size))),
+            annotator_cache_size=int(_env("ANNOTATOR_CACHE", str(defaults.annotator_cache_size))),
+            memory_budget_gb=float(_env("MEMORY_BUDGET_GB", str(defaults.memory_budget_gb))),
+            cpu_offload=_env_bool("CPU_OFFLOAD", defaults.cpu_offload),
+            vae_decode_batch=int(_env("VAE_DECODE_BATCH", str(defaults.vae_decode_batch))),
+            compile=_env_bool("COMPILE", defaults.compile),
+            queue_size=int(_env("QUEUE_SIZE", str(defaults.queue_size))),
+            outputs_dir=_env("OUTPUTS_DIR", defaults.outputs_dir),
+            outputs_ttl_s=int(_env("OUTPUTS_TTL_S", str(defaults.outputs_ttl_s))),
+            limits=limits,
+        )
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        if settings.preset not in PRESETS:
+            raise ValueError(f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}.")
+        return settings
+
+
+# name, meaning — the README and `python app.py --help` show this table.
+ENV_VARS = (
+    ("T2VZ_PRESET", "`real` (Hub weights, default) or `tiny` (random weights built in code, offline, CPU)"),
+    ("T2VZ_HOST / T2VZ_PORT / T2VZ_SHARE", "where to serve (also GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)"),
+    ("T2VZ_DEVICE", "`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ..."),
+    ("T2VZ_DEVICES", "comma list, one worker per device, e.g. `cuda:0,cuda:1`"),
+    ("T2VZ_DTYPE", "`auto` (fp16 on CUDA, fp32 on CPU), `float32`, `float16`, `bfloat16`"),
+    ("T2VZ_BASE_MODELS", "comma list of allowed SD 1.5 base models; the first is the default"),
+    ("T2VZ_EDIT_MODEL", "Instruct-Pix2Pix model id"),
+    ("T2VZ_ANNOTATORS", "Hub repo of the OpenPose / MiDaS annotator weights"),
+    ("T2VZ_CONTROLNET_CACHE / T2VZ_ANNOTATOR_CACHE", "how many ControlNets / annotators stay loaded (LRU)"),
+    ("T2VZ_MEMORY_BUDGET_GB", "model memory budget; 0 = detected VRAM on CUDA, none on CPU"),
+    ("T2VZ_CPU_OFFLOAD", "1 = keep models on CPU and move each to the GPU only while it runs"),
+    ("T2VZ_VAE_DECODE_BATCH", "frames decoded by the VAE at once"),
+    ("T2VZ_COMPILE", "1 = torch.compile the UNet (CUDA)"),
+    ("T2VZ_QUEUE_SIZE", "jobs allowed to wait in the queue"),
+    ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
+    ("T2VZ_MAX_FRAMES / T2VZ_MAX_STEPS", "per-job caps on frames and denoising steps"),
+    ("T2VZ_MIN_SIDE / T2VZ_MAX_SIDE / T2VZ_MAX_PIXELS", "per-job caps on output size"),
+    ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on uploaded videos"),
+)
+
+
+def settings_fields() -> list[str]:
+    return [f.name for f in fields(Settings)]

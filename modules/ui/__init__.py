@@ -1,0 +1,31 @@
+"""The page: one tab per mode, all sharing one Studio (one worker, one model manager)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import controlnet, edit, text2video
+from .common import status_line
+
+DESCRIPTION = """# Text2Video-Zero Studio
+Zero-shot video generation and editing with Stable Diffusion 1.5
+([Text2Video-Zero](https://arxiv.org/abs/2303.13439)): latent motion dynamics + cross-frame attention,
+with ControlNet (pose, edge, depth) and Instruct-Pix2Pix. One GPU worker serves every tab; jobs queue,
+show progress and stop when you press **Stop**."""
+
+
+def build_demo(studio) -> gr.Blocks:
+    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False) as demo:
+        gr.Markdown(DESCRIPTION)
+        status = gr.Markdown(status_line(studio))
+        with gr.Tabs():
+            with gr.Tab("Text to video", id="text2video"):
+                text2video.build(demo, studio)
+            for kind in ("pose", "edge", "depth"):
+                with gr.Tab(controlnet.TITLES[kind], id=kind):
+                    controlnet.build(demo, studio, kind)
+            with gr.Tab("Video editing", id="edit"):
+                edit.build(demo, studio)
+        demo.load(lambda: status_line(studio), None, status, api_visibility="private")
+    demo.queue(max_size=studio.settings.queue_size, default_concurrency_limit=len(studio.pool))
+    return demo

@@ -1,0 +1,164 @@
+"""Our engine against diffusers' reference pipelines on the same tiny weights, seed and settings."""
+
+import warnings
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import StableDiffusionControlNetPipeline, StableDiffusionInstructPix2PixPipeline
+from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
+    CrossFrameAttnProcessor2_0,
+    TextToVideoZeroPipeline,
+)
+
+from modules import tiny
+from modules.engine import Components, generate_control_video, generate_edit_video, generate_text2video, make_scheduler
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def t2vz_pipe(tiny_parts):
+    p = tiny_parts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = TextToVideoZeroPipeline(
+            vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=p["unet"],
+            scheduler=tiny.build_scheduler(), safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize(
+    "steps, t0, t1, height, width",
+    [(6, 2, 4, 64, 64), (9, 4, 7, 48, 80)],  # two step counts, and a non-square size
+)
+def test_text2video_matches_reference(t2vz_pipe, components, steps, t0, t1, height, width):
+    kwargs = dict(prompt="a horse galloping", negative_prompt="blurry")
+    reference = t2vz_pipe(
+        **kwargs, video_length=5, height=height, width=width, num_inference_steps=steps, t0=t0, t1=t1,
+        motion_field_strength_x=12, motion_field_strength_y=-8,
+        generator=torch.Generator().manual_seed(3), output_type="np",
+    ).images
+    ours = generate_text2video(
+        components, **kwargs, num_frames=5, height=height, width=width, steps=steps, t0=t0, t1=t1,
+        motion_x=12, motion_y=-8, seed=3,
+    )
+    assert ours.shape == reference.shape == (5, height, width, 3)
+    assert np.abs(ours - reference).max() < TOLERANCE
+    assert ours.std() > 0.01 and np.abs(ours[1:] - ours[:1]).max() > 1e-3  # frames are real and move
+
+
+def test_text2video_chunk_matches_reference_frame_ids(t2vz_pipe, components, tiny_parts):
+    """A later chunk ([0] + ids) equals the reference called with the same frame ids and seed."""
+    ids = [0, 5, 6, 7]
+    reference = t2vz_pipe(
+        prompt="a boat", video_length=len(ids), height=64, width=64, num_inference_steps=6, t0=2, t1=4,
+        frame_ids=ids, generator=torch.Generator().manual_seed(9), output_type="np",
+    ).images
+    ours = generate_text2video(
+        components, prompt="a boat", num_frames=len(ids), height=64, width=64, steps=6, t0=2, t1=4, seed=9,
+        frame_ids=ids,
+    )
+    assert np.abs(ours - reference).max() < TOLERANCE
+
+
+def test_chunked_video_is_the_chunks_of_reference(t2vz_pipe, components, tiny_parts):
+    """10 frames in chunks of 4: each chunk's new frames equal the reference's for those ids."""
+    video = generate_text2video(
+        components, prompt="a boat", num_frames=10, height=64, width=64, steps=6, t0=2, t1=4, seed=9, chunk_size=4,
+    )
+    assert video.shape[0] == 10
+    for ids in ([0, 1, 2, 3], [0, 4, 5, 6], [0, 7, 8, 9]):
+        reference = t2vz_pipe(
+            prompt="a boat", video_length=len(ids), height=64, width=64, num_inference_steps=6, t0=2, t1=4,
+            frame_ids=ids, generator=torch.Generator().manual_seed(9), output_type="np",
+        ).images
+        for position, frame_id in enumerate(ids):
+            assert np.abs(video[frame_id] - reference[position]).max() < TOLERANCE
+
+
+def test_controlnet_video_matches_reference(tiny_parts, components):
+    p = tiny_parts
+    rng = np.random.default_rng(0)
+    frames, height, width = 5, 48, 80
+    control = ((rng.random((frames, height, width, 3)) > 0.7) * 255).astype(np.uint8)
+    pipe = StableDiffusionControlNetPipeline(
+        vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=p["unet"],
+        controlnet=p["controlnet"], scheduler=tiny.build_scheduler(), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    latent = torch.randn((1, 4, height // 8, width // 8), generator=torch.Generator().manual_seed(7))
+    saved = p["unet"].attn_processors, p["controlnet"].attn_processors
+    p["unet"].set_attn_processor(CrossFrameAttnProcessor2_0(batch_size=2))
+    p["controlnet"].set_attn_processor(CrossFrameAttnProcessor2_0(batch_size=2))
+    try:
+        reference = pipe(
+            prompt=["a dancer"] * frames, negative_prompt=["ugly"] * frames,
+            image=[PIL.Image.fromarray(x) for x in control], height=height, width=width,
+            latents=latent.repeat(frames, 1, 1, 1), num_inference_steps=6, guidance_scale=9.0,
+            controlnet_conditioning_scale=0.8, output_type="np",
+        ).images
+    finally:
+        p["unet"].set_attn_processor(saved[0])
+        p["controlnet"].set_attn_processor(saved[1])
+    ours = generate_control_video(
+        components, p["controlnet"], control=control, prompt="a dancer", negative_prompt="ugly", steps=6,
+        guidance_scale=9.0, conditioning_scale=0.8, seed=7, chunk_size=8,
+    )
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() < TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def pix2pix(tiny_parts):
+    p = tiny_parts
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=p["pix2pix_unet"],
+        scheduler=make_scheduler("euler_ancestral", tiny.build_scheduler().config), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    frames = (np.random.default_rng(1).random((5, 48, 80, 3)) * 255).astype(np.uint8)
+    return pipe, frames
+
+
+def _pix2pix_pair(tiny_parts, pix2pix, image_guidance):
+    pipe, frames = pix2pix
+    unet = tiny_parts["pix2pix_unet"]
+    saved = unet.attn_processors
+    unet.set_attn_processor(CrossFrameAttnProcessor2_0(batch_size=3))
+    try:
+        reference = pipe(
+            prompt=["make it snow"] * len(frames), negative_prompt=["bad"] * len(frames),
+            image=[PIL.Image.fromarray(x) for x in frames], num_inference_steps=5, guidance_scale=7.5,
+            image_guidance_scale=image_guidance, generator=torch.Generator().manual_seed(11), output_type="np",
+        ).images
+    finally:
+        unet.set_attn_processor(saved)
+    p = tiny_parts
+    components = Components(
+        p["tokenizer"], p["text_encoder"], unet, p["vae"],
+        make_scheduler("euler_ancestral", tiny.build_scheduler().config),
+    )
+    ours = generate_edit_video(
+        components, frames=frames, prompt="make it snow", negative_prompt="bad", steps=5, guidance_scale=7.5,
+        image_guidance_scale=image_guidance, seed=11, chunk_size=8,
+    )
+    return ours, reference
+
+
+def test_pix2pix_video_matches_reference(tiny_parts, pix2pix):
+    ours, reference = _pix2pix_pair(tiny_parts, pix2pix, image_guidance=1.5)
+    assert ours.shape == reference.shape == (5, 48, 80, 3)
+    assert np.abs(ours - reference).max() < TOLERANCE
+
+
+def test_pix2pix_differs_from_reference_on_purpose_below_unit_image_guidance(tiny_parts, pix2pix):
+    """diffusers turns all guidance off when image guidance < 1; we keep three-way guidance."""
+    ours, reference = _pix2pix_pair(tiny_parts, pix2pix, image_guidance=0.5)
+    assert np.abs(ours - reference).max() > 1e-2
