@@ -332,7 +332,9 @@ class ModelManager:
     def _place(self, module):
         """Move to the device and dtype (to the CPU when offloading; the worker moves it in)."""
         target = "cpu" if self.settings.cpu_offload else self.device
-        module = module.to(device=target, dtype=self.dtype).eval()
+        if module.dtype != self.dtype:
+            module = module.to(dtype=self.dtype)
+        module = module.to(target).eval()
         module.requires_grad_(False)
         return module
 

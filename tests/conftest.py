@@ -34,3 +34,67 @@ def components(tiny_parts):
 
     p = tiny_parts
     return Components(p["tokenizer"], p["text_encoder"], p["unet"], p["vae"], tiny.build_scheduler())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """The app with the tiny preset, launched once on a free local port: (studio, demo, url)."""
+    from app import create_app
+    from modules.settings import Settings
+
+    settings = Settings.from_env(
+        preset="tiny", outputs_dir=str(tmp_path_factory.mktemp("outputs")), host="127.0.0.1", port=free_port()
+    )
+    studio, demo = create_app(settings)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        prevent_thread_lock=True,
+        allowed_paths=[str(studio.outputs.root)],
+        quiet=True,
+    )
+    yield studio, demo, f"http://{settings.host}:{settings.port}/"
+    demo.close()
+
+
+@pytest.fixture
+def client_factory(served, tmp_path):
+    """New gradio_client Clients (one per job that may be cancelled: cancel is per session)."""
+    from gradio_client import Client
+
+    def make():
+        return Client(served[2], analytics_enabled=False, verbose=False, download_files=str(tmp_path))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sample_videos(tmp_path_factory):
+    """Uploads of odd sizes and rates, made with our own writer."""
+    import numpy as np
+
+    from modules import video_io
+
+    folder = tmp_path_factory.mktemp("uploads")
+    rng = np.random.default_rng(0)
+
+    def clip(name, frames, height, width, fps, writer):
+        x = np.linspace(0, 1, width)[None, None, :, None]
+        t = np.arange(frames)[:, None, None, None] / frames
+        base = ((np.sin(6 * x + 4 * t) * 0.5 + 0.5) * 255).astype(np.uint8)
+        video = np.broadcast_to(base, (frames, height, width, 3)).copy()
+        video[:, height // 3 : height // 2, width // 4 : width // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
+        return writer(video, folder / name, fps)
+
+    return {
+        "mp4": clip("odd.mp4", 30, 90, 150, 15, video_io.write_mp4),  # 2 s, 150x90, 15 fps
+        "gif": clip("odd.gif", 12, 70, 100, 6, video_io.write_gif),  # 2 s, 100x70, 6 fps
+    }

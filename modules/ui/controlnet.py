@@ -44,13 +44,11 @@ def kind_options(kind: str) -> list[gr.components.Component]:
     return []
 
 
-def option_values(kind: str, values) -> dict:
+def option_values(kind: str, values: dict) -> dict:
     if kind == "edge":
-        low, high = values
-        return {"canny_low": int(low), "canny_high": int(high)}
+        return {"canny_low": int(values["canny_low"]), "canny_high": int(values["canny_high"])}
     if kind == "pose":
-        skeleton, hands, face = values
-        return {"is_skeleton": bool(skeleton), "pose_hands": bool(hands), "pose_face": bool(face)}
+        return {name: bool(values[name]) for name in ("is_skeleton", "pose_hands", "pose_face")}
     return {}
 
 
@@ -90,39 +88,55 @@ def build(demo: gr.Blocks, studio, kind: str) -> None:
             control_video = gr.Video(label="Control maps", format=None, autoplay=True, loop=True)
             video, gif, params, used_seed = output_column()
 
-    def request(video_path, prompt="", negative_prompt="", model="", start=0, end=0, fps=0, resolution=512,
-                steps=defaults.steps, guidance_scale=defaults.guidance_scale, conditioning_scale=1.0, seed=-1,
-                chunk_size=defaults.chunk_size, extra=()):
+    def request(values: dict) -> ControlVideoRequest:
         return ControlVideoRequest(
-            kind=kind, video=video_path or "", prompt=prompt, negative_prompt=negative_prompt, model=model,
-            steps=int(steps), guidance_scale=float(guidance_scale), conditioning_scale=float(conditioning_scale),
-            seed=int(seed), chunk_size=int(chunk_size), window=window(start, end, fps, resolution),
-            **option_values(kind, extra),
+            kind=kind, video=values["video"] or "", prompt=values.get("prompt", ""),
+            negative_prompt=values.get("negative_prompt", ""), model=values.get("model", ""),
+            steps=int(values.get("steps", defaults.steps)),
+            guidance_scale=float(values.get("guidance_scale", defaults.guidance_scale)),
+            conditioning_scale=float(values.get("conditioning_scale", defaults.conditioning_scale)),
+            seed=int(values.get("seed", -1)), chunk_size=int(values.get("chunk_size", defaults.chunk_size)),
+            window=window(values["start"], values["end"], values["fps"], values["resolution"]),
+            **option_values(kind, values),
         )
 
-    def generate(video_path, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                 conditioning_scale, seed, chunk_size, *extra, progress=gr.Progress()):
-        result = run_job(
-            demo,
-            studio.control_video,
-            request(video_path, prompt, negative_prompt, model, start, end, fps, resolution, steps,
-                    guidance_scale, conditioning_scale, seed, chunk_size, extra),
-            progress,
-        )
+    def generate(values: dict):
+        result = run_job(demo, studio.control_video, request(values), values["progress"])
         return (*video_outputs(result), result.control)
 
-    def preview_control(video_path, start, end, fps, resolution, *extra, progress=gr.Progress()):
-        result = run_job(
-            demo, studio.control_preview,
-            request(video_path, start=start, end=end, fps=fps, resolution=resolution, extra=extra), progress,
-        )
-        return result.video
+    def preview_control(values: dict):
+        return run_job(demo, studio.control_preview, request(values), values["progress"]).video
+
+    # Explicit signatures, so API clients see real parameter names.
+    def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
+                   conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
+        return generate(dict(locals()))
+
+    def edge2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
+                   conditioning_scale, seed, chunk_size, canny_low, canny_high, progress=gr.Progress()):
+        return generate(dict(locals()))
+
+    def depth2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
+                    conditioning_scale, seed, chunk_size, progress=gr.Progress()):
+        return generate(dict(locals()))
+
+    def pose_preview(video, start, end, fps, resolution, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
+        return preview_control(dict(locals()))
+
+    def edge_preview(video, start, end, fps, resolution, canny_low, canny_high, progress=gr.Progress()):
+        return preview_control(dict(locals()))
+
+    def depth_preview(video, start, end, fps, resolution, progress=gr.Progress()):
+        return preview_control(dict(locals()))
+
+    generate_fn = {"pose": pose2video, "edge": edge2video, "depth": depth2video}[kind]
+    preview_fn = {"pose": pose_preview, "edge": edge_preview, "depth": depth_preview}[kind]
 
     inputs = [video_in, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance, scale, seed,
               chunk_size, *options]
-    event = run.click(generate, inputs, [video, gif, params, used_seed, control_video], api_name=f"{kind}2video", **gpu_options(studio))
+    event = run.click(generate_fn, inputs, [video, gif, params, used_seed, control_video], api_name=f"{kind}2video", **gpu_options(studio))
     preview_event = preview.click(
-        preview_control, [video_in, start, end, fps, resolution, *options], control_video,
+        preview_fn, [video_in, start, end, fps, resolution, *options], control_video,
         api_name=f"{kind}_preview", **gpu_options(studio),
     )
     stop.click(None, cancels=[event, preview_event])

@@ -37,10 +37,10 @@ def build(demo: gr.Blocks, studio) -> None:
         with gr.Column():
             video, gif, params, used_seed = output_column()
 
-    def edit_video(video_path, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
+    def edit_video(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
                    seed, start, end, fps, resolution, chunk_size, progress=gr.Progress()):
         request = EditVideoRequest(
-            video=video_path or "", prompt=prompt, negative_prompt=negative_prompt, steps=int(steps),
+            video=video or "", prompt=prompt, negative_prompt=negative_prompt, steps=int(steps),
             guidance_scale=float(guidance_scale), image_guidance_scale=float(image_guidance_scale),
             scheduler=scheduler, seed=int(seed), chunk_size=int(chunk_size),
             window=window(start, end, fps, resolution),
