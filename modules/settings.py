@@ -35,6 +35,11 @@ DEFAULT_EDIT_MODEL = "timbrooks/instruct-pix2pix"
 DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
 
 
+# The tiny preset is for trying every tab on a CPU in seconds: the UI starts it small.
+TINY_DEFAULT_RESOLUTION = 128
+TINY_DEFAULT_STEPS = 10
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"T2VZ_{name}", default)
 
@@ -97,6 +102,15 @@ class Settings:
     @property
     def default_base_model(self) -> str:
         return self.base_models[0]
+
+    @property
+    def default_resolution(self) -> int:
+        """The UI's starting size: SD's 512, or 128 where the tiny preset runs on a CPU."""
+        return TINY_DEFAULT_RESOLUTION if self.preset == "tiny" else 512
+
+    def default_steps(self, steps: int) -> int:
+        """The UI's starting step count: the method's, or a few where the tiny preset runs."""
+        return min(steps, TINY_DEFAULT_STEPS) if self.preset == "tiny" else steps
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -65,7 +65,7 @@ def test_pose_skeleton_input_and_gif_upload(client_factory, sample_videos):
 def test_control_preview_returns_the_maps(client_factory, kind):
     example = sorted(ASSETS.glob(f"{kind}_*.mp4"))[0]
     preview = client_factory().predict(
-        {"video": handle_file(str(example))}, 0, 1, 0, 128, *({"edge": [50, 150]}.get(kind, [])),
+        handle_file(str(example)), 0, 1, 0, 128, *({"edge": [50, 150]}.get(kind, [])),
         api_name=f"/{kind}_preview",
     )
     frames, _ = video_io.read_video(video_path(preview))
@@ -95,7 +95,7 @@ def test_bad_uploads_are_clear_errors(client_factory, tmp_path):
             client.predict(*control_args("edge", str(path)), api_name="/edge2video")
     with pytest.raises(AppError, match="Could not read the video"):
         client.predict(
-            {"video": handle_file(str(not_video))}, "make it snow", "", 1.0, 7.5, 2, "euler_ancestral", 1,
+            handle_file(str(not_video)), "make it snow", "", 1.0, 7.5, 2, "euler_ancestral", 1,
             0, 0, 0, 96, 4, api_name="/edit_video",
         )
 

@@ -74,7 +74,7 @@ def run_buttons() -> tuple[gr.Button, gr.Button]:
     return run, stop
 
 
-def video_window_inputs(settings: Settings, default_resolution: int = 512):
+def video_window_inputs(settings: Settings, default_resolution: int):
     """Start, end, fps, resolution: which part of an uploaded video to use and how."""
     limits = settings.limits
     with gr.Row():

@@ -68,7 +68,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> None:
             model = gr.Dropdown(
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
-            start, end, fps, resolution = video_window_inputs(settings)
+            start, end, fps, resolution = video_window_inputs(settings, settings.default_resolution)
             with gr.Accordion(f"{TITLES[kind]} detection", open=kind != "depth"):
                 options = kind_options(kind)
                 if not options:
@@ -76,7 +76,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> None:
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps (DDIM)", minimum=1, maximum=limits.max_steps, step=1, value=defaults.steps)
+                    steps = gr.Slider(label="Steps (DDIM)", minimum=1, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
                     guidance = gr.Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scale = gr.Slider(label="ControlNet conditioning scale", minimum=0, maximum=2, step=0.05, value=defaults.conditioning_scale)

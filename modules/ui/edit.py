@@ -23,11 +23,11 @@ def build(demo: gr.Blocks, studio) -> None:
             video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
             prompt = gr.Textbox(label="Instruction", placeholder="make it Van Gogh Starry Night style", lines=2)
             image_guidance = gr.Slider(label="Image guidance (higher = closer to the input)", minimum=0, maximum=5, step=0.05, value=defaults.image_guidance_scale)
-            start, end, fps, resolution = video_window_inputs(settings)
+            start, end, fps, resolution = video_window_inputs(settings, settings.default_resolution)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt, lines=2)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps", minimum=1, maximum=limits.max_steps, step=1, value=defaults.steps)
+                    steps = gr.Slider(label="Steps", minimum=1, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
                     guidance = gr.Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scheduler = gr.Dropdown(label="Scheduler", choices=list(SCHEDULERS), value=defaults.scheduler)

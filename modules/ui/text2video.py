@@ -31,10 +31,10 @@ def build(demo: gr.Blocks, studio) -> None:
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
-                    width = gr.Slider(label="Width", minimum=limits.min_side, maximum=limits.max_side, step=8, value=defaults.width)
-                    height = gr.Slider(label="Height", minimum=limits.min_side, maximum=limits.max_side, step=8, value=defaults.height)
+                    width = gr.Slider(label="Width", minimum=limits.min_side, maximum=limits.max_side, step=8, value=settings.default_resolution)
+                    height = gr.Slider(label="Height", minimum=limits.min_side, maximum=limits.max_side, step=8, value=settings.default_resolution)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps (DDIM)", minimum=2, maximum=limits.max_steps, step=1, value=defaults.steps)
+                    steps = gr.Slider(label="Steps (DDIM)", minimum=2, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
                     guidance = gr.Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     t0 = gr.Number(label="t0 (-1 = 44 of 50, scaled)", value=-1, precision=0, minimum=-1)
