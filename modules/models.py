@@ -26,8 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from . import annotators, tiny
-from .engine import Components, make_scheduler
+from . import engine
 from .settings import Settings
 
 TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
@@ -104,17 +103,19 @@ class ModelManager:
         """The base model's parts with a fresh scheduler, ready for one generation."""
         with self._guard:
             parts = self._ensure_base(model_id or self.settings.default_base_model)
-            return Components(
+            return engine.Components(
                 tokenizer=parts["tokenizer"].module,
                 text_encoder=parts["text_encoder"].module,
                 unet=parts["unet"].module,
                 vae=parts["vae"].module,
-                scheduler=make_scheduler(scheduler, parts["scheduler"].module),
+                scheduler=engine.make_scheduler(scheduler, parts["scheduler"].module),
                 vae_decode_batch=self.settings.vae_decode_batch,
             )
 
     def controlnet(self, kind: str):
         """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
+        from . import tiny
+
         if kind not in self.settings.controlnets:
             raise ModelLoadError(f"No ControlNet configured for {kind!r}.")
         with self._guard:
@@ -142,17 +143,19 @@ class ModelManager:
                 self._edit = self._load_model(self.settings.edit_model, unet_in_channels=8)
             self._touch("edit")
             self.enforce_budget(keep={id(p.module) for p in self._edit.values()})
-            return Components(
+            return engine.Components(
                 tokenizer=self._edit["tokenizer"].module,
                 text_encoder=self._edit["text_encoder"].module,
                 unet=self._edit["unet"].module,
                 vae=self._edit["vae"].module,
-                scheduler=make_scheduler(scheduler, self._edit["scheduler"].module),
+                scheduler=engine.make_scheduler(scheduler, self._edit["scheduler"].module),
                 vae_decode_batch=self.settings.vae_decode_batch,
             )
 
     def annotator(self, kind: str):
         """OpenPose or MiDaS detector (random-weight nets in the tiny preset), LRU-cached."""
+        from . import annotators  # controlnet-aux takes seconds to import: only when needed
+
         loaders = {"pose": annotators.load_openpose, "depth": annotators.load_midas}
         if kind not in loaders:
             raise ModelLoadError(f"No annotator for {kind!r}.")
@@ -279,6 +282,8 @@ class ModelManager:
 
     def _load_model(self, repo: str, unet_in_channels: int) -> dict[str, Part]:
         """tokenizer, text_encoder, unet, vae, scheduler (config) of one SD 1.5-family model."""
+        from . import tiny
+
         parts: dict[str, Part] = {}
         if self.is_tiny:
             self._tokenizer = self._tokenizer or tiny.build_tokenizer()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-from .engine import SCHEDULERS, ScheduleError, resolve_t0_t1
+from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
 from .settings import Settings
 
 DEFAULT_NEGATIVE_PROMPT = (
@@ -197,7 +197,7 @@ class EditVideoRequest:
         self.window.check(settings)
         _check_common(self, settings)
         _check(0 <= self.image_guidance_scale <= 5, "Image guidance must be between 0 and 5.")
-        _check(self.scheduler in SCHEDULERS, f"Scheduler must be one of {', '.join(SCHEDULERS)}.")
+        _check(self.scheduler in SCHEDULER_NAMES, f"Scheduler must be one of {', '.join(SCHEDULER_NAMES)}.")
         return replace(self, video=video, prompt=prompt)
 
 

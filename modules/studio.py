@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import annotators, video_io
-from .engine import ScheduleError, generate_control_video, generate_edit_video, generate_text2video, resolve_t0_t1
+from . import engine, video_io
+from .engine import ScheduleError, resolve_t0_t1
 from .models import ModelLoadError, ModelManager
 from .outputs import Outputs, write_params
 from .request_types import (
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (
     RequestError,
     video_io.VideoError,
-    annotators.AnnotatorError,
     ModelLoadError,
     ScheduleError,
     WorkerError,
@@ -93,7 +92,7 @@ class Studio:
             def job(manager: ModelManager, chunk_size: int = request.chunk_size) -> np.ndarray:
                 control.report(0.0, f"loading {request.model}")
                 components = manager.components(request.model, scheduler="ddim")
-                return generate_text2video(
+                return engine.generate_text2video(
                     components,
                     prompt=request.prompt,
                     negative_prompt=request.negative_prompt,
@@ -147,7 +146,7 @@ class Studio:
                 maps = self._control_maps(manager, request, frames, control)
                 control.report(0.0, f"loading {request.model} + {controlnet_id}")
                 components = manager.components(request.model, scheduler="ddim")
-                video = generate_control_video(
+                video = engine.generate_control_video(
                     components,
                     manager.controlnet(request.kind),
                     control=maps,
@@ -188,7 +187,7 @@ class Studio:
 
             def job(manager: ModelManager, chunk_size: int = request.chunk_size):
                 control.report(0.0, f"loading {self.settings.edit_model}")
-                return generate_edit_video(
+                return engine.generate_edit_video(
                     manager.edit_components(request.scheduler),
                     frames=frames,
                     prompt=request.prompt,
@@ -235,6 +234,8 @@ class Studio:
     def _control_maps(
         self, manager: ModelManager, request: ControlVideoRequest, frames: np.ndarray, control: JobControl
     ) -> np.ndarray:
+        from . import annotators  # controlnet-aux takes seconds to import: only when needed
+
         kind = request.kind
         if kind == "edge":
             return annotators.canny_maps(frames, request.canny_low, request.canny_high)
@@ -302,6 +303,8 @@ def _user_errors():
     except USER_ERRORS as error:
         raise StudioError(str(error)) from error
     except Exception as error:
+        if type(error).__name__ == "AnnotatorError":  # modules.annotators, imported on first use
+            raise StudioError(str(error)) from error
         log.exception("job failed")
         raise StudioError(
             f"The job failed ({type(error).__name__}: {error}). The server is ready for the next one."

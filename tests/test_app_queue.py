@@ -73,16 +73,16 @@ def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(served, 
 
 
 def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(served, client_factory, monkeypatch):
-    import modules.studio as studio_module
+    from modules import engine
 
-    real = studio_module.generate_text2video
+    real = engine.generate_text2video
     attempts = []
 
     def out_of_memory(*args, **kwargs):
         attempts.append(kwargs["chunk_size"])
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
 
-    monkeypatch.setattr(studio_module, "generate_text2video", out_of_memory)
+    monkeypatch.setattr(engine, "generate_text2video", out_of_memory)
     with pytest.raises(AppError, match="Out of GPU memory"):
         client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
     assert attempts == [8, 4]  # retried once with half the chunk
@@ -93,9 +93,9 @@ def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(serv
             raise torch.OutOfMemoryError("CUDA out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(studio_module, "generate_text2video", out_of_memory_once)
+    monkeypatch.setattr(engine, "generate_text2video", out_of_memory_once)
     video, *_ = client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
     assert attempts[-2:] == [8, 4] and video
 
-    monkeypatch.setattr(studio_module, "generate_text2video", real)
+    monkeypatch.setattr(engine, "generate_text2video", real)
     assert client_factory().predict(**text2video_args(seed=1), api_name="/text2video")[3] == 1

@@ -127,3 +127,9 @@ def test_chunks_cover_every_frame_once_after_the_anchor(frames, chunk):
     assert all(ids[0] == 0 for ids in chunks)
     produced = chunks[0] + [i for ids in chunks[1:] for i in ids[1:]]
     assert produced == list(range(frames))
+
+
+def test_every_scheduler_name_has_a_class():
+    from modules.engine import SCHEDULER_NAMES, SCHEDULERS
+
+    assert tuple(SCHEDULERS) == SCHEDULER_NAMES

@@ -2,29 +2,34 @@
 
 Each mode is one function that takes `Components` (borrowed from the model manager) and plain
 parameters, and returns frames as a float array (F, H, W, 3) in [0, 1].
+
+Names are imported on first use: diffusers and transformers take seconds to import, and the
+app must serve its first page before any job needs them.
 """
 
-from .attention import CrossFrameAttnProcessor, cross_frame_attention
-from .common import SCHEDULERS, Components, StepCallback, make_scheduler
-from .controlnet import generate_control_video
-from .motion import warp_latents
-from .pix2pix import generate_edit_video
-from .schedule import ScheduleError, chunk_frame_ids, default_t0_t1, resolve_t0_t1
-from .text2video import generate_text2video
+from importlib import import_module
 
-__all__ = [
-    "SCHEDULERS",
-    "Components",
-    "CrossFrameAttnProcessor",
-    "ScheduleError",
-    "StepCallback",
-    "chunk_frame_ids",
-    "cross_frame_attention",
-    "default_t0_t1",
-    "generate_control_video",
-    "generate_edit_video",
-    "generate_text2video",
-    "make_scheduler",
-    "resolve_t0_t1",
-    "warp_latents",
-]
+from .schedule import SCHEDULER_NAMES, ScheduleError, chunk_frame_ids, default_t0_t1, resolve_t0_t1
+
+_LAZY = {
+    "CrossFrameAttnProcessor": "attention",
+    "cross_frame_attention": "attention",
+    "Components": "common",
+    "StepCallback": "common",
+    "SCHEDULERS": "common",
+    "make_scheduler": "common",
+    "generate_control_video": "controlnet",
+    "warp_latents": "motion",
+    "generate_edit_video": "pix2pix",
+    "generate_text2video": "text2video",
+}
+
+__all__ = ["SCHEDULER_NAMES", "ScheduleError", "chunk_frame_ids", "default_t0_t1", "resolve_t0_t1", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -20,8 +20,7 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
-# Samplers a user can pick where the method allows a choice (Text2Video-Zero itself needs DDIM).
-SCHEDULERS = {
+SCHEDULERS = {  # one class per name in schedule.SCHEDULER_NAMES
     "ddim": DDIMScheduler,
     "euler_ancestral": EulerAncestralDiscreteScheduler,
     "euler": EulerDiscreteScheduler,

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Samplers a user can pick where the method allows a choice (Text2Video-Zero itself needs DDIM);
+# `common.SCHEDULERS` maps each name to its diffusers class.
+SCHEDULER_NAMES = ("ddim", "euler_ancestral", "euler", "dpm++_2m")
+
 PAPER_STEPS = 50
 PAPER_T0 = 44
 PAPER_T1 = 47

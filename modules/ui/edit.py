@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..engine import SCHEDULERS
+from ..engine import SCHEDULER_NAMES
 from ..request_types import MAX_GUIDANCE, EditVideoRequest
 from .common import gpu_options, VIDEO_TYPES, output_column, run_buttons, run_job, seed_input, video_outputs, video_window_inputs, window
 
@@ -30,7 +30,7 @@ def build(demo: gr.Blocks, studio) -> None:
                     steps = gr.Slider(label="Steps", minimum=1, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
                     guidance = gr.Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
-                    scheduler = gr.Dropdown(label="Scheduler", choices=list(SCHEDULERS), value=defaults.scheduler)
+                    scheduler = gr.Dropdown(label="Scheduler", choices=list(SCHEDULER_NAMES), value=defaults.scheduler)
                     chunk_size = gr.Slider(label="Chunk size (frames per pass)", minimum=2, maximum=limits.max_frames, step=1, value=defaults.chunk_size)
                 seed = seed_input()
             run, stop = run_buttons()
