@@ -36,17 +36,23 @@ def create_app(settings: Settings):
     return studio, build_demo(studio)
 
 
+def launch_options(settings: Settings, studio) -> dict:
+    """demo.launch() arguments: where to serve, and what files and uploads to allow."""
+    return dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        allowed_paths=[str(studio.outputs.root)],  # the only folder of ours that is served
+        max_file_size=f"{settings.limits.max_upload_mb:g}mb",
+        footer_links=["api", "gradio"],
+    )
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share)
     studio, demo = create_app(settings)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        allowed_paths=[str(studio.outputs.root)],
-        footer_links=["api", "gradio"],
-    )
+    demo.launch(**launch_options(settings, studio))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ class ModelManager:
         self._annotators: OrderedDict[str, object] = OrderedDict()
         self._tokenizer = None
         self._usage: dict[str, float] = {}  # extra's name -> last use, for LRU eviction
+        self._on_device: dict[int, torch.nn.Module] = {}  # with cpu_offload: moved in for this job
 
     # ------------------------------------------------------------------ public API
     @property
@@ -103,6 +104,7 @@ class ModelManager:
         """The base model's parts with a fresh scheduler, ready for one generation."""
         with self._guard:
             parts = self._ensure_base(model_id or self.settings.default_base_model)
+            self._activate(parts["text_encoder"].module, parts["unet"].module, parts["vae"].module)
             return engine.Components(
                 tokenizer=parts["tokenizer"].module,
                 text_encoder=parts["text_encoder"].module,
@@ -122,7 +124,7 @@ class ModelManager:
             self._touch(f"controlnet:{kind}")
             if kind in self._controlnets:
                 self._controlnets.move_to_end(kind)
-                return self._controlnets[kind].module
+                return self._activate(self._controlnets[kind].module)
             repo = self.settings.controlnets[kind]
             if self.is_tiny:
                 base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
@@ -134,7 +136,7 @@ class ModelManager:
             self._controlnets[kind] = part
             self._trim(self._controlnets, self.settings.controlnet_cache_size)
             self.enforce_budget(keep={id(part.module)})
-            return part.module
+            return self._activate(part.module)
 
     def edit_components(self, scheduler: str = "euler_ancestral") -> Components:
         """Instruct-Pix2Pix's parts; text encoder and VAE are the base's when their weights are."""
@@ -143,6 +145,7 @@ class ModelManager:
                 self._edit = self._load_model(self.settings.edit_model, unet_in_channels=8)
             self._touch("edit")
             self.enforce_budget(keep={id(p.module) for p in self._edit.values()})
+            self._activate(*(self._edit[role].module for role in ("text_encoder", "unet", "vae")))
             return engine.Components(
                 tokenizer=self._edit["tokenizer"].module,
                 text_encoder=self._edit["text_encoder"].module,
@@ -173,6 +176,18 @@ class ModelManager:
             self._annotators[kind] = detector
             self._trim(self._annotators, self.settings.annotator_cache_size)
             return detector
+
+    def on_device(self) -> list[torch.nn.Module]:
+        """With cpu_offload: the models this job moved onto the device."""
+        return list(self._on_device.values())
+
+    def release_device(self) -> None:
+        """With cpu_offload: after a job, every model goes back to the CPU and the GPU is free."""
+        with self._guard:
+            for module in self._on_device.values():
+                module.to("cpu")
+            self._on_device.clear()
+        free_memory()
 
     def resident(self) -> dict[str, list[str]]:
         """What is loaded now, by role (for the UI's status line and for tests)."""
@@ -333,6 +348,14 @@ class ModelManager:
             raise ModelLoadError(f"Could not load {role} of {repo}: {error}") from error
         self.loads[role] += 1
         return Part(fingerprint, module)
+
+    def _activate(self, *modules):
+        """With cpu_offload, move what a job is about to use onto the device (until release)."""
+        if self.settings.cpu_offload:
+            for module in modules:
+                if id(module) not in self._on_device:
+                    self._on_device[id(module)] = module.to(self.device)
+        return modules[0] if len(modules) == 1 else modules
 
     def _place(self, module):
         """Move to the device and dtype (to the CPU when offloading; the worker moves it in)."""

@@ -124,6 +124,8 @@ class Worker:
             free_memory()  # whatever went wrong, leave the device clean for the next job
             raise
         finally:
+            if self.manager.settings.cpu_offload:
+                self.manager.release_device()
             self.busy_log.append((start, time.monotonic()))
             self.manager.lock.release()
 

@@ -47,20 +47,14 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """The app with the tiny preset, launched once on a free local port: (studio, demo, url)."""
-    from app import create_app
+    from app import create_app, launch_options
     from modules.settings import Settings
 
     settings = Settings.from_env(
         preset="tiny", outputs_dir=str(tmp_path_factory.mktemp("outputs")), host="127.0.0.1", port=free_port()
     )
     studio, demo = create_app(settings)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        prevent_thread_lock=True,
-        allowed_paths=[str(studio.outputs.root)],
-        quiet=True,
-    )
+    demo.launch(**launch_options(settings, studio), prevent_thread_lock=True, quiet=True)
     yield studio, demo, f"http://{settings.host}:{settings.port}/"
     demo.close()
 

@@ -90,3 +90,38 @@ def test_real_preset_offline_fails_fast_with_advice(tmp_path):
     with pytest.raises(ModelLoadError, match="--preset tiny"):
         manager.components()
     assert time.monotonic() - started < 5
+
+
+def test_cpu_offload_moves_models_in_for_a_job_and_out_after(settings):
+    from dataclasses import replace
+
+    from modules.worker import JobControl, Worker
+
+    worker = Worker(replace(settings, cpu_offload=True))
+    seen = {}
+
+    def job(manager):
+        components = manager.components()
+        manager.controlnet("edge")
+        seen["during"] = {id(m) for m in manager.on_device()}
+        return components
+
+    components = worker.run(job, JobControl())
+    assert {id(components.unet), id(components.vae), id(components.text_encoder)} <= seen["during"]
+    assert len(seen["during"]) == 4
+    assert worker.manager.on_device() == []  # released after the job
+    assert components.unet.device.type == "cpu"
+
+
+def test_outputs_are_per_request_and_swept_after_the_ttl(tmp_path):
+    import os
+
+    from modules.outputs import Outputs
+
+    outputs = Outputs(tmp_path / "outputs", ttl_s=60)
+    first, second = outputs.new_folder("text2video"), outputs.new_folder("text2video")
+    assert first != second and first.parent == second.parent == outputs.root
+    old = time.time() - 120
+    os.utime(first, (old, old))
+    assert outputs.sweep() == [first]
+    assert not first.exists() and second.exists()

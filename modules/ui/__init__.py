@@ -15,7 +15,9 @@ show progress and stop when you press **Stop**."""
 
 
 def build_demo(studio) -> gr.Blocks:
-    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False) as demo:
+    ttl = studio.settings.outputs_ttl_s
+    # Gradio keeps its own copies of returned files; they go after the same TTL as our folders.
+    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False, delete_cache=(min(ttl, 3600), ttl)) as demo:
         gr.Markdown(DESCRIPTION)
         status = gr.Markdown(status_line(studio))
         with gr.Tabs():
