@@ -19,14 +19,19 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 import torch
-from controlnet_aux import MidasDetector, OpenposeDetector
-from controlnet_aux.midas.api import MiDaSInference, disabled_train
-from controlnet_aux.midas.midas.dpt_depth import DPTDepthModel
-from controlnet_aux.open_pose.body import Body
-from controlnet_aux.open_pose.face import Face, FaceNet
-from controlnet_aux.open_pose.hand import Hand
-from controlnet_aux.open_pose.model import bodypose_model, handpose_model
 from huggingface_hub import constants as hub_constants
+
+with warnings.catch_warnings():
+    # controlnet-aux imports all its annotators: mediapipe-missing and timm registry noise.
+    warnings.simplefilter("ignore", UserWarning)
+    warnings.simplefilter("ignore", FutureWarning)
+    from controlnet_aux import MidasDetector, OpenposeDetector
+    from controlnet_aux.midas.api import MiDaSInference, disabled_train
+    from controlnet_aux.midas.midas.dpt_depth import DPTDepthModel
+    from controlnet_aux.open_pose.body import Body
+    from controlnet_aux.open_pose.face import Face, FaceNet
+    from controlnet_aux.open_pose.hand import Hand
+    from controlnet_aux.open_pose.model import bodypose_model, handpose_model
 
 RANDOM_SOURCE = "random"
 RANDOM_SEED = 0  # random detectors are reproducible, and leave the global RNG alone
@@ -86,7 +91,7 @@ def _load_failure(what: str, source: str, error: Exception) -> str:
     offline = " (HF_HUB_OFFLINE is set)" if hub_constants.HF_HUB_OFFLINE else ""
     return (
         f"Could not load the {what} annotator from {source!r}{offline}: "
-        f"{type(error).__name__}: {error}. Download the weights into the Hugging Face cache, "
+        f"{type(error).__name__}: {str(error).rstrip('.')}. Download the weights into the Hugging Face cache, "
         f"point T2VZ_ANNOTATORS at a local folder that holds them, or start with "
         f"`--preset tiny` to use random-weight annotators."
     )

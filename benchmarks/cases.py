@@ -1,0 +1,224 @@
+"""One benchmark case per mode: our engine and diffusers' reference pipeline on the same weights.
+
+The components are built once (random weights from `modules.tiny`, "tiny" or the real SD 1.5
+architecture "sd15") and shared by both sides, so the two runs differ only in the sampling code.
+The reference pipelines are the ones `tests/test_engine_reference.py` checks us against:
+- text2video: diffusers' deprecated TextToVideoZeroPipeline (it installs its own cross-frame
+  attention processor for the call and restores the previous one after);
+- pose / edge / depth: StableDiffusionControlNetPipeline with the deprecated
+  CrossFrameAttnProcessor2_0(batch_size=2) on the UNet and the ControlNet, every frame starting
+  from the same latent, as Text2Video-Zero's ControlNet mode does;
+- edit: StableDiffusionInstructPix2PixPipeline with CrossFrameAttnProcessor2_0(batch_size=3).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+
+MODES = ("text2video", "pose", "edge", "depth", "edit")
+CONTROL_MODES = ("pose", "edge", "depth")
+
+PROMPT = "a horse galloping on a street"
+NEGATIVE = "blurry, low quality"
+EDIT_PROMPT = "make it snowy"
+GUIDANCE = 7.5
+CONTROL_GUIDANCE = 9.0
+CONTROL_SCALE = 1.0
+IMAGE_GUIDANCE = 1.5  # >= 1: diffusers' pipeline keeps three-way guidance on, as we always do
+MOTION = 12.0
+
+
+@dataclass
+class Case:
+    """`ours(frames)` / `reference(frames)` each make one video and return (F, H, W, 3) floats."""
+
+    mode: str
+    unet: torch.nn.Module  # the UNet both sides call (its forward calls are counted)
+    ours: Callable[[int], np.ndarray]
+    reference: Callable[[int], np.ndarray]
+    chunked_matches_reference: bool  # whether chunking leaves the frames equal to the reference's
+
+
+def control_maps(frames: int, size: int, mode: str, seed: int = 0) -> np.ndarray:
+    """Random uint8 control maps (F, size, size, 3), shaped roughly like each annotator's output.
+
+    The compute doesn't depend on the content; the shapes just keep the maps plausible.
+    """
+    rng = np.random.default_rng(seed)
+    if mode == "depth":  # smooth grey ramps that shift from frame to frame
+        y, x = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+        maps = [(0.5 + 0.5 * np.sin(3 * x + 2 * y + 0.3 * k + rng.random())) for k in range(frames)]
+        grey = (np.stack(maps) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    density = 0.9 if mode == "edge" else 0.97  # sparse white edges / sparser pose dots
+    binary = (rng.random((frames, size, size)) > density) * 255
+    if mode == "edge":
+        return np.repeat(binary[..., None], 3, axis=-1).astype(np.uint8)
+    colours = rng.integers(0, 256, (frames, size, size, 3))
+    return (colours * (binary[..., None] > 0)).astype(np.uint8)
+
+
+def input_video(frames: int, size: int, seed: int = 1) -> np.ndarray:
+    """A random uint8 clip (F, size, size, 3) to edit."""
+    return (np.random.default_rng(seed).random((frames, size, size, 3)) * 255).astype(np.uint8)
+
+
+def _swap_processors(models, processor):
+    saved = [m.attn_processors for m in models]
+    for m in models:
+        m.set_attn_processor(processor)
+    return saved
+
+
+def _restore_processors(models, saved):
+    for m, processors in zip(models, saved):
+        m.set_attn_processor(processors)
+
+
+def build_case(
+    mode: str,
+    *,
+    arch: str,
+    size: int,
+    steps: int,
+    chunk_size: int | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int = 0,
+) -> Case:
+    """Build the components once (weights identical for both sides) and the two runners."""
+    from diffusers import (
+        StableDiffusionControlNetPipeline,
+        StableDiffusionInstructPix2PixPipeline,
+    )
+    from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
+        CrossFrameAttnProcessor2_0,
+        TextToVideoZeroPipeline,
+    )
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from modules import tiny
+    from modules.engine import (
+        Components,
+        default_t0_t1,
+        generate_control_video,
+        generate_edit_video,
+        generate_text2video,
+        make_scheduler,
+    )
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+
+    def place(model):
+        return model.to(device=device, dtype=dtype)
+
+    tokenizer = tiny.build_tokenizer()
+    text_encoder = place(tiny.build_text_encoder(tokenizer, arch))
+    vae = place(tiny.build_vae(arch))
+    common = dict(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+
+    if mode == "text2video":
+        unet = place(tiny.build_unet(arch, seed=1))
+        t0, t1 = default_t0_t1(steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = TextToVideoZeroPipeline(unet=unet, scheduler=tiny.build_scheduler(), **common)
+        pipe.set_progress_bar_config(disable=True)
+        settings = dict(height=size, width=size, guidance_scale=GUIDANCE, t0=t0, t1=t1)
+
+        def ours(frames: int) -> np.ndarray:
+            c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler())
+            return generate_text2video(
+                c, prompt=PROMPT, negative_prompt=NEGATIVE, num_frames=frames, steps=steps, motion_x=MOTION,
+                motion_y=MOTION, seed=seed, chunk_size=chunk_size, **settings,
+            )  # fmt: skip
+
+        def reference(frames: int) -> np.ndarray:
+            pipe.scheduler = tiny.build_scheduler()
+            return pipe(
+                prompt=PROMPT, negative_prompt=NEGATIVE, video_length=frames, num_inference_steps=steps,
+                motion_field_strength_x=MOTION, motion_field_strength_y=MOTION,
+                generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **settings,
+            ).images  # fmt: skip
+
+        # Chunks re-noise with a differently shaped draw, so a chunked clip is not the reference's.
+        return Case(mode, unet, ours, reference, chunked_matches_reference=False)
+
+    if mode in CONTROL_MODES:
+        unet = place(tiny.build_unet(arch, seed=1))
+        controlnet = place(tiny.build_controlnet(unet, seed=2))
+        pipe = StableDiffusionControlNetPipeline(
+            unet=unet, controlnet=controlnet, scheduler=tiny.build_scheduler(), **common
+        )
+        pipe.set_progress_bar_config(disable=True)
+
+        def ours(frames: int) -> np.ndarray:
+            c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler())
+            return generate_control_video(
+                c, controlnet, control=control_maps(frames, size, mode), prompt=PROMPT, negative_prompt=NEGATIVE,
+                steps=steps, guidance_scale=CONTROL_GUIDANCE, conditioning_scale=CONTROL_SCALE, seed=seed,
+                chunk_size=chunk_size or frames,
+            )  # fmt: skip
+
+        def reference(frames: int) -> np.ndarray:
+            pipe.scheduler = tiny.build_scheduler()
+            scale = pipe.vae_scale_factor
+            latent = randn_tensor(
+                (1, unet.config.in_channels, size // scale, size // scale),
+                generator=torch.Generator("cpu").manual_seed(seed), device=device, dtype=dtype,
+            )  # fmt: skip
+            images = [PIL.Image.fromarray(x) for x in control_maps(frames, size, mode)]
+            models = (unet, controlnet)
+            saved = _swap_processors(models, CrossFrameAttnProcessor2_0(batch_size=2))
+            try:
+                return pipe(
+                    prompt=[PROMPT] * frames, negative_prompt=[NEGATIVE] * frames, image=images, height=size,
+                    width=size, latents=latent.repeat(frames, 1, 1, 1), num_inference_steps=steps,
+                    guidance_scale=CONTROL_GUIDANCE, controlnet_conditioning_scale=CONTROL_SCALE, output_type="np",
+                ).images  # fmt: skip
+            finally:
+                _restore_processors(models, saved)
+
+        # Every chunk starts from the same latent and re-makes the same anchor: chunking is exact.
+        return Case(mode, unet, ours, reference, chunked_matches_reference=True)
+
+    # edit
+    unet = place(tiny.build_unet(arch, in_channels=8, seed=3))
+    sched_config = tiny.build_scheduler().config
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        unet=unet, scheduler=make_scheduler("euler_ancestral", sched_config), **common
+    )
+    pipe.set_progress_bar_config(disable=True)
+
+    def ours(frames: int) -> np.ndarray:
+        c = Components(tokenizer, text_encoder, unet, vae, make_scheduler("euler_ancestral", sched_config))
+        return generate_edit_video(
+            c, frames=input_video(frames, size), prompt=EDIT_PROMPT, negative_prompt=NEGATIVE, steps=steps,
+            guidance_scale=GUIDANCE, image_guidance_scale=IMAGE_GUIDANCE, seed=seed, chunk_size=chunk_size or frames,
+        )  # fmt: skip
+
+    def reference(frames: int) -> np.ndarray:
+        pipe.scheduler = make_scheduler("euler_ancestral", sched_config)
+        images = [PIL.Image.fromarray(x) for x in input_video(frames, size)]
+        saved = _swap_processors((unet,), CrossFrameAttnProcessor2_0(batch_size=3))
+        try:
+            return pipe(
+                prompt=[EDIT_PROMPT] * frames, negative_prompt=[NEGATIVE] * frames, image=images,
+                num_inference_steps=steps, guidance_scale=GUIDANCE, image_guidance_scale=IMAGE_GUIDANCE,
+                generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
+            ).images  # fmt: skip
+        finally:
+            _restore_processors((unet,), saved)
+
+    # Each chunk draws its own noise from the re-seeded generator: chunked != the reference.
+    return Case(mode, unet, ours, reference, chunked_matches_reference=False)
