@@ -387,9 +387,12 @@ def _hub_reachable() -> bool:
 def snapshot(repo: str, subfolder: str | None) -> str:
     """Local folder of `repo` (config + safetensors only), downloading on first use.
 
-    Fails at once, with what to do, when the files are not cached and the Hub can't be
-    reached (HF_HUB_OFFLINE=1, or no network): no minute of retries.
+    A local folder (diffusers layout) is used as it is. Fails at once, with what to do, when
+    the files are not cached and the Hub can't be reached (HF_HUB_OFFLINE=1, or no network):
+    no minute of retries.
     """
+    if os.path.isdir(repo):
+        return repo
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

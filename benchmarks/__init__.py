@@ -1,0 +1,15 @@
+"""Benchmarks: our Text2Video-Zero engine against diffusers' reference pipelines.
+
+    python -m benchmarks --mode text2video --arch sd15 --size 128 --frames 8 --steps 4
+    python -m benchmarks --mode pose --frames-sweep 8,32,64 --chunk-size 8
+
+Both sides run on the same random-weight components (`modules.tiny`: "tiny", or "sd15", the
+real SD 1.5 architecture), seed, dtype and device, alternately after a warm-up. Reported:
+median seconds per video, UNet steps per second (UNet forward calls counted by a hook), peak
+memory (CUDA allocator peak, or sampled RSS on the CPU, above the run's start) and the largest
+difference between the two sides' frames. The last line printed is one JSON object.
+"""
+
+from .cli import main
+
+__all__ = ["main"]

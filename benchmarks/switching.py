@@ -1,0 +1,157 @@
+"""Mode switching: text2video -> edge -> depth -> pose -> edit -> text2video.
+
+Ours: one ModelManager keeps the SD 1.5 base loaded and adds ControlNets / the editing UNet as
+needed (shared text encoder and VAE). Naive (the original demo): every switch loads a whole
+new pipeline from disk and drops the previous one. Both read the same safetensors folders,
+written once from random weights of the chosen architecture, so disk reads are real.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+SEQUENCE = ("text2video", "edge", "depth", "pose", "edit", "text2video")
+CONTROL_KINDS = ("pose", "edge", "depth")
+
+
+def write_model_folders(root: Path, arch: str) -> dict:
+    """Diffusers-layout folders: a base, three ControlNets, and an editing model whose text
+    encoder, VAE, tokenizer and scheduler are links to the base's (as identical Hub blobs are)."""
+    from modules import tiny
+
+    tokenizer = tiny.build_tokenizer()
+    base = root / "base"
+    unet = tiny.build_unet(arch)
+    tokenizer.save_pretrained(base / "tokenizer")
+    tiny.build_text_encoder(tokenizer, arch).save_pretrained(base / "text_encoder")
+    unet.save_pretrained(base / "unet")
+    tiny.build_vae(arch).save_pretrained(base / "vae")
+    tiny.build_scheduler().save_pretrained(base / "scheduler")
+    controlnets = {}
+    for seed, kind in enumerate(CONTROL_KINDS):
+        folder = root / f"controlnet-{kind}"
+        tiny.build_controlnet(unet, seed=seed).save_pretrained(folder)
+        controlnets[kind] = str(folder)
+    edit = root / "edit"
+    tiny.build_unet(arch, in_channels=8, seed=7).save_pretrained(edit / "unet")
+    for shared in ("tokenizer", "text_encoder", "vae", "scheduler"):
+        os.symlink(base / shared, edit / shared)
+    return {"base": str(base), "controlnets": controlnets, "edit": str(edit)}
+
+
+class Memory:
+    """Peak and current memory: CUDA allocator figures, or this process's RSS on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def current_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.device) / 2**20
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def reset_peak(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_mb(self, sampled: float) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return sampled
+
+
+def _load_naive(folders: dict, mode: str, device, dtype) -> dict:
+    """What the original demo did on a mode switch: a whole pipeline, fresh from disk."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    base = Path(folders["edit"] if mode == "edit" else folders["base"])
+    load = dict(torch_dtype=dtype, use_safetensors=True)
+    parts = {
+        "tokenizer": CLIPTokenizer.from_pretrained(base / "tokenizer"),
+        "text_encoder": CLIPTextModel.from_pretrained(base / "text_encoder", **load).to(device),
+        "unet": UNet2DConditionModel.from_pretrained(base / "unet", **load).to(device),
+        "vae": AutoencoderKL.from_pretrained(base / "vae", **load).to(device),
+    }
+    if mode in CONTROL_KINDS:
+        parts["controlnet"] = ControlNetModel.from_pretrained(folders["controlnets"][mode], **load).to(device)
+    return parts
+
+
+def _switch_ours(manager, mode: str) -> None:
+    if mode == "edit":
+        manager.edit_components()
+        return
+    manager.components()
+    if mode in CONTROL_KINDS:
+        manager.controlnet(mode)
+
+
+def run_switching(arch: str, device: torch.device, dtype: torch.dtype, sampler) -> dict:
+    """Seconds and memory per switch for ours and the naive reload, in one run."""
+    from modules.models import ModelManager, free_memory
+    from modules.settings import Settings
+
+    memory = Memory(device)
+    with tempfile.TemporaryDirectory(prefix="t2vz-switch-") as tmp:
+        folders = write_model_folders(Path(tmp), arch)
+        settings = Settings(
+            preset="real",
+            device=str(device),
+            dtype=str(dtype).replace("torch.", ""),
+            base_models=(folders["base"],),
+            edge_style_models=(),
+            controlnets=folders["controlnets"],
+            edit_model=folders["edit"],
+        )
+        rows = []
+        for name in ("ours", "naive"):
+            free_memory()
+            manager = ModelManager(settings) if name == "ours" else None
+            held = None
+            for mode in SEQUENCE:
+                memory.reset_peak()
+                with sampler() as peak:
+                    start = time.perf_counter()
+                    if manager is not None:
+                        _switch_ours(manager, mode)
+                    else:
+                        held = None
+                        gc.collect()
+                        held = _load_naive(folders, mode, device, dtype)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    seconds = time.perf_counter() - start
+                rows.append(
+                    {
+                        "engine": name,
+                        "mode": mode,
+                        "seconds": seconds,
+                        "peak_mb": memory.peak_mb(peak.value),
+                        "held_mb": memory.current_mb(),
+                    }
+                )
+            del manager, held
+    return summarize(rows)
+
+
+def summarize(rows: list[dict]) -> dict:
+    def total(engine, key, reduce=sum, skip_first=True):
+        values = [r[key] for r in rows if r["engine"] == engine]
+        return reduce(values[1:] if skip_first else values)
+
+    return {
+        "rows": rows,
+        # The first row is the cold start, the same work for both; switches are the rest.
+        "switch_seconds_ours": total("ours", "seconds"),
+        "switch_seconds_naive": total("naive", "seconds"),
+        "peak_mem_mb_ours": total("ours", "peak_mb", max, skip_first=False),
+        "peak_mem_mb_naive": total("naive", "peak_mb", max, skip_first=False),
+    }
