@@ -237,17 +237,26 @@ class Studio:
         from . import annotators  # controlnet-aux takes seconds to import: only when needed
 
         kind = request.kind
-        if kind == "edge":
-            return annotators.canny_maps(frames, request.canny_low, request.canny_high)
-        if kind == "pose" and request.is_skeleton:
-            return frames
-        control.report(0.0, f"loading the {kind} detector")
-        detector = manager.annotator(kind)
+        detector = None
+        if kind == "depth" or (kind == "pose" and not request.is_skeleton):
+            control.report(0.0, f"loading the {kind} detector")
+            detector = manager.annotator(kind)
+        # Detect at the frames' own size: the maps are made for exactly these frames.
+        detect_resolution = max(annotators.MIN_DETECT_RESOLUTION, *frames.shape[1:3])
+        options = {
+            "edge": dict(low=request.canny_low, high=request.canny_high),
+            "pose": dict(
+                is_skeleton=request.is_skeleton,
+                hands=request.pose_hands,
+                face=request.pose_face,
+                detect_resolution=detect_resolution,
+            ),
+            "depth": dict(detect_resolution=detect_resolution),
+        }[kind]
 
-        def on_frame(index: int, total: int) -> None:
-            control.report(index / max(total, 1), f"detecting {kind}: frame {index}/{total}")
+        def on_frame(done: int, total: int) -> None:
+            control.report(done / max(total, 1), f"{kind} maps: frame {done}/{total}")
 
-        options = {"hands": request.pose_hands, "face": request.pose_face} if kind == "pose" else {}
         return annotators.control_maps(
             kind, frames, detector=detector, on_frame=on_frame, should_stop=control.check, **options
         )
