@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
@@ -43,6 +43,7 @@ class Case:
     ours: Callable[[int], np.ndarray]
     reference: Callable[[int], np.ndarray]
     chunked_matches_reference: bool  # whether chunking leaves the frames equal to the reference's
+    parts: dict[str, torch.nn.Module] = field(default_factory=dict)  # named components, for --breakdown
 
 
 def control_maps(frames: int, size: int, mode: str, seed: int = 0) -> np.ndarray:
@@ -122,6 +123,7 @@ def build_case(
     tokenizer = tiny.build_tokenizer()
     text_encoder = place(tiny.build_text_encoder(tokenizer, arch))
     vae = place(tiny.build_vae(arch))
+    parts = dict(text_encoder=text_encoder, vae_encoder=vae.encoder, vae_decoder=vae.decoder)
     common = dict(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, safety_checker=None,
         feature_extractor=None, requires_safety_checker=False,
@@ -152,7 +154,7 @@ def build_case(
             ).images  # fmt: skip
 
         # Chunks re-noise with a differently shaped draw, so a chunked clip is not the reference's.
-        return Case(mode, unet, ours, reference, chunked_matches_reference=False)
+        return Case(mode, unet, ours, reference, False, dict(parts, unet=unet))
 
     if mode in CONTROL_MODES:
         unet = place(tiny.build_unet(arch, seed=1))
@@ -190,7 +192,7 @@ def build_case(
                 _restore_processors(models, saved)
 
         # Every chunk starts from the same latent and re-makes the same anchor: chunking is exact.
-        return Case(mode, unet, ours, reference, chunked_matches_reference=True)
+        return Case(mode, unet, ours, reference, True, dict(parts, unet=unet, controlnet=controlnet))
 
     # edit
     unet = place(tiny.build_unet(arch, in_channels=8, seed=3))
@@ -221,4 +223,4 @@ def build_case(
             _restore_processors((unet,), saved)
 
     # Each chunk draws its own noise from the re-seeded generator: chunked != the reference.
-    return Case(mode, unet, ours, reference, chunked_matches_reference=False)
+    return Case(mode, unet, ours, reference, False, dict(parts, unet=unet))

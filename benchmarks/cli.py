@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames-sweep", default=None, metavar="N,N,...",
                         help="also run our engine alone at these frame counts with --chunk-size, reporting "
                         "peak memory per count (chunking should keep it flat)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also report seconds inside the text encoder, UNet, ControlNet and VAE per side "
+                        "(hooks; on CUDA they synchronize, which adds a little time)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
@@ -103,7 +106,7 @@ class CallCounter:
 
 
 def run_once(fn, frames, device, counter):
-    """One video: (frames array, seconds, UNet calls, peak MB above start, absolute peak MB)."""
+    """One video: (frames array, seconds, UNet calls, peak MB above start, absolute peak MB, CPU s)."""
     import torch
 
     from .memory import timed
@@ -112,9 +115,10 @@ def run_once(fn, frames, device, counter):
     if device.type == "cuda":
         torch.cuda.empty_cache()
     counter.take()
+    cpu_start = time.process_time()
     with torch.no_grad():
         video, seconds, peak, total = timed(device, lambda: fn(frames))
-    return video, seconds, counter.take(), peak, total
+    return video, seconds, counter.take(), peak, total, time.process_time() - cpu_start
 
 
 def log(args, *parts) -> None:
@@ -130,6 +134,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     from .cases import build_case
 
     device, dtype = resolve(args)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     case = build_case(
         args.mode, arch=args.arch, size=args.size, steps=args.steps, chunk_size=args.chunk_size,
@@ -138,19 +143,27 @@ def benchmark(args: argparse.Namespace) -> dict:
     build_s = time.perf_counter() - started
     log(args, f"built {args.arch} components on {device} ({args.dtype}) in {build_s:.1f} s")
     counter = CallCounter(case.unet)
+    breakdown = None
+    if args.breakdown:
+        from .breakdown import Breakdown
+
+        breakdown = Breakdown(case.parts, device)
     sides = {"ours": case.ours, "reference": case.reference}
 
     for i in range(args.warmup):
         for name, fn in sides.items():
-            _, seconds, _, _, _ = run_once(fn, args.frames, device, counter)
+            _, seconds, _, _, _, _ = run_once(fn, args.frames, device, counter)
+            if breakdown:
+                breakdown.take(seconds)
             log(args, f"warm-up {i + 1}/{args.warmup} {name}: {seconds:.2f} s")
 
     runs = {name: [] for name in sides}
     first = {}
     for i in range(args.repeats):  # alternate sides so drift (thermal, caches) hits both alike
         for name, fn in sides.items():
-            video, seconds, calls, peak, total = run_once(fn, args.frames, device, counter)
-            runs[name].append(dict(seconds=seconds, calls=calls, peak=peak, total=total))
+            video, seconds, calls, peak, total, cpu = run_once(fn, args.frames, device, counter)
+            parts = breakdown.take(seconds) if breakdown else None
+            runs[name].append(dict(seconds=seconds, calls=calls, peak=peak, total=total, cpu=cpu, parts=parts))
             first.setdefault(name, video)
             log(args, f"run {i + 1}/{args.repeats} {name}: {seconds:.2f} s, {calls} UNet calls, peak +{peak:.0f} MB")
 
@@ -173,6 +186,12 @@ def benchmark(args: argparse.Namespace) -> dict:
         result[f"peak_mem_mb_{name}"] = max(r["peak"] for r in side)
         result[f"peak_mem_total_mb_{name}"] = max(r["total"] for r in side)
         result[f"all_seconds_{name}"] = [r["seconds"] for r in side]
+        # Process CPU seconds (all threads): less sensitive than wall time to a busy machine.
+        result[f"cpu_seconds_{name}"] = statistics.median(r["cpu"] for r in side)
+        if breakdown:
+            result[f"breakdown_{name}"] = {
+                part: statistics.median(r["parts"][part] for r in side) for part in side[0]["parts"]
+            }
     result["speedup"] = result["seconds_reference"] / result["seconds_ours"]
     result["max_abs_diff"] = max_diff
     result["comparable"] = args.chunk_size >= args.frames or case.chunked_matches_reference
@@ -184,11 +203,15 @@ def benchmark(args: argparse.Namespace) -> dict:
     if args.frames_sweep:
         sweep = []
         for frames in args.frames_sweep:
-            _, seconds, calls, peak, total = run_once(case.ours, frames, device, counter)
+            _, seconds, calls, peak, total, _ = run_once(case.ours, frames, device, counter)
+            if breakdown:
+                breakdown.take(seconds)
             sweep.append(dict(frames=frames, seconds=seconds, unet_calls=calls, peak_mem_mb=peak, peak_mem_total_mb=total))
             log(args, f"sweep {frames} frames (chunks of {args.chunk_size}): {seconds:.2f} s, peak +{peak:.0f} MB")
         result["frames_sweep"] = sweep
     counter.remove()
+    if breakdown:
+        breakdown.remove()
 
     result.update(
         torch=torch.__version__,
@@ -198,6 +221,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         cpu_count=os.cpu_count(),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         build_seconds=build_s,
+        # 1-minute load average before and after: above cpu_count, other processes shared the CPU.
+        loadavg=[load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
     return result
@@ -224,11 +249,19 @@ def table(r: dict) -> str:
     lines.append(f"{'UNet calls':<16}{r['unet_calls_ours']:>12d}{r['unet_calls_reference']:>12d}")
     lines.append(f"{'UNet steps/s':<16}{r['unet_steps_per_s_ours']:>12.3f}{r['unet_steps_per_s_reference']:>12.3f}")
     lines.append(f"{'peak MB':<16}{r['peak_mem_mb_ours']:>12.1f}{r['peak_mem_mb_reference']:>12.1f}")
+    lines.append(f"{'CPU s/video':<16}{r['cpu_seconds_ours']:>12.3f}{r['cpu_seconds_reference']:>12.3f}")
+    if "breakdown_ours" in r:
+        for part in r["breakdown_ours"]:
+            label = f"  s {part}"
+            lines.append(f"{label:<16}{r['breakdown_ours'][part]:>12.3f}{r['breakdown_reference'][part]:>12.3f}")
     lines.append("")
     lines.append(f"speedup (reference s / ours s): {r['speedup']:.3f}x")
     note = "" if r["comparable"] else "  (chunked run: frames differ from the reference by design)"
     lines.append(f"max |ours - reference|: {r['max_abs_diff']:.3g}{note}")
     lines.append(f"peak MB = {r['peak_mem_kind']}")
+    load = [x for x in r.get("loadavg") or [] if x is not None]
+    if r["device"] == "cpu" and load and max(load) > (r["cpu_count"] or 1):
+        lines.append(f"warning: load average {max(load):.1f} > {r['cpu_count']} CPUs: other processes shared the CPU")
     if "frames_sweep" in r:
         lines.append("")
         lines.append(f"ours alone, chunks of {r['chunk_size']}:")

@@ -111,12 +111,26 @@ def _random_openpose() -> OpenposeDetector:
         torch.manual_seed(RANDOM_SEED)
         # Body and Hand load through util.transfer, which drops the first key component
         # ("model0.conv1_1.weight" is stored as "conv1_1.weight" in the CMU checkpoints).
-        body = {key.split(".", 1)[1]: value for key, value in bodypose_model().state_dict().items()}
-        hand = {key.split(".", 1)[1]: value for key, value in handpose_model().state_dict().items()}
+        body = {key.split(".", 1)[1]: value for key, value in _quiet_heads(bodypose_model()).items()}
+        hand = {key.split(".", 1)[1]: value for key, value in _quiet_heads(handpose_model()).items()}
         face = FaceNet().state_dict()
     return OpenposeDetector(
         Body(_state_buffer(body)), Hand(_state_buffer(hand)), Face(_state_buffer(face))
     )
+
+
+def _quiet_heads(model: torch.nn.Module) -> dict:
+    """The state dict with the last stage's output convolutions zeroed.
+
+    Random heatmaps put a keypoint candidate on nearly every pixel, and OpenPose's limb
+    matching is quadratic in candidates (minutes per frame). Zero heads give empty heatmaps:
+    the whole network and the peak search still run, fast, and find nobody.
+    """
+    state = model.state_dict()
+    for key, value in state.items():
+        if "Mconv7_stage6" in key:
+            state[key] = torch.zeros_like(value)
+    return state
 
 
 def _random_midas() -> MidasDetector:

@@ -53,7 +53,9 @@ def option_values(kind: str, values: dict) -> dict:
 
 
 def examples(kind: str) -> list[list]:
-    return [[str(path), EXAMPLE_PROMPTS[kind]] for path in sorted(ASSETS.glob(f"{kind}_*.mp4"))]
+    """[video, prompt] per example clip; the pose clips already are skeletons (no detection)."""
+    skeleton = [True] if kind == "pose" else []
+    return [[str(path), EXAMPLE_PROMPTS[kind], *skeleton] for path in sorted(ASSETS.glob(f"{kind}_*.mp4"))]
 
 
 def build(demo: gr.Blocks, studio, kind: str) -> None:
@@ -141,4 +143,4 @@ def build(demo: gr.Blocks, studio, kind: str) -> None:
     )
     stop.click(None, cancels=[event, preview_event])
     if examples(kind):
-        gr.Examples(examples(kind), [video_in, prompt])
+        gr.Examples(examples(kind), [video_in, prompt, *options[:1]] if kind == "pose" else [video_in, prompt])

@@ -1,0 +1,55 @@
+"""`python -m benchmarks` runs end to end on the tiny components and ends with one JSON line.
+
+No timing asserts (CI machines are noisy); only that the report is complete and that our
+engine made the reference pipeline's frames.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBERS = (
+    "size", "frames", "steps", "seconds_ours", "seconds_reference", "speedup", "unet_steps_per_s_ours",
+    "unet_steps_per_s_reference", "peak_mem_mb_ours", "peak_mem_mb_reference",
+)  # fmt: skip
+STRINGS = ("mode", "arch", "device", "dtype", "torch", "diffusers", "date")
+
+
+def run_benchmark(*args: str) -> tuple[dict, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--arch", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0",
+         "--steps", "3", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]), proc.stdout
+
+
+@pytest.mark.parametrize(
+    "mode, frames, json_only",
+    [("text2video", 4, False), ("pose", 3, False), ("edit", 3, True)],
+)
+def test_benchmark_reports_and_matches_reference(mode, frames, json_only):
+    result, stdout = run_benchmark("--mode", mode, "--frames", str(frames), *(["--json-only"] if json_only else []))
+    for key in STRINGS:
+        assert isinstance(result[key], str) and result[key], key
+    for key in NUMBERS:
+        value = result[key]
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), key
+        # A peak RSS delta can be 0 when the allocator reuses memory it already holds.
+        assert value > 0 or (key.startswith("peak_mem") and value >= 0), (key, value)
+    assert (result["mode"], result["arch"], result["device"], result["dtype"]) == (mode, "tiny", "cpu", "float32")
+    assert (result["frames"], result["steps"], result["size"]) == (frames, 3, 64)
+    assert result["unet_calls_ours"] == result["unet_calls_reference"] > 0
+    assert 0 <= result["max_abs_diff"] < 1e-4
+    if json_only:
+        assert len(stdout.strip().splitlines()) == 1
+    else:
+        assert "s/video" in stdout  # the table came before the JSON
