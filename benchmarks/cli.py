@@ -106,7 +106,7 @@ class CallCounter:
 
 
 def run_once(fn, frames, device, counter):
-    """One video: (frames array, seconds, UNet calls, peak MB above start, absolute peak MB, CPU s)."""
+    """One video: (frames, seconds, UNet calls, peak MB above start, absolute peak MB, CPU s, others' share)."""
     import torch
 
     from .memory import timed
@@ -117,8 +117,8 @@ def run_once(fn, frames, device, counter):
     counter.take()
     cpu_start = time.process_time()
     with torch.no_grad():
-        video, seconds, peak, total = timed(device, lambda: fn(frames))
-    return video, seconds, counter.take(), peak, total, time.process_time() - cpu_start
+        video, seconds, peak, total, others = timed(device, lambda: fn(frames))
+    return video, seconds, counter.take(), peak, total, time.process_time() - cpu_start, others
 
 
 def log(args, *parts) -> None:
@@ -152,18 +152,21 @@ def benchmark(args: argparse.Namespace) -> dict:
 
     for i in range(args.warmup):
         for name, fn in sides.items():
-            _, seconds, _, _, _, _ = run_once(fn, args.frames, device, counter)
+            _, seconds, _, _, _, _, _ = run_once(fn, args.frames, device, counter)
             if breakdown:
                 breakdown.take(seconds)
             log(args, f"warm-up {i + 1}/{args.warmup} {name}: {seconds:.2f} s")
 
     runs = {name: [] for name in sides}
+    other_shares = []
     first = {}
     for i in range(args.repeats):  # alternate sides so drift (thermal, caches) hits both alike
         for name, fn in sides.items():
-            video, seconds, calls, peak, total, cpu = run_once(fn, args.frames, device, counter)
+            video, seconds, calls, peak, total, cpu, others = run_once(fn, args.frames, device, counter)
             parts = breakdown.take(seconds) if breakdown else None
             runs[name].append(dict(seconds=seconds, calls=calls, peak=peak, total=total, cpu=cpu, parts=parts))
+            if others is not None:
+                other_shares.append(others)
             first.setdefault(name, video)
             log(args, f"run {i + 1}/{args.repeats} {name}: {seconds:.2f} s, {calls} UNet calls, peak +{peak:.0f} MB")
 
@@ -195,6 +198,8 @@ def benchmark(args: argparse.Namespace) -> dict:
     result["speedup"] = result["seconds_reference"] / result["seconds_ours"]
     result["max_abs_diff"] = max_diff
     result["comparable"] = args.chunk_size >= args.frames or case.chunked_matches_reference
+    # Largest share of the machine's CPU that other processes took during a timed run.
+    result["other_cpu_share"] = max(other_shares) if other_shares else None
     result["peak_mem_kind"] = (
         "cuda max_memory_allocated above the run's start" if device.type == "cuda"
         else "peak RSS above the run's start (sampled every 5 ms)"
@@ -203,7 +208,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     if args.frames_sweep:
         sweep = []
         for frames in args.frames_sweep:
-            _, seconds, calls, peak, total, _ = run_once(case.ours, frames, device, counter)
+            _, seconds, calls, peak, total, _, _ = run_once(case.ours, frames, device, counter)
             if breakdown:
                 breakdown.take(seconds)
             sweep.append(dict(frames=frames, seconds=seconds, unet_calls=calls, peak_mem_mb=peak, peak_mem_total_mb=total))
@@ -221,8 +226,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         cpu_count=os.cpu_count(),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         build_seconds=build_s,
-        # 1-minute load average before and after: above cpu_count, other processes shared the CPU.
-        loadavg=[load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],
+        loadavg=[load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],  # 1 min, before/after
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
     return result
@@ -259,9 +263,9 @@ def table(r: dict) -> str:
     note = "" if r["comparable"] else "  (chunked run: frames differ from the reference by design)"
     lines.append(f"max |ours - reference|: {r['max_abs_diff']:.3g}{note}")
     lines.append(f"peak MB = {r['peak_mem_kind']}")
-    load = [x for x in r.get("loadavg") or [] if x is not None]
-    if r["device"] == "cpu" and load and max(load) > (r["cpu_count"] or 1):
-        lines.append(f"warning: load average {max(load):.1f} > {r['cpu_count']} CPUs: other processes shared the CPU")
+    share = r.get("other_cpu_share")
+    if share is not None and share > 0.1:
+        lines.append(f"warning: other processes used up to {share:.0%} of the CPU during a timed run; timings are noisy")
     if "frames_sweep" in r:
         lines.append("")
         lines.append(f"ours alone, chunks of {r['chunk_size']}:")

@@ -76,17 +76,50 @@ class PeakMemory:
         self.peak_mb = max(0, peak - self._start) / MB
 
 
+def _busy_ticks() -> tuple[int, int] | None:
+    """(clock ticks all CPUs spent busy, ticks this process spent), from /proc; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy, int(own[11]) + int(own[12])  # utime + stime of this process
+
+
+class OtherLoad:
+    """Share of the machine's CPU time that other processes used while the block ran (0..1)."""
+
+    def __enter__(self) -> OtherLoad:
+        self.share = None
+        self._start = (_busy_ticks(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        ticks, start = self._start
+        end = _busy_ticks()
+        wall = time.perf_counter() - start
+        if ticks is None or end is None or wall <= 0:
+            return
+        hz = os.sysconf("SC_CLK_TCK")
+        others = (end[0] - ticks[0]) - (end[1] - ticks[1])
+        self.share = max(0.0, others / hz / (wall * (os.cpu_count() or 1)))
+
+
 def synchronize(device: torch.device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def timed(device: torch.device, fn):
-    """(result, seconds, peak MB above start, absolute peak MB) of one call of `fn`."""
-    with PeakMemory(device) as memory:
+    """(result, seconds, peak MB above start, absolute peak MB, other processes' CPU share)."""
+    with PeakMemory(device) as memory, OtherLoad() as load:
         synchronize(device)
         start = time.perf_counter()
         result = fn()
         synchronize(device)
         seconds = time.perf_counter() - start
-    return result, seconds, memory.peak_mb, memory.total_mb
+    return result, seconds, memory.peak_mb, memory.total_mb, load.share

@@ -250,15 +250,17 @@ class ModelManager:
         self._usage[name] = time.monotonic()
 
     def _lru_victim(self, keep: set[int]) -> str | None:
-        candidates: list[tuple[float, str]] = []
-        usage = self._usage
-        for order, kind in enumerate(self._controlnets):
-            if id(self._controlnets[kind].module) not in keep:
-                candidates.append((usage.get(f"controlnet:{kind}", order * 1e-9), f"controlnet:{kind}"))
-        for order, kind in enumerate(self._annotators):
-            candidates.append((usage.get(f"annotator:{kind}", order * 1e-9), f"annotator:{kind}"))
-        if self._edit and not any(id(p.module) in keep for p in self._edit.values()):
-            candidates.append((usage.get("edit", 0.0), "edit"))
+        """The least recently used ControlNet or editing model outside `keep`.
+
+        Annotators are not candidates: their own LRU cache (`annotator_cache_size`) bounds them.
+        """
+        candidates = [
+            (self._usage.get(f"controlnet:{kind}", 0.0), f"controlnet:{kind}")
+            for kind, part in self._controlnets.items()
+            if id(part.module) not in keep
+        ]
+        if self._edit and not any(id(part.module) in keep for part in self._edit.values()):
+            candidates.append((self._usage.get("edit", 0.0), "edit"))
         return min(candidates)[1] if candidates else None
 
     def _all_modules(self):
