@@ -28,10 +28,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Time our Text2Video-Zero engine against diffusers' reference pipelines on identical "
         "random-weight components (tiny or the real SD 1.5 architecture), and check they make the same frames.",
     )
-    parser.add_argument("--mode", choices=MODES, default="text2video",
-                        help="pose/edge/depth: ControlNet video on random control maps (no annotator)")
+    parser.add_argument("--mode", choices=(*MODES, "switching"), default="text2video",
+                        help="pose/edge/depth: ControlNet video on random control maps (no annotator); "
+                        "switching: text2video -> edge -> depth -> pose -> edit -> text2video, ours vs a full "
+                        "reload per switch")
     parser.add_argument("--arch", choices=("tiny", "sd15"), default="tiny")
-    parser.add_argument("--size", type=int, default=None, help="square frame size in pixels (default 64 tiny, 128 sd15)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="square frame size in pixels (default 64 tiny, 128 sd15)")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--dtype", choices=DTYPES, default=None, help="default float32 on CPU, float16 on CUDA")
@@ -105,8 +108,9 @@ class CallCounter:
         self._handle.remove()
 
 
-def run_once(fn, frames, device, counter):
-    """One video: (frames, seconds, UNet calls, peak MB above start, absolute peak MB, CPU s, others' share)."""
+def run_once(fn, frames, device, counter) -> dict:
+    """One video. Keys: video, seconds, calls (UNet), peak / total (MB above start / absolute),
+    cpu (process CPU seconds), others (other processes' share of the CPU, or None)."""
     import torch
 
     from .memory import timed
@@ -118,7 +122,21 @@ def run_once(fn, frames, device, counter):
     cpu_start = time.process_time()
     with torch.no_grad():
         video, seconds, peak, total, others = timed(device, lambda: fn(frames))
-    return video, seconds, counter.take(), peak, total, time.process_time() - cpu_start, others
+    return dict(
+        video=video, seconds=seconds, calls=counter.take(), peak=peak, total=total,
+        cpu=time.process_time() - cpu_start, others=others,
+    )  # fmt: skip
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def log(args, *parts) -> None:
@@ -152,7 +170,7 @@ def benchmark(args: argparse.Namespace) -> dict:
 
     for i in range(args.warmup):
         for name, fn in sides.items():
-            _, seconds, _, _, _, _, _ = run_once(fn, args.frames, device, counter)
+            seconds = run_once(fn, args.frames, device, counter)["seconds"]
             if breakdown:
                 breakdown.take(seconds)
             log(args, f"warm-up {i + 1}/{args.warmup} {name}: {seconds:.2f} s")
@@ -162,13 +180,15 @@ def benchmark(args: argparse.Namespace) -> dict:
     first = {}
     for i in range(args.repeats):  # alternate sides so drift (thermal, caches) hits both alike
         for name, fn in sides.items():
-            video, seconds, calls, peak, total, cpu, others = run_once(fn, args.frames, device, counter)
-            parts = breakdown.take(seconds) if breakdown else None
-            runs[name].append(dict(seconds=seconds, calls=calls, peak=peak, total=total, cpu=cpu, parts=parts))
-            if others is not None:
-                other_shares.append(others)
+            run = run_once(fn, args.frames, device, counter)
+            video = run.pop("video")
             first.setdefault(name, video)
-            log(args, f"run {i + 1}/{args.repeats} {name}: {seconds:.2f} s, {calls} UNet calls, peak +{peak:.0f} MB")
+            run["parts"] = breakdown.take(run["seconds"]) if breakdown else None
+            runs[name].append(run)
+            if run["others"] is not None:
+                other_shares.append(run["others"])
+            log(args, f"run {i + 1}/{args.repeats} {name}: {run['seconds']:.2f} s, {run['calls']} UNet calls, "
+                f"peak +{run['peak']:.0f} MB")
 
     ours_video, ref_video = first["ours"], first["reference"]
     if ours_video.shape != ref_video.shape:
@@ -208,11 +228,15 @@ def benchmark(args: argparse.Namespace) -> dict:
     if args.frames_sweep:
         sweep = []
         for frames in args.frames_sweep:
-            _, seconds, calls, peak, total, _, _ = run_once(case.ours, frames, device, counter)
+            run = run_once(case.ours, frames, device, counter)
             if breakdown:
-                breakdown.take(seconds)
-            sweep.append(dict(frames=frames, seconds=seconds, unet_calls=calls, peak_mem_mb=peak, peak_mem_total_mb=total))
-            log(args, f"sweep {frames} frames (chunks of {args.chunk_size}): {seconds:.2f} s, peak +{peak:.0f} MB")
+                breakdown.take(run["seconds"])
+            sweep.append(dict(
+                frames=frames, seconds=run["seconds"], unet_calls=run["calls"], peak_mem_mb=run["peak"],
+                peak_mem_total_mb=run["total"],
+            ))  # fmt: skip
+            log(args, f"sweep {frames} frames (chunks of {args.chunk_size}): {run['seconds']:.2f} s, "
+                f"peak +{run['peak']:.0f} MB")
         result["frames_sweep"] = sweep
     counter.remove()
     if breakdown:
@@ -224,7 +248,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         python=platform.python_version(),
         num_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         build_seconds=build_s,
         loadavg=[load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],  # 1 min, before/after
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -265,7 +289,7 @@ def table(r: dict) -> str:
     lines.append(f"peak MB = {r['peak_mem_kind']}")
     share = r.get("other_cpu_share")
     if share is not None and share > 0.1:
-        lines.append(f"warning: other processes used up to {share:.0%} of the CPU during a timed run; timings are noisy")
+        lines.append(f"warning: other processes used up to {share:.0%} of the CPU during a timed run: noisy timings")
     if "frames_sweep" in r:
         lines.append("")
         lines.append(f"ours alone, chunks of {r['chunk_size']}:")
@@ -285,6 +309,19 @@ def main(argv=None) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
+    if args.mode == "switching":
+        from . import switching
+
+        device, dtype = resolve(args)
+        result = switching.run_switching(args.arch, device, dtype)
+        result.update(
+            mode="switching", arch=args.arch, device=device.type, dtype=args.dtype,
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
+        if not args.json_only:
+            print(switching.table(result), flush=True)
+        print(json.dumps(result), flush=True)
+        return 0
     result = benchmark(args)
     if not args.json_only:
         print(table(result), flush=True)

@@ -45,28 +45,6 @@ def write_model_folders(root: Path, arch: str) -> dict:
     return {"base": str(base), "controlnets": controlnets, "edit": str(edit)}
 
 
-class Memory:
-    """Peak and current memory: CUDA allocator figures, or this process's RSS on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def current_mb(self) -> float:
-        if self.device.type == "cuda":
-            return torch.cuda.memory_allocated(self.device) / 2**20
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    def reset_peak(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-
-    def peak_mb(self, sampled: float) -> float:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return sampled
-
-
 def _load_naive(folders: dict, mode: str, device, dtype) -> dict:
     """What the original demo did on a mode switch: a whole pipeline, fresh from disk."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
@@ -94,12 +72,22 @@ def _switch_ours(manager, mode: str) -> None:
         manager.controlnet(mode)
 
 
-def run_switching(arch: str, device: torch.device, dtype: torch.dtype, sampler) -> dict:
+def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
     """Seconds and memory per switch for ours and the naive reload, in one run."""
+    from transformers.utils import logging as transformers_logging
+
     from modules.models import ModelManager, free_memory
     from modules.settings import Settings
 
-    memory = Memory(device)
+    from .memory import PeakMemory, rss_bytes, synchronize
+
+    transformers_logging.disable_progress_bar()
+
+    def held_mb() -> float:
+        if device.type == "cuda":
+            return torch.cuda.memory_allocated(device) / 2**20
+        return rss_bytes() / 2**20
+
     with tempfile.TemporaryDirectory(prefix="t2vz-switch-") as tmp:
         folders = write_model_folders(Path(tmp), arch)
         settings = Settings(
@@ -112,13 +100,12 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype, sampler) 
             edit_model=folders["edit"],
         )
         rows = []
-        for name in ("ours", "naive"):
+        for engine in ("ours", "naive"):
             free_memory()
-            manager = ModelManager(settings) if name == "ours" else None
+            manager = ModelManager(settings) if engine == "ours" else None
             held = None
             for mode in SEQUENCE:
-                memory.reset_peak()
-                with sampler() as peak:
+                with PeakMemory(device) as memory:
                     start = time.perf_counter()
                     if manager is not None:
                         _switch_ours(manager, mode)
@@ -126,20 +113,27 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype, sampler) 
                         held = None
                         gc.collect()
                         held = _load_naive(folders, mode, device, dtype)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
+                    synchronize(device)
                     seconds = time.perf_counter() - start
                 rows.append(
-                    {
-                        "engine": name,
-                        "mode": mode,
-                        "seconds": seconds,
-                        "peak_mb": memory.peak_mb(peak.value),
-                        "held_mb": memory.current_mb(),
-                    }
+                    {"engine": engine, "mode": mode, "seconds": seconds, "peak_mb": memory.total_mb, "held_mb": held_mb()}
                 )
             del manager, held
     return summarize(rows)
+
+
+def table(result: dict) -> str:
+    lines = [f"{'switch to':<12}{'ours s':>9}{'naive s':>9}{'ours MB':>10}{'naive MB':>10}", "-" * 50]
+    ours = [r for r in result["rows"] if r["engine"] == "ours"]
+    naive = [r for r in result["rows"] if r["engine"] == "naive"]
+    for a, b in zip(ours, naive):
+        lines.append(f"{a['mode']:<12}{a['seconds']:>9.2f}{b['seconds']:>9.2f}{a['held_mb']:>10.0f}{b['held_mb']:>10.0f}")
+    lines.append(
+        f"switches (after the first load): ours {result['switch_seconds_ours']:.2f} s, "
+        f"naive {result['switch_seconds_naive']:.2f} s; peak {result['peak_mem_mb_ours']:.0f} vs "
+        f"{result['peak_mem_mb_naive']:.0f} MB ({'allocated' if result.get('device') == 'cuda' else 'RSS'})"
+    )
+    return "\n".join(lines)
 
 
 def summarize(rows: list[dict]) -> dict:

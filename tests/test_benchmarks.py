@@ -53,3 +53,13 @@ def test_benchmark_reports_and_matches_reference(mode, frames, json_only):
         assert len(stdout.strip().splitlines()) == 1
     else:
         assert "s/video" in stdout  # the table came before the JSON
+
+
+def test_mode_switching_benchmark_runs_and_reports_both_engines():
+    result, _ = run_benchmark("--mode", "switching", "--arch", "tiny", "--json-only")
+    rows = result["rows"]
+    assert [r["mode"] for r in rows if r["engine"] == "ours"] == [
+        "text2video", "edge", "depth", "pose", "edit", "text2video",
+    ]
+    assert {r["engine"] for r in rows} == {"ours", "naive"}
+    assert result["switch_seconds_ours"] > 0 and result["switch_seconds_naive"] > 0
