@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-SEQUENCE = ("text2video", "edge", "depth", "pose", "edit", "text2video")
+ROUND = ("edge", "depth", "pose", "edit", "text2video")
+SEQUENCE = ("text2video", *ROUND, *ROUND)  # the second round shows switches between loaded modes
 CONTROL_KINDS = ("pose", "edge", "depth")
 
 
@@ -76,7 +77,7 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
     """Seconds and memory per switch for ours and the naive reload, in one run."""
     from transformers.utils import logging as transformers_logging
 
-    from modules.models import ModelManager, free_memory
+    from modules.models import ModelManager, free_memory, module_bytes
     from modules.settings import Settings
 
     from .memory import PeakMemory, rss_bytes, synchronize
@@ -84,9 +85,16 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
     transformers_logging.disable_progress_bar()
 
     def held_mb() -> float:
+        """Allocated CUDA memory, or RSS on CPU (where safetensors' memory maps hide weights)."""
         if device.type == "cuda":
             return torch.cuda.memory_allocated(device) / 2**20
         return rss_bytes() / 2**20
+
+    def weights_mb(manager, held) -> float:
+        """Bytes of model weights alive, each shared module once."""
+        if manager is not None:
+            return manager.memory_bytes() / 2**20
+        return sum(module_bytes(m) for m in (held or {}).values()) / 2**20
 
     with tempfile.TemporaryDirectory(prefix="t2vz-switch-") as tmp:
         folders = write_model_folders(Path(tmp), arch)
@@ -116,18 +124,32 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
                     synchronize(device)
                     seconds = time.perf_counter() - start
                 rows.append(
-                    {"engine": engine, "mode": mode, "seconds": seconds, "peak_mb": memory.total_mb, "held_mb": held_mb()}
+                    {
+                        "engine": engine,
+                        "mode": mode,
+                        "seconds": seconds,
+                        "peak_mb": memory.total_mb,
+                        "held_mb": held_mb(),
+                        "weights_mb": weights_mb(manager, held),
+                    }
                 )
             del manager, held
     return summarize(rows)
 
 
 def table(result: dict) -> str:
-    lines = [f"{'switch to':<12}{'ours s':>9}{'naive s':>9}{'ours MB':>10}{'naive MB':>10}", "-" * 50]
+    lines = [
+        f"{'switch to':<12}{'ours s':>9}{'naive s':>9}{'ours MB':>10}{'naive MB':>10}"
+        f"{'ours weights':>14}{'naive weights':>15}",
+        "-" * 79,
+    ]
     ours = [r for r in result["rows"] if r["engine"] == "ours"]
     naive = [r for r in result["rows"] if r["engine"] == "naive"]
     for a, b in zip(ours, naive):
-        lines.append(f"{a['mode']:<12}{a['seconds']:>9.2f}{b['seconds']:>9.2f}{a['held_mb']:>10.0f}{b['held_mb']:>10.0f}")
+        lines.append(
+            f"{a['mode']:<12}{a['seconds']:>9.2f}{b['seconds']:>9.2f}{a['held_mb']:>10.0f}{b['held_mb']:>10.0f}"
+            f"{a['weights_mb']:>14.0f}{b['weights_mb']:>15.0f}"
+        )
     lines.append(
         f"switches (after the first load): ours {result['switch_seconds_ours']:.2f} s, "
         f"naive {result['switch_seconds_naive']:.2f} s; peak {result['peak_mem_mb_ours']:.0f} vs "
@@ -137,15 +159,13 @@ def table(result: dict) -> str:
 
 
 def summarize(rows: list[dict]) -> dict:
-    def total(engine, key, reduce=sum, skip_first=True):
-        values = [r[key] for r in rows if r["engine"] == engine]
-        return reduce(values[1:] if skip_first else values)
-
-    return {
-        "rows": rows,
-        # The first row is the cold start, the same work for both; switches are the rest.
-        "switch_seconds_ours": total("ours", "seconds"),
-        "switch_seconds_naive": total("naive", "seconds"),
-        "peak_mem_mb_ours": total("ours", "peak_mb", max, skip_first=False),
-        "peak_mem_mb_naive": total("naive", "peak_mb", max, skip_first=False),
-    }
+    """Totals per engine. The first row is the cold start (the same work for both) and is left
+    out of the switch times; the last len(ROUND) rows are switches between modes seen before."""
+    result = {"rows": rows}
+    for engine in ("ours", "naive"):
+        mine = [r for r in rows if r["engine"] == engine]
+        result[f"switch_seconds_{engine}"] = sum(r["seconds"] for r in mine[1:])
+        result[f"second_round_seconds_{engine}"] = sum(r["seconds"] for r in mine[-len(ROUND) :])
+        result[f"peak_mem_mb_{engine}"] = max(r["peak_mb"] for r in mine)
+        result[f"max_weights_mb_{engine}"] = max(r["weights_mb"] for r in mine)
+    return result

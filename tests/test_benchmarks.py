@@ -59,7 +59,7 @@ def test_mode_switching_benchmark_runs_and_reports_both_engines():
     result, _ = run_benchmark("--mode", "switching", "--arch", "tiny", "--json-only")
     rows = result["rows"]
     assert [r["mode"] for r in rows if r["engine"] == "ours"] == [
-        "text2video", "edge", "depth", "pose", "edit", "text2video",
+        "text2video", "edge", "depth", "pose", "edit", "text2video", "edge", "depth", "pose", "edit", "text2video",
     ]
     assert {r["engine"] for r in rows} == {"ours", "naive"}
     assert result["switch_seconds_ours"] > 0 and result["switch_seconds_naive"] > 0
