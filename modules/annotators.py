@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from huggingface_hub import constants as hub_constants
 
+from .errors import UserError
+
 with warnings.catch_warnings():
     # controlnet-aux imports all its annotators: mediapipe-missing and timm registry noise.
     warnings.simplefilter("ignore", UserWarning)
@@ -53,7 +55,7 @@ OnFrame = Optional[Callable[[int, int], None]]
 ShouldStop = Optional[Callable[[], object]]
 
 
-class AnnotatorError(RuntimeError):
+class AnnotatorError(UserError, RuntimeError):
     """A control map could not be made: bad options, bad frames or missing weights."""
 
 

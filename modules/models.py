@@ -27,13 +27,14 @@ from urllib.parse import urlparse
 import torch
 
 from . import engine
+from .errors import UserError
 from .settings import Settings
 
 TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model could not be loaded; the message says what to do."""
 
 

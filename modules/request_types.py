@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
+from .errors import UserError
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
 from .settings import Settings
 
@@ -25,7 +26,7 @@ MAX_MOTION = 40.0
 MAX_FPS = 60.0
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """Bad input; the message is shown to the user as is."""
 
 

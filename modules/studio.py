@@ -11,12 +11,13 @@ import random
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import engine, video_io
-from .engine import ScheduleError, resolve_t0_t1
-from .models import ModelLoadError, ModelManager
+from .engine import resolve_t0_t1
+from .errors import UserError
 from .outputs import Outputs, write_params
 from .request_types import (
     MAX_SEED,
@@ -27,17 +28,13 @@ from .request_types import (
     VideoWindow,
 )
 from .settings import Settings
-from .worker import Cancelled, JobControl, WorkerError, WorkerPool
+from .worker import Cancelled, JobControl, WorkerPool
+
+if TYPE_CHECKING:
+    from .models import ModelManager
 
 log = logging.getLogger(__name__)
 
-USER_ERRORS = (
-    RequestError,
-    video_io.VideoError,
-    ModelLoadError,
-    ScheduleError,
-    WorkerError,
-)
 # Seconds of GPU per UNet call per 512x512 frame on a ZeroGPU slice, and fixed overhead.
 GPU_SECONDS_PER_FRAME_STEP = 0.05
 GPU_OVERHEAD_S = 20.0
@@ -309,11 +306,9 @@ def _user_errors():
         yield
     except (StudioError, Cancelled):
         raise
-    except USER_ERRORS as error:
+    except UserError as error:
         raise StudioError(str(error)) from error
     except Exception as error:
-        if type(error).__name__ == "AnnotatorError":  # modules.annotators, imported on first use
-            raise StudioError(str(error)) from error
         log.exception("job failed")
         raise StudioError(
             f"The job failed ({type(error).__name__}: {error}). The server is ready for the next one."

@@ -19,6 +19,8 @@ import imageio.v2 as imageio
 import imageio.v3 as iio
 import numpy as np
 
+from .errors import UserError
+
 SUPPORTED_FORMATS = "mp4, webm, mov, gif"
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
 # Browsers show a GIF frame without a delay (or with 0) at about 10 fps.
@@ -34,7 +36,7 @@ YUV420_ALIGN = 2
 TIME_EPS = 1e-6
 
 
-class VideoError(ValueError):
+class VideoError(UserError, ValueError):
     """A problem with the user's video or window, worded so it can be shown to the user as is."""
 
 

@@ -20,12 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+from functools import cached_property
 
-from .models import ModelManager, free_memory
+from .errors import UserError
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .models import ModelManager
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,11 +40,13 @@ class Cancelled(Exception):
     """The user stopped the job."""
 
 
-class WorkerError(RuntimeError):
+class WorkerError(UserError, RuntimeError):
     """A job failed; the message is for the user."""
 
 
 def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
@@ -84,8 +89,16 @@ def run_on_gpu(fn: Callable[[], T], duration_s: float) -> T:
 
 class Worker:
     def __init__(self, settings: Settings, device: str | None = None):
-        self.manager = ModelManager(settings, device)
+        self.settings = settings
+        self.device = device
         self.busy_log: list[tuple[float, float]] = []  # (start, end) of each job, for tests and stats
+
+    @cached_property
+    def manager(self) -> ModelManager:
+        """Made on first use: torch is imported then, not while the first page is served."""
+        from .models import ModelManager
+
+        return ModelManager(self.settings, self.device)
 
     def run(
         self,
@@ -106,8 +119,7 @@ class Worker:
                 if not is_out_of_memory(error):
                     raise
                 log.warning("out of memory on %s: %s", self.manager.device, error)
-                self.manager.evict("all-extras")
-                free_memory()
+                self.manager.evict("all-extras")  # frees memory too
                 if fallback is None:
                     raise WorkerError(f"Out of GPU memory. Please {lower_hint} and try again.") from error
                 control.report(0.0, "out of memory: retrying with smaller chunks")
@@ -115,12 +127,14 @@ class Worker:
                     return run_on_gpu(lambda: fallback(self.manager), estimate_s)
                 except Exception as retry_error:
                     if is_out_of_memory(retry_error):
-                        free_memory()
+                        self.manager.evict("all-extras")
                         raise WorkerError(
                             f"Out of GPU memory, even with smaller chunks. Please {lower_hint} and try again."
                         ) from retry_error
                     raise
         except BaseException:
+            from .models import free_memory
+
             free_memory()  # whatever went wrong, leave the device clean for the next job
             raise
         finally:

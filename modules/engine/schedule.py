@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import UserError
+
 # Samplers a user can pick where the method allows a choice (Text2Video-Zero itself needs DDIM);
 # `common.SCHEDULERS` maps each name to its diffusers class.
 SCHEDULER_NAMES = ("ddim", "euler_ancestral", "euler", "dpm++_2m")
@@ -18,7 +20,7 @@ PAPER_T0 = 44
 PAPER_T1 = 47
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError, ValueError):
     pass
 
 

@@ -19,7 +19,7 @@ def build_demo(studio) -> gr.Blocks:
     # Gradio keeps its own copies of returned files; they go after the same TTL as our folders.
     with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False, delete_cache=(min(ttl, 3600), ttl)) as demo:
         gr.Markdown(DESCRIPTION)
-        status = gr.Markdown(status_line(studio))
+        status = gr.Markdown()  # filled on page load: building the page must not import torch
         with gr.Tabs():
             with gr.Tab("Text to video", id="text2video"):
                 text2video.build(demo, studio)
