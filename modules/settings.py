@@ -91,7 +91,6 @@ class Settings:
     memory_budget_gb: float = 0.0  # 0 = no budget on CPU, detected VRAM on CUDA
     cpu_offload: bool = False
     vae_decode_batch: int = 8  # frames decoded at once
-    compile: bool = False
 
     # Queue and outputs.
     queue_size: int = 20
@@ -141,7 +140,6 @@ class Settings:
             memory_budget_gb=float(_env("MEMORY_BUDGET_GB", str(defaults.memory_budget_gb))),
             cpu_offload=_env_bool("CPU_OFFLOAD", defaults.cpu_offload),
             vae_decode_batch=int(_env("VAE_DECODE_BATCH", str(defaults.vae_decode_batch))),
-            compile=_env_bool("COMPILE", defaults.compile),
             queue_size=int(_env("QUEUE_SIZE", str(defaults.queue_size))),
             outputs_dir=_env("OUTPUTS_DIR", defaults.outputs_dir),
             outputs_ttl_s=int(_env("OUTPUTS_TTL_S", str(defaults.outputs_ttl_s))),
@@ -167,7 +165,6 @@ ENV_VARS = (
     ("T2VZ_MEMORY_BUDGET_GB", "model memory budget; 0 = detected VRAM on CUDA, none on CPU"),
     ("T2VZ_CPU_OFFLOAD", "1 = keep models on CPU and move each to the GPU only while it runs"),
     ("T2VZ_VAE_DECODE_BATCH", "frames decoded by the VAE at once"),
-    ("T2VZ_COMPILE", "1 = torch.compile the UNet (CUDA)"),
     ("T2VZ_QUEUE_SIZE", "jobs allowed to wait in the queue"),
     ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
     ("T2VZ_MAX_FRAMES / T2VZ_MAX_STEPS", "per-job caps on frames and denoising steps"),
