@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import engine, video_io
-from .engine import resolve_t0_t1
+from .engine import chunk_frame_ids, resolve_t0_t1
 from .errors import UserError
 from .outputs import Outputs, write_params
 from .request_types import (
@@ -56,9 +56,6 @@ class VideoResult:
     height: int
     control: str | None = None  # the control-map video of ControlNet modes
 
-    def summary(self) -> str:
-        return f"seed {self.seed} · {self.num_frames} frames · {self.width}x{self.height} · {self.fps:g} fps"
-
 
 def resolve_seed(seed: int) -> int:
     return random.SystemRandom().randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed)
@@ -84,7 +81,7 @@ class Studio:
         with _user_errors():
             request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
             t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
-            chunks = -(-max(request.num_frames - 1, 1) // (request.chunk_size - 1))
+            chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
 
             def job(manager: ModelManager, chunk_size: int = request.chunk_size) -> np.ndarray:
                 control.report(0.0, f"loading {request.model}")

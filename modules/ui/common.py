@@ -61,8 +61,9 @@ def seed_input(default: int = -1) -> gr.Number:
 
 def output_column() -> tuple[gr.Video, gr.File, gr.File, gr.Number]:
     video = gr.Video(label="Result", format=None, autoplay=True, loop=True, buttons=["download"])
-    gif = gr.File(label="GIF download")
-    params = gr.File(label="params.json (repeat this run)")
+    with gr.Row():
+        gif = gr.File(label="GIF download", height=90)
+        params = gr.File(label="params.json (repeat this run)", height=90)
     used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
     return video, gif, params, used_seed
 
