@@ -76,7 +76,8 @@ def test_bad_input_shows_an_error_not_a_traceback(page):
     assert "Traceback" not in page.content()
 
 
-def test_edge_example_preview_then_generate(page):
+def test_edge_example_preview_then_generate(page, served):
+    served[0].manager.evict("all-extras")  # so that the status line has something to follow
     tab = panel(page, "Edge")
     tab.locator(".gallery-item, [data-testid='dataset'] tr, table tbody tr").first.click()
     tab.get_by_role("button", name="Preview control").click()
@@ -86,3 +87,5 @@ def test_edge_example_preview_then_generate(page):
         "() => [...document.querySelectorAll('[role=tabpanel] video')].some(v => /video\\.mp4/.test(v.src))",
         timeout=JOB_TIMEOUT_MS,
     )
+    # The status line above the tabs follows what each job loaded: now the edge ControlNet alone.
+    page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)

@@ -20,14 +20,17 @@ def build_demo(studio) -> gr.Blocks:
     with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False, delete_cache=(min(ttl, 3600), ttl)) as demo:
         gr.Markdown(DESCRIPTION)
         status = gr.Markdown()  # filled on page load: building the page must not import torch
+        gpu_events = []
         with gr.Tabs():
             with gr.Tab("Text to video", id="text2video"):
-                text2video.build(demo, studio)
+                gpu_events += text2video.build(demo, studio)
             for kind in ("pose", "edge", "depth"):
                 with gr.Tab(controlnet.TITLES[kind], id=kind):
-                    controlnet.build(demo, studio, kind)
+                    gpu_events += controlnet.build(demo, studio, kind)
             with gr.Tab("Video editing", id="edit"):
-                edit.build(demo, studio)
+                gpu_events += edit.build(demo, studio)
         demo.load(lambda: status_line(studio), None, status, api_visibility="private")
+        for event in gpu_events:  # what is loaded changes with every job
+            event.then(lambda: status_line(studio), None, status, api_visibility="private")
     demo.queue(max_size=studio.settings.queue_size, default_concurrency_limit=len(studio.pool))
     return demo

@@ -58,7 +58,7 @@ def examples(kind: str) -> list[list]:
     return [[str(path), EXAMPLE_PROMPTS[kind], *skeleton] for path in sorted(ASSETS.glob(f"{kind}_*.mp4"))]
 
 
-def build(demo: gr.Blocks, studio, kind: str) -> None:
+def build(demo: gr.Blocks, studio, kind: str) -> list:
     settings = studio.settings
     limits = settings.limits
     defaults = ControlVideoRequest(kind=kind, video="", prompt="")
@@ -144,3 +144,4 @@ def build(demo: gr.Blocks, studio, kind: str) -> None:
     stop.click(None, cancels=[event, preview_event])
     if examples(kind):
         gr.Examples(examples(kind), [video_in, prompt, *options[:1]] if kind == "pose" else [video_in, prompt])
+    return [event, preview_event]

@@ -14,7 +14,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PROMPTS = ["make it a snowy winter night", "make it look like a Van Gogh painting"]
 
 
-def build(demo: gr.Blocks, studio) -> None:
+def build(demo: gr.Blocks, studio) -> list:
     settings = studio.settings
     limits = settings.limits
     defaults = EditVideoRequest(video="", prompt="")
@@ -54,3 +54,4 @@ def build(demo: gr.Blocks, studio) -> None:
     clips = sorted(ASSETS.glob("edit_*.mp4"))
     if clips:
         gr.Examples([[str(p), EXAMPLE_PROMPTS[i % len(EXAMPLE_PROMPTS)]] for i, p in enumerate(clips)], [video_in, prompt])
+    return [event]

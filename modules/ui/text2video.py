@@ -14,7 +14,7 @@ EXAMPLES = [
 ]
 
 
-def build(demo: gr.Blocks, studio) -> None:
+def build(demo: gr.Blocks, studio) -> list:
     settings = studio.settings
     limits = settings.limits
     defaults = Text2VideoRequest(prompt="")
@@ -61,3 +61,4 @@ def build(demo: gr.Blocks, studio) -> None:
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [prompt, motion_x, motion_y])
+    return [event]
