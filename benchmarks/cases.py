@@ -82,6 +82,19 @@ def _restore_processors(models, saved):
         m.set_attn_processor(processors)
 
 
+def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`torch.compile` for our side only (an experiment: the app does not compile, see README).
+
+    On CPU inductor is only faster with freezing (weights folded in as constants); the reference
+    side keeps calling the eager module, which freezing leaves alone.
+    """
+    if device.type == "cpu":
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+    return torch.compile(model, dynamic=False)  # one static graph per shape (freezing fails on dynamic ones)
+
+
 def build_case(
     mode: str,
     *,
@@ -92,6 +105,7 @@ def build_case(
     device: torch.device,
     dtype: torch.dtype,
     seed: int = 0,
+    compile: bool = False,
 ) -> Case:
     """Build the components once (weights identical for both sides) and the two runners."""
     from diffusers import (
@@ -120,6 +134,9 @@ def build_case(
     def place(model):
         return model.to(device=device, dtype=dtype)
 
+    def for_ours(model):
+        return compiled(model, device) if compile else model
+
     tokenizer = tiny.build_tokenizer()
     text_encoder = place(tiny.build_text_encoder(tokenizer, arch))
     vae = place(tiny.build_vae(arch))
@@ -137,9 +154,10 @@ def build_case(
             pipe = TextToVideoZeroPipeline(unet=unet, scheduler=tiny.build_scheduler(), **common)
         pipe.set_progress_bar_config(disable=True)
         settings = dict(height=size, width=size, guidance_scale=GUIDANCE, t0=t0, t1=t1)
+        our_unet = for_ours(unet)
 
         def ours(frames: int) -> np.ndarray:
-            c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler())
+            c = Components(tokenizer, text_encoder, our_unet, vae, tiny.build_scheduler())
             return generate_text2video(
                 c, prompt=PROMPT, negative_prompt=NEGATIVE, num_frames=frames, steps=steps, motion_x=MOTION,
                 motion_y=MOTION, seed=seed, chunk_size=chunk_size, **settings,
@@ -163,11 +181,12 @@ def build_case(
             unet=unet, controlnet=controlnet, scheduler=tiny.build_scheduler(), **common
         )
         pipe.set_progress_bar_config(disable=True)
+        our_unet, our_controlnet = for_ours(unet), for_ours(controlnet)
 
         def ours(frames: int) -> np.ndarray:
-            c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler())
+            c = Components(tokenizer, text_encoder, our_unet, vae, tiny.build_scheduler())
             return generate_control_video(
-                c, controlnet, control=control_maps(frames, size, mode), prompt=PROMPT, negative_prompt=NEGATIVE,
+                c, our_controlnet, control=control_maps(frames, size, mode), prompt=PROMPT, negative_prompt=NEGATIVE,
                 steps=steps, guidance_scale=CONTROL_GUIDANCE, conditioning_scale=CONTROL_SCALE, seed=seed,
                 chunk_size=chunk_size or frames,
             )  # fmt: skip
@@ -201,9 +220,10 @@ def build_case(
         unet=unet, scheduler=make_scheduler("euler_ancestral", sched_config), **common
     )
     pipe.set_progress_bar_config(disable=True)
+    our_unet = for_ours(unet)
 
     def ours(frames: int) -> np.ndarray:
-        c = Components(tokenizer, text_encoder, unet, vae, make_scheduler("euler_ancestral", sched_config))
+        c = Components(tokenizer, text_encoder, our_unet, vae, make_scheduler("euler_ancestral", sched_config))
         return generate_edit_video(
             c, frames=input_video(frames, size), prompt=EDIT_PROMPT, negative_prompt=NEGATIVE, steps=steps,
             guidance_scale=GUIDANCE, image_guidance_scale=IMAGE_GUIDANCE, seed=seed, chunk_size=chunk_size or frames,

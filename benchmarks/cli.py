@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--breakdown", action="store_true",
                         help="also report seconds inside the text encoder, UNet, ControlNet and VAE per side "
                         "(hooks; on CUDA they synchronize, which adds a little time)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile our side's UNet and ControlNet (inductor; with freezing on CPU); "
+                        "the warm-up pays the compile, so keep --warmup >= 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
@@ -156,7 +159,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     case = build_case(
         args.mode, arch=args.arch, size=args.size, steps=args.steps, chunk_size=args.chunk_size,
-        device=device, dtype=dtype, seed=args.seed,
+        device=device, dtype=dtype, seed=args.seed, compile=args.compile,
     )  # fmt: skip
     build_s = time.perf_counter() - started
     log(args, f"built {args.arch} components on {device} ({args.dtype}) in {build_s:.1f} s")
@@ -168,9 +171,11 @@ def benchmark(args: argparse.Namespace) -> dict:
         breakdown = Breakdown(case.parts, device)
     sides = {"ours": case.ours, "reference": case.reference}
 
+    warmup_seconds = {name: [] for name in sides}
     for i in range(args.warmup):
         for name, fn in sides.items():
             seconds = run_once(fn, args.frames, device, counter)["seconds"]
+            warmup_seconds[name].append(seconds)
             if breakdown:
                 breakdown.take(seconds)
             log(args, f"warm-up {i + 1}/{args.warmup} {name}: {seconds:.2f} s")
@@ -198,7 +203,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     result = dict(
         mode=args.mode, arch=args.arch, device=args.device, dtype=args.dtype, size=args.size,
         frames=args.frames, steps=args.steps, chunk_size=args.chunk_size, repeats=args.repeats,
-        warmup=args.warmup,
+        warmup=args.warmup, compile=args.compile,
     )  # fmt: skip
     for name, side in runs.items():
         seconds = statistics.median(r["seconds"] for r in side)
@@ -209,6 +214,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         result[f"peak_mem_mb_{name}"] = max(r["peak"] for r in side)
         result[f"peak_mem_total_mb_{name}"] = max(r["total"] for r in side)
         result[f"all_seconds_{name}"] = [r["seconds"] for r in side]
+        result[f"warmup_seconds_{name}"] = warmup_seconds[name]  # with --compile: includes compiling
         # Process CPU seconds (all threads): less sensitive than wall time to a busy machine.
         result[f"cpu_seconds_{name}"] = statistics.median(r["cpu"] for r in side)
         if breakdown:
@@ -261,7 +267,7 @@ def table(r: dict) -> str:
         ("mode", r["mode"]),
         ("arch", r["arch"]),
         ("device", f"{r['device']} ({r['device_name']}), {r['num_threads']} torch threads"),
-        ("dtype", r["dtype"]),
+        ("dtype", r["dtype"] + (", ours torch.compile'd" if r.get("compile") else "")),
         ("size", f"{r['size']}x{r['size']}"),
         ("frames", f"{r['frames']} (chunks of {r['chunk_size']})"),
         ("steps", r["steps"]),

@@ -6,6 +6,7 @@ engine made the reference pipeline's frames.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,12 @@ NUMBERS = (
 STRINGS = ("mode", "arch", "device", "dtype", "torch", "diffusers", "date")
 
 
-def run_benchmark(*args: str) -> tuple[dict, str]:
+def run_benchmark(*args: str, timeout: int = 120) -> tuple[dict, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--arch", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0",
          "--steps", "3", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -63,3 +64,12 @@ def test_mode_switching_benchmark_runs_and_reports_both_engines():
     ]
     assert {r["engine"] for r in rows} == {"ours", "naive"}
     assert result["switch_seconds_ours"] > 0 and result["switch_seconds_naive"] > 0
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="inductor on CPU needs a C++ compiler")
+def test_compiled_engine_makes_the_reference_frames():
+    """--compile (an experiment the README reports on): torch.compile'd UNet, same frames."""
+    result, stdout = run_benchmark("--frames", "2", "--steps", "2", "--warmup", "1", "--compile", timeout=600)
+    assert result["compile"] is True and "torch.compile'd" in stdout
+    assert result["unet_calls_ours"] == result["unet_calls_reference"] > 0
+    assert 0 <= result["max_abs_diff"] < 1e-4
