@@ -9,6 +9,8 @@ import time
 
 import torch
 
+from .memory import synchronize
+
 
 class Breakdown:
     """Accumulates seconds spent in the forward of named modules; `take()` returns and resets."""
@@ -24,20 +26,16 @@ class Breakdown:
             self._handles.append(module.register_forward_pre_hook(self._pre(name)))
             self._handles.append(module.register_forward_hook(self._post(name)))
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def _pre(self, name):
         def hook(*_):
-            self._sync()
+            synchronize(self.device)
             self._started[name] = time.perf_counter()
 
         return hook
 
     def _post(self, name):
         def hook(*_):
-            self._sync()
+            synchronize(self.device)
             self.seconds[name] += time.perf_counter() - self._started.pop(name)
 
         return hook

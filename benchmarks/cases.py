@@ -21,8 +21,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-MODES = ("text2video", "pose", "edge", "depth", "edit")
-CONTROL_MODES = ("pose", "edge", "depth")
+from modules.request_types import CONTROL_KINDS
+
+MODES = ("text2video", *CONTROL_KINDS, "edit")
 
 PROMPT = "a horse galloping on a street"
 NEGATIVE = "blurry, low quality"
@@ -174,7 +175,7 @@ def build_case(
         # Chunks re-noise with a differently shaped draw, so a chunked clip is not the reference's.
         return Case(mode, unet, ours, reference, False, dict(parts, unet=unet))
 
-    if mode in CONTROL_MODES:
+    if mode in CONTROL_KINDS:
         unet = place(tiny.build_unet(arch, seed=1))
         controlnet = place(tiny.build_controlnet(unet, seed=2))
         pipe = StableDiffusionControlNetPipeline(

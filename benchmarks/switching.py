@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from modules.request_types import CONTROL_KINDS
+
 ROUND = ("edge", "depth", "pose", "edit", "text2video")
 SEQUENCE = ("text2video", *ROUND, *ROUND)  # the second round shows switches between loaded modes
-CONTROL_KINDS = ("pose", "edge", "depth")
 
 
 def write_model_folders(root: Path, arch: str) -> dict:

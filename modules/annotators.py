@@ -22,6 +22,8 @@ import torch
 from huggingface_hub import constants as hub_constants
 
 from .errors import UserError
+from .request_types import CONTROL_KINDS
+from .video_io import to_rgb
 
 with warnings.catch_warnings():
     # controlnet-aux imports all its annotators: mediapipe-missing and timm registry noise.
@@ -37,8 +39,6 @@ with warnings.catch_warnings():
 
 RANDOM_SOURCE = "random"
 RANDOM_SEED = 0  # random detectors are reproducible, and leave the global RNG alone
-
-CONTROL_KINDS = ("pose", "edge", "depth")
 
 CANNY_LOW = 100
 CANNY_HIGH = 200
@@ -261,7 +261,7 @@ def _per_frame(
             if should_stop is not None:
                 should_stop()  # cancels by raising; its return value means nothing here
             detected = np.asarray(make_map(np.ascontiguousarray(frames[index])), dtype=np.uint8)
-            maps[index] = _fit(_three_channels(detected), height, width, smooth=smooth)
+            maps[index] = _fit(to_rgb(detected), height, width, smooth=smooth)
             if on_frame is not None:
                 on_frame(index + 1, total)
     return maps
@@ -276,14 +276,6 @@ def _fit(image: np.ndarray, height: int, width: int, *, smooth: bool) -> np.ndar
     else:
         interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
     return cv2.resize(image, (width, height), interpolation=interpolation)
-
-
-def _three_channels(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    return image[:, :, :3]
 
 
 def _check_frames(frames) -> np.ndarray:

@@ -23,7 +23,6 @@ from .request_types import (
     MAX_SEED,
     ControlVideoRequest,
     EditVideoRequest,
-    RequestError,
     Text2VideoRequest,
     VideoWindow,
 )
@@ -208,13 +207,6 @@ class Studio:
     # ------------------------------------------------------------------ helpers
     def _read(self, window: VideoWindow, path: str) -> tuple[np.ndarray, float]:
         limits = self.settings.limits
-        info = video_io.probe_video(path)
-        end = window.end or info.duration
-        if end - window.start > limits.max_video_seconds:
-            raise RequestError(
-                f"The selected part is {end - window.start:.1f} s long; this server takes up to "
-                f"{limits.max_video_seconds:g} s. Set a start and end time."
-            )
         return video_io.read_video(
             path,
             start=window.start,
@@ -223,6 +215,7 @@ class Studio:
             long_side=window.resolution,
             multiple=8,
             max_frames=limits.max_frames,
+            max_seconds=limits.max_video_seconds,
         )
 
     def _control_maps(

@@ -64,7 +64,7 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
+def to_rgb(frame: np.ndarray) -> np.ndarray:
     """Models expect 3 channels; drop alpha and repeat grey rather than fail on odd inputs."""
     if frame.ndim == 2:
         frame = frame[..., None]
@@ -87,7 +87,7 @@ def _as_rgb_frames(frames: np.ndarray) -> np.ndarray:
         raise VideoError(f"Expected frames shaped (F, H, W, 3), got {frames.shape}.")
     if len(frames) == 0:
         raise VideoError("There are no frames to write.")
-    return np.stack([_to_rgb(frame) for frame in frames]) if frames.shape[-1] != 3 else frames
+    return np.stack([to_rgb(frame) for frame in frames]) if frames.shape[-1] != 3 else frames
 
 
 # --------------------------------------------------------------------------- sizing
@@ -217,7 +217,7 @@ def _probe_gif(path: Path) -> tuple[VideoInfo, list[float]]:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Cheap look at a video (header plus first frame) so the UI can validate a window before decoding.
+    """Cheap look at a video (header plus first frame): its size, fps and length without decoding it.
 
     num_frames is duration x fps (for GIFs, frames at the reported fps), which is what
     read_video returns with no window and no fps.
@@ -298,11 +298,13 @@ def read_video(
     long_side: int | None = None,
     multiple: int = 8,
     max_frames: int | None = None,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode the window [start, end) at `fps`, sized for the model; returns (uint8 RGB frames, fps).
 
     Output frame k is the source frame nearest to start + k / fps, so lowering the fps drops frames
     and raising it repeats them, and the clip keeps its real-time speed. The size follows fit_size.
+    `max_seconds` caps the window as asked for (end, or the video's end when None).
     """
     path = Path(path)
     if _check_file(path):
@@ -314,6 +316,13 @@ def read_video(
         frame_starts = None
         frames_stream = _iter_ffmpeg
 
+    if max_seconds is not None:
+        span = (info.duration if end is None else float(end)) - float(start)
+        if span > max_seconds:
+            raise VideoError(
+                f"The selected part is {span:.1f} s long; this server takes up to {max_seconds:g} s. "
+                "Set a start and end time."
+            )
     start, end, out_fps = _validate_window(info, float(start), None if end is None else float(end), fps)
     count = _frame_count(start, end, out_fps)
     if max_frames is not None and count > max_frames:
@@ -337,7 +346,7 @@ def read_video(
     size = fit_size(info.width, info.height, long_side=long_side, multiple=multiple)
     decoded: dict[int, np.ndarray] = {}
     for index, frame in frames_stream(path, wanted):
-        decoded[index] = _resize(_to_rgb(frame), size)
+        decoded[index] = _resize(to_rgb(frame), size)
     if not decoded:
         raise VideoError(
             f"The video '{path.name}' has no frames between {_seconds(start)} s and {_seconds(end)} s."

@@ -20,9 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
-
 from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import UserError
 from .settings import Settings
@@ -138,7 +137,7 @@ class Worker:
             free_memory()  # whatever went wrong, leave the device clean for the next job
             raise
         finally:
-            if self.manager.settings.cpu_offload:
+            if self.settings.cpu_offload:
                 self.manager.release_device()
             self.busy_log.append((start, time.monotonic()))
             self.manager.lock.release()

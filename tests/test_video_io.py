@@ -206,6 +206,14 @@ def test_max_frames_error_names_the_numbers(clip_320x240):
     assert len(read_video(clip_320x240, fps=12, end=0.8, max_frames=10)[0]) == 10
 
 
+def test_max_seconds_caps_the_window_asked_for(clip_320x240):
+    with pytest.raises(VideoError, match=r"The selected part is 3\.0 s long; this server takes up to 2 s"):
+        read_video(clip_320x240, max_seconds=2)  # no end: the whole 3 s clip
+    with pytest.raises(VideoError, match=r"is 2\.5 s long"):
+        read_video(clip_320x240, start=0.5, max_seconds=2)
+    assert len(read_video(clip_320x240, start=0.5, end=2.5, fps=4, max_seconds=2)[0]) == 8
+
+
 @pytest.mark.parametrize(
     ("window", "fragment"),
     [

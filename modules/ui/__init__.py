@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..request_types import CONTROL_KINDS
 from . import controlnet, edit, text2video
 from .common import status_line
 
@@ -24,7 +25,7 @@ def build_demo(studio) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Text to video", id="text2video"):
                 gpu_events += text2video.build(demo, studio)
-            for kind in ("pose", "edge", "depth"):
+            for kind in CONTROL_KINDS:
                 with gr.Tab(controlnet.TITLES[kind], id=kind):
                     gpu_events += controlnet.build(demo, studio, kind)
             with gr.Tab("Video editing", id="edit"):

@@ -75,7 +75,7 @@ def run_buttons() -> tuple[gr.Button, gr.Button]:
     return run, stop
 
 
-def video_window_inputs(settings: Settings, default_resolution: int):
+def video_window_inputs(settings: Settings):
     """Start, end, fps, resolution: which part of an uploaded video to use and how."""
     limits = settings.limits
     with gr.Row():
@@ -88,7 +88,7 @@ def video_window_inputs(settings: Settings, default_resolution: int):
             minimum=limits.min_side,
             maximum=limits.max_side,
             step=8,
-            value=min(default_resolution, limits.max_side),
+            value=min(settings.default_resolution, limits.max_side),
         )
     return start, end, fps, resolution
 

@@ -70,7 +70,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             model = gr.Dropdown(
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
-            start, end, fps, resolution = video_window_inputs(settings, settings.default_resolution)
+            start, end, fps, resolution = video_window_inputs(settings)
             with gr.Accordion(f"{TITLES[kind]} detection", open=kind != "depth"):
                 options = kind_options(kind)
                 if not options:

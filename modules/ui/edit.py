@@ -23,7 +23,7 @@ def build(demo: gr.Blocks, studio) -> list:
             video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
             prompt = gr.Textbox(label="Instruction", placeholder="make it Van Gogh Starry Night style", lines=2)
             image_guidance = gr.Slider(label="Image guidance (higher = closer to the input)", minimum=0, maximum=5, step=0.05, value=defaults.image_guidance_scale)
-            start, end, fps, resolution = video_window_inputs(settings, settings.default_resolution)
+            start, end, fps, resolution = video_window_inputs(settings)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt, lines=2)
                 with gr.Row():
