@@ -5,24 +5,24 @@ model manager can cache them; the map functions run them frame by frame and alwa
 return uint8 (F, H, W, 3) maps of the input's size, because ControlNet wants the control
 video aligned pixel for pixel with the frames it conditions.
 
-"random" as a source builds the real controlnet-aux networks with random weights and no
-file download: the tiny preset and the tests use them to run the real detection code
-offline. Their maps are meaningless, only their shapes and code paths are real.
+A source is a folder holding the checkpoints (the model manager fetches them from the Hub) or
+"random": the real controlnet-aux networks with random weights, for the tiny preset and the
+tests. Both go through the same constructors; random maps are meaningless, their code paths real.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 from typing import Callable, Optional
 
 import cv2
 import numpy as np
 import torch
-from huggingface_hub import constants as hub_constants
-
 from .errors import UserError
 from .request_types import CONTROL_KINDS
+from .safe_pickle import UnsafePickleError, load_weights
 from .video_io import to_rgb
 
 with warnings.catch_warnings():
@@ -61,42 +61,59 @@ class AnnotatorError(UserError, RuntimeError):
 
 # --------------------------------------------------------------------------- loading
 
+# The files controlnet-aux's OpenposeDetector / MidasDetector("dpt_hybrid") read from lllyasviel/Annotators.
+OPENPOSE_FILES = {"body": "body_pose_model.pth", "hand": "hand_pose_model.pth", "face": "facenet.pth"}
+MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
+ANNOTATOR_FILES = {"pose": tuple(OPENPOSE_FILES.values()), "depth": (MIDAS_FILE,)}
 
-def load_openpose(source: str, device=None) -> OpenposeDetector:
-    """OpenPose body+hand+face detector from a Hub repo / local folder, or "random"."""
+
+def load_openpose(source: str | Path, device=None) -> OpenposeDetector:
+    """OpenPose body+hand+face detector from a folder holding its checkpoints, or "random".
+
+    Checkpoints are read by the weights-only unpickler (safe_pickle), never by a plain torch.load.
+    """
     if source == RANDOM_SOURCE:
-        detector = _random_openpose()
+        states = _random_openpose_states()
     else:
-        try:
-            detector = OpenposeDetector.from_pretrained(source)
-        except Exception as error:  # hub, file and state-dict errors all mean "no usable weights"
-            raise AnnotatorError(_load_failure("OpenPose", source, error)) from error
+        states = {part: _read_checkpoint(Path(source) / name, "OpenPose") for part, name in OPENPOSE_FILES.items()}
+    detector = OpenposeDetector(
+        Body(_state_buffer(states["body"])), Hand(_state_buffer(states["hand"])), Face(_state_buffer(states["face"]))
+    )
     return detector.to(device) if device is not None else detector
 
 
-def load_midas(source: str, device=None) -> MidasDetector:
-    """MiDaS (DPT-Hybrid) depth detector from a Hub repo / local folder, or "random"."""
-    with warnings.catch_warnings():
+def load_midas(source: str | Path, device=None) -> MidasDetector:
+    """MiDaS (DPT-Hybrid) depth detector from a folder holding its checkpoint, or "random"."""
+    state = None if source == RANDOM_SOURCE else _read_checkpoint(Path(source) / MIDAS_FILE, "MiDaS depth")
+    if isinstance(state, dict) and "optimizer" in state:  # as controlnet-aux's BaseModel.load
+        state = state["model"]
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         # timm maps the old "vit_base_resnet50_384" name that controlnet-aux asks for.
         warnings.filterwarnings("ignore", message=".*deprecated model name.*")
-        if source == RANDOM_SOURCE:
-            detector = _random_midas()
-        else:
-            try:
-                detector = MidasDetector.from_pretrained(source, model_type=MIDAS_MODEL_TYPE)
-            except Exception as error:
-                raise AnnotatorError(_load_failure("MiDaS depth", source, error)) from error
+        torch.manual_seed(RANDOM_SEED)
+        net = DPTDepthModel(path=None, backbone=MIDAS_BACKBONE, non_negative=True)
+    if state is not None:
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as error:
+            raise AnnotatorError(f"The MiDaS depth checkpoint {MIDAS_FILE} does not fit DPT-Hybrid: {str(error)[:200]}") from error
+    # MiDaSInference's constructor would read (or download) the checkpoint itself: its three-line
+    # __init__ is replayed around our net; MidasDetector and MiDaSInference.forward are the real ones.
+    inference = MiDaSInference.__new__(MiDaSInference)
+    torch.nn.Module.__init__(inference)
+    inference.model = net.eval()
+    inference.model.train = disabled_train
+    detector = MidasDetector(inference)
     return detector.to(device) if device is not None else detector
 
 
-def _load_failure(what: str, source: str, error: Exception) -> str:
-    offline = " (HF_HUB_OFFLINE is set)" if hub_constants.HF_HUB_OFFLINE else ""
-    return (
-        f"Could not load the {what} annotator from {source!r}{offline}: "
-        f"{type(error).__name__}: {str(error).rstrip('.')}. Download the weights into the Hugging Face cache, "
-        f"point T2VZ_ANNOTATORS at a local folder that holds them, or start with "
-        f"`--preset tiny` to use random-weight annotators."
-    )
+def _read_checkpoint(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise AnnotatorError(f"The {what} annotator's checkpoint {path.name} is missing from {path.parent}.")
+    try:
+        return load_weights(path)
+    except UnsafePickleError as error:
+        raise AnnotatorError(str(error)) from error
 
 
 def _state_buffer(state: dict) -> io.BytesIO:
@@ -107,8 +124,8 @@ def _state_buffer(state: dict) -> io.BytesIO:
     return buffer
 
 
-def _random_openpose() -> OpenposeDetector:
-    """Real Body/Hand/Face estimators, fed random checkpoints through their own constructors."""
+def _random_openpose_states() -> dict[str, dict]:
+    """Random checkpoints for the real Body/Hand/Face estimators, in the CMU files' key layout."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         # Body and Hand load through util.transfer, which drops the first key component
@@ -116,9 +133,7 @@ def _random_openpose() -> OpenposeDetector:
         body = {key.split(".", 1)[1]: value for key, value in _quiet_heads(bodypose_model()).items()}
         hand = {key.split(".", 1)[1]: value for key, value in _quiet_heads(handpose_model()).items()}
         face = FaceNet().state_dict()
-    return OpenposeDetector(
-        Body(_state_buffer(body)), Hand(_state_buffer(hand)), Face(_state_buffer(face))
-    )
+    return {"body": body, "hand": hand, "face": face}
 
 
 def _quiet_heads(model: torch.nn.Module) -> dict:
@@ -133,23 +148,6 @@ def _quiet_heads(model: torch.nn.Module) -> dict:
         if "Mconv7_stage6" in key:
             state[key] = torch.zeros_like(value)
     return state
-
-
-def _random_midas() -> MidasDetector:
-    """The DPT-Hybrid net controlnet-aux would build, with its random init and no checkpoint.
-
-    MiDaSInference's constructor insists on a checkpoint file for dpt_hybrid (it would
-    download one otherwise), so its three-line __init__ is replayed around the net here;
-    MidasDetector and MiDaSInference.forward are the real ones.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        net = DPTDepthModel(path=None, backbone=MIDAS_BACKBONE, non_negative=True)
-    inference = MiDaSInference.__new__(MiDaSInference)
-    torch.nn.Module.__init__(inference)
-    inference.model = net.eval()
-    inference.model.train = disabled_train
-    return MidasDetector(inference)
 
 
 # --------------------------------------------------------------------------- maps

@@ -1,82 +1,35 @@
-"""The one owner of weights: loads lazily, caches, shares, evicts, and hands out components.
+"""The one owner of loaded models: what is kept, shared and evicted, and what a job gets.
 
-- The base (tokenizer, text encoder, UNet, VAE of an SD 1.5 model) stays resident and is
-  shared by text-to-video and every ControlNet tab; a different base replaces it.
+- The base (tokenizer, text encoder, UNet, VAE of an SD 1.5 model) stays loaded and is shared
+  by text-to-video and every ControlNet tab; another base replaces it.
 - ControlNets, the editing model and annotators load on first use and live in LRU caches.
-- Parts are keyed by a fingerprint of their weights (the Hub blob's sha256, or the seed of a
-  tiny build), so a text encoder or VAE that two models share is in memory once.
-- A memory budget evicts least-recently-used extras; the base is never evicted mid-job.
+- Parts are keyed by a fingerprint of their weights, so a text encoder or VAE that two models
+  share is in memory once.
+- A memory budget (device bytes against device memory) evicts least-recently-used extras; the
+  base is never evicted mid-job, and a base switch drops the old base first when both won't fit.
 
-Presets: `real` downloads Hub ids on first use (safetensors only, fp16 on CUDA); `tiny` builds
-every part with random weights in code. Both go through the same methods.
+Where parts come from is `parts` (tiny: built in code; real: fetched from the Hub by `hub`);
+where they live (device, offload) is `residency`. The presets differ only in the source.
 """
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import os
-import socket
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
+from contextlib import contextmanager
 
 import torch
 
 from . import engine
-from .errors import UserError
+from .hub import ModelLoadError, Report
+from .parts import Part, source_for
+from .residency import Residency, device_lock, free_memory, module_bytes, resolve_device, resolve_dtype
 from .settings import Settings
 
-TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
-HUB_PROBE_TIMEOUT_S = 3.0
+__all__ = ["ModelLoadError", "ModelManager", "free_memory", "module_bytes", "resolve_device", "resolve_dtype"]
 
-
-class ModelLoadError(UserError, RuntimeError):
-    """A model could not be loaded; the message says what to do."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
-def module_bytes(module) -> int:
-    if not isinstance(module, torch.nn.Module):
-        return 0
-    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
-
-
-# One lock per device for the whole process: two generations never share a device at once,
-# whichever manager or thread starts them.
-_DEVICE_LOCKS: dict[str, threading.Lock] = {}
-_DEVICE_LOCKS_GUARD = threading.Lock()
-
-
-def device_lock(device: torch.device) -> threading.Lock:
-    with _DEVICE_LOCKS_GUARD:
-        return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
-
-
-@dataclass
-class Part:
-    """A loaded module and the fingerprint of its weights."""
-
-    fingerprint: str
-    module: object
-
-
-def _tiny_seed(name: str) -> int:
-    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+CUDA_BUDGET_FRACTION = 0.8  # of the GPU's memory, when T2VZ_MEMORY_BUDGET_GB is 0
 
 
 class ModelManager:
@@ -85,76 +38,66 @@ class ModelManager:
         self.device = resolve_device(device or settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         self.lock = device_lock(self.device)
+        self.residency = Residency(self.device, self.dtype, offload=settings.cpu_offload)
+        self.source = source_for(settings.preset, self.dtype)
         self.loads: Counter[str] = Counter()  # how often each role was built or read from disk
+        self.loading: str | None = None  # what is being fetched or loaded now (status line)
+        self._report: Report | None = None
         self._guard = threading.RLock()
         self._base_id: str | None = None
         self._base: dict[str, Part] = {}
         self._edit: dict[str, Part] = {}
         self._controlnets: OrderedDict[str, Part] = OrderedDict()
         self._annotators: OrderedDict[str, object] = OrderedDict()
-        self._tokenizer = None
         self._usage: dict[str, float] = {}  # extra's name -> last use, for LRU eviction
-        self._on_device: dict[int, torch.nn.Module] = {}  # with cpu_offload: moved in for this job
 
     # ------------------------------------------------------------------ public API
     @property
     def is_tiny(self) -> bool:
         return self.settings.preset == "tiny"
 
-    def components(self, model_id: str | None = None, scheduler: str = "ddim") -> Components:
+    @contextmanager
+    def reporting(self, report: Report | None):
+        """Download and load progress of the calls inside go to `report(fraction, text)`."""
+        previous, self._report = self._report, report
+        try:
+            yield self
+        finally:
+            self._report = previous
+
+    def components(self, model_id: str | None = None, scheduler: str = "ddim") -> engine.Components:
         """The base model's parts with a fresh scheduler, ready for one generation."""
         with self._guard:
             parts = self._ensure_base(model_id or self.settings.default_base_model)
-            self._activate(parts["text_encoder"].module, parts["unet"].module, parts["vae"].module)
-            return engine.Components(
-                tokenizer=parts["tokenizer"].module,
-                text_encoder=parts["text_encoder"].module,
-                unet=parts["unet"].module,
-                vae=parts["vae"].module,
-                scheduler=engine.make_scheduler(scheduler, parts["scheduler"].module),
-                vae_decode_batch=self.settings.vae_decode_batch,
-            )
+            return self._components(parts, scheduler)
 
-    def controlnet(self, kind: str):
-        """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
-        from . import tiny
-
-        if kind not in self.settings.controlnets:
-            raise ModelLoadError(f"No ControlNet configured for {kind!r}.")
-        with self._guard:
-            self._touch(f"controlnet:{kind}")
-            if kind in self._controlnets:
-                self._controlnets.move_to_end(kind)
-                return self._activate(self._controlnets[kind].module)
-            repo = self.settings.controlnets[kind]
-            if self.is_tiny:
-                base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
-                module = tiny.build_controlnet(base_unet, seed=_tiny_seed(repo))
-                part = Part(f"tiny:{repo}", self._place(module))
-            else:
-                part = self._load_real(repo, None, "controlnet")
-            self.loads["controlnet"] += 1
-            self._controlnets[kind] = part
-            self._trim(self._controlnets, self.settings.controlnet_cache_size)
-            self.enforce_budget(keep={id(part.module)})
-            return self._activate(part.module)
-
-    def edit_components(self, scheduler: str = "euler_ancestral") -> Components:
+    def edit_components(self, scheduler: str = "euler_ancestral") -> engine.Components:
         """Instruct-Pix2Pix's parts; text encoder and VAE are the base's when their weights are."""
         with self._guard:
             if not self._edit:
                 self._edit = self._load_model(self.settings.edit_model, unet_in_channels=8)
             self._touch("edit")
             self.enforce_budget(keep={id(p.module) for p in self._edit.values()})
-            self._activate(*(self._edit[role].module for role in ("text_encoder", "unet", "vae")))
-            return engine.Components(
-                tokenizer=self._edit["tokenizer"].module,
-                text_encoder=self._edit["text_encoder"].module,
-                unet=self._edit["unet"].module,
-                vae=self._edit["vae"].module,
-                scheduler=engine.make_scheduler(scheduler, self._edit["scheduler"].module),
-                vae_decode_batch=self.settings.vae_decode_batch,
-            )
+            return self._components(self._edit, scheduler)
+
+    def controlnet(self, kind: str):
+        """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
+        if kind not in self.settings.controlnets:
+            raise ModelLoadError(f"No ControlNet configured for {kind!r}.")
+        with self._guard:
+            self._touch(f"controlnet:{kind}")
+            if kind not in self._controlnets:
+                repo = self.settings.controlnets[kind]
+                base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
+                with self._loading(repo):
+                    part = self.source.controlnet(repo, base_unet=base_unet, reuse=self._shared, report=self._report)
+                part.module = self.residency.adopt(part.module, stage="unet")  # runs beside the UNet
+                self.loads["controlnet"] += 1
+                self._controlnets[kind] = part
+                self._trim(self._controlnets, self.settings.controlnet_cache_size)
+                self.enforce_budget(keep={id(part.module)})
+            self._controlnets.move_to_end(kind)
+            return self._controlnets[kind].module
 
     def annotator(self, kind: str):
         """OpenPose or MiDaS detector (random-weight nets in the tiny preset), LRU-cached."""
@@ -165,71 +108,81 @@ class ModelManager:
             raise ModelLoadError(f"No annotator for {kind!r}.")
         with self._guard:
             self._touch(f"annotator:{kind}")
-            if kind in self._annotators:
-                self._annotators.move_to_end(kind)
-                return self._annotators[kind]
-            source = "random" if self.is_tiny else self.settings.annotators
-            try:
-                detector = loaders[kind](source, self.device)
-            except annotators.AnnotatorError as error:
-                raise ModelLoadError(str(error)) from error
-            self.loads[f"annotator:{kind}"] += 1
-            self._annotators[kind] = detector
-            self._trim(self._annotators, self.settings.annotator_cache_size)
-            return detector
+            if kind not in self._annotators:
+                repo = self.settings.annotators
+                with self._loading(f"{repo} ({kind})"):
+                    source = self.source.annotator_source(repo, kind, report=self._report)
+                    try:
+                        detector = loaders[kind](source)
+                    except annotators.AnnotatorError as error:
+                        raise ModelLoadError(str(error)) from error
+                self.loads[f"annotator:{kind}"] += 1
+                self._annotators[kind] = detector
+                self._trim(self._annotators, self.settings.annotator_cache_size)
+            self._annotators.move_to_end(kind)
+            detector = self._annotators[kind]
+            # Annotators are not offloaded: they run first, then the job's models take the device.
+            return detector.to(self.device)
 
     def on_device(self) -> list[torch.nn.Module]:
-        """With cpu_offload: the models this job moved onto the device."""
-        return list(self._on_device.values())
+        """Models on the device now (with cpu_offload: those the running job moved in)."""
+        return self.residency.on_device()
 
     def release_device(self) -> None:
-        """With cpu_offload: after a job, every model goes back to the CPU and the GPU is free."""
+        """After a job, with cpu_offload: every model goes back to the CPU and the device is free."""
         with self._guard:
-            for module in self._on_device.values():
-                module.to("cpu")
-            self._on_device.clear()
-        free_memory()
+            self.residency.release()
+            if self.residency.offloading:
+                for detector in self._annotators.values():
+                    detector.to("cpu")
 
     def resident(self) -> dict[str, list[str]]:
-        """What is loaded now, by role (for the UI's status line and for tests)."""
-        with self._guard:
-            return {
-                "base": [self._base_id] if self._base_id else [],
-                "controlnets": list(self._controlnets),
-                "edit": [self.settings.edit_model] if self._edit else [],
-                "annotators": list(self._annotators),
-            }
+        """What is loaded now, by role. Never waits for a load in progress (the status line calls it)."""
+        return {
+            "base": [self._base_id] if self._base_id and self._base else [],
+            "controlnets": list(self._controlnets.copy()),
+            "edit": [self.settings.edit_model] if self._edit else [],
+            "annotators": list(self._annotators.copy()),
+        }
 
     def memory_bytes(self) -> int:
-        """Bytes of weights held, each shared module counted once."""
-        seen, total = set(), 0
-        for module in self._all_modules():
-            if id(module) not in seen:
-                seen.add(id(module))
-                total += module_bytes(module)
-        return total
+        """Bytes of weights held, wherever they are, each shared module counted once."""
+        return self.residency.device_bytes(list(self._all_modules()))
+
+    def device_bytes(self) -> int:
+        """Bytes of weights on the device now: what the budget is compared with."""
+        return self.residency.device_bytes()
 
     def budget_bytes(self) -> int | None:
         if self.settings.memory_budget_gb > 0:
             return int(self.settings.memory_budget_gb * 2**30)
         if self.device.type == "cuda":
-            return int(torch.cuda.get_device_properties(self.device).total_memory * 0.8)
+            return int(torch.cuda.get_device_properties(self.device).total_memory * CUDA_BUDGET_FRACTION)
         return None
 
-    def enforce_budget(self, keep: set[int] = frozenset()) -> list[str]:
+    def enforce_budget(self, keep: set[int] = frozenset(), extra_bytes: int = 0) -> list[str]:
         """Evict least-recently-used extras (never the base, never `keep`) until under budget."""
         budget = self.budget_bytes()
         evicted: list[str] = []
         if budget is None:
             return evicted
         with self._guard:
-            while self.memory_bytes() > budget:
+            while self.device_bytes() + extra_bytes > budget:
                 victim = self._lru_victim(keep)
                 if victim is None:
                     break
                 evicted.append(victim)
                 self.evict(victim)
         return evicted
+
+    def make_room(self) -> list[str]:
+        """After an out-of-memory: evict the least recently used extra, not everything."""
+        with self._guard:
+            victim = self._lru_victim(keep=set())
+            if victim is not None:
+                self.evict(victim)
+            free_memory()
+            return [victim] if victim else []
 
     def evict(self, name: str) -> None:
         """Drop one extra: 'edit', 'controlnet:<kind>', 'annotator:<kind>', or 'all-extras'."""
@@ -246,7 +199,28 @@ class ModelManager:
             self._usage.pop(name, None)
         free_memory()
 
-    # ------------------------------------------------------------------ loading
+    # ------------------------------------------------------------------ internals
+    def _components(self, parts: dict[str, Part], scheduler: str) -> engine.Components:
+        return engine.Components(
+            tokenizer=parts["tokenizer"].module,
+            text_encoder=parts["text_encoder"].module,
+            unet=parts["unet"].module,
+            vae=parts["vae"].module,
+            scheduler=engine.make_scheduler(scheduler, parts["scheduler"].module),
+            vae_decode_batch=self.settings.vae_decode_batch,
+            execution_device=self.device,
+        )
+
+    @contextmanager
+    def _loading(self, what: str):
+        self.loading = what
+        if self._report is not None:
+            self._report(0.0, f"loading {what}")
+        try:
+            yield
+        finally:
+            self.loading = None
+
     def _touch(self, name: str) -> None:
         self._usage[name] = time.monotonic()
 
@@ -267,7 +241,8 @@ class ModelManager:
     def _all_modules(self):
         for parts in (self._base, self._edit):
             for part in parts.values():
-                yield part.module
+                if isinstance(part.module, torch.nn.Module):
+                    yield part.module
         for part in self._controlnets.values():
             yield part.module
 
@@ -281,6 +256,8 @@ class ModelManager:
         if model_id not in allowed:
             raise ModelLoadError(f"Model {model_id!r} is not offered here; choose one of: {', '.join(sorted(allowed))}.")
         if self._base_id != model_id:
+            if self._base and not self._fits_beside_base(model_id):
+                self._drop_base()  # never two bases on the device when the budget can't hold both
             old = self._base
             self._base = self._load_model(model_id, unet_in_channels=4)
             self._base_id = model_id
@@ -291,7 +268,21 @@ class ModelManager:
         self._touch("base")
         return self._base
 
-    def _shared(self, fingerprint: str):
+    def _fits_beside_base(self, model_id: str) -> bool:
+        budget = self.budget_bytes()
+        if budget is None or self.residency.offloading:
+            return True  # no device budget, or models wait on the CPU between runs
+        held = self.residency.device_bytes([p.module for p in self._base.values()])
+        new = self.source.estimate_bytes(model_id) or held
+        self.enforce_budget(keep={id(p.module) for p in self._base.values()}, extra_bytes=new)
+        return self.device_bytes() + new <= budget
+
+    def _drop_base(self) -> None:
+        self._base = {}
+        self._base_id = None
+        free_memory()
+
+    def _shared(self, fingerprint: str) -> Part | None:
         for parts in (self._base, self._edit):
             for part in parts.values():
                 if part.fingerprint == fingerprint:
@@ -300,131 +291,13 @@ class ModelManager:
 
     def _load_model(self, repo: str, unet_in_channels: int) -> dict[str, Part]:
         """tokenizer, text_encoder, unet, vae, scheduler (config) of one SD 1.5-family model."""
-        from . import tiny
-
-        parts: dict[str, Part] = {}
-        if self.is_tiny:
-            self._tokenizer = self._tokenizer or tiny.build_tokenizer()
-            parts["tokenizer"] = Part("tiny:tokenizer", self._tokenizer)
-            for role in ("text_encoder", "vae"):
-                fingerprint = f"tiny:{role}:{TINY_SHARED_SEED}"
-                part = self._shared(fingerprint)
-                if part is None:
-                    build = tiny.build_text_encoder if role == "text_encoder" else tiny.build_vae
-                    args = (self._tokenizer,) if role == "text_encoder" else ()
-                    part = Part(fingerprint, self._place(build(*args, seed=TINY_SHARED_SEED)))
-                    self.loads[role] += 1
-                parts[role] = part
-            unet = tiny.build_unet(in_channels=unet_in_channels, seed=_tiny_seed(repo))
-            parts["unet"] = Part(f"tiny:unet:{repo}", self._place(unet))
-            self.loads["unet"] += 1
-            parts["scheduler"] = Part("tiny:scheduler", dict(tiny.build_scheduler().config))
-            return parts
-        for role in ("tokenizer", "scheduler", "text_encoder", "vae", "unet"):
-            parts[role] = self._load_real(repo, role, role)
+        with self._loading(repo):
+            parts = self.source.model(repo, unet_in_channels=unet_in_channels, reuse=self._shared, report=self._report)
+        stages = {"text_encoder": "text", "unet": "unet", "vae": "vae"}
+        for role, stage in stages.items():
+            part = parts[role]
+            if self._shared(part.fingerprint) is part:
+                continue  # already held (and placed) for the other model
+            part.module = self.residency.adopt(part.module, stage=stage)
+            self.loads[role] += 1
         return parts
-
-    def _load_real(self, repo: str, subfolder: str | None, role: str) -> Part:
-        from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        root = snapshot(repo, subfolder)
-        folder = Path(root) / subfolder if subfolder else Path(root)
-        fingerprint = weights_fingerprint(folder) or f"{repo}/{subfolder}"
-        shared = self._shared(fingerprint)
-        if shared is not None:
-            return shared
-        try:
-            if role == "tokenizer":
-                module = CLIPTokenizer.from_pretrained(folder)
-            elif role == "scheduler":
-                module = dict(DDIMScheduler.load_config(folder))
-            else:
-                cls = {
-                    "text_encoder": CLIPTextModel,
-                    "vae": AutoencoderKL,
-                    "unet": UNet2DConditionModel,
-                    "controlnet": ControlNetModel,
-                }[role]
-                module = self._place(cls.from_pretrained(folder, torch_dtype=self.dtype, use_safetensors=True))
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"Could not load {role} of {repo}: {error}") from error
-        self.loads[role] += 1
-        return Part(fingerprint, module)
-
-    def _activate(self, *modules):
-        """With cpu_offload, move what a job is about to use onto the device (until release)."""
-        if self.settings.cpu_offload:
-            for module in modules:
-                if id(module) not in self._on_device:
-                    self._on_device[id(module)] = module.to(self.device)
-        return modules[0] if len(modules) == 1 else modules
-
-    def _place(self, module):
-        """Move to the device and dtype (to the CPU when offloading; the worker moves it in)."""
-        target = "cpu" if self.settings.cpu_offload else self.device
-        if module.dtype != self.dtype:
-            module = module.to(dtype=self.dtype)
-        module = module.to(target).eval()
-        module.requires_grad_(False)
-        return module
-
-
-def free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _hub_reachable() -> bool:
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
-        return True
-    except OSError:
-        return False
-
-
-def snapshot(repo: str, subfolder: str | None) -> str:
-    """Local folder of `repo` (config + safetensors only), downloading on first use.
-
-    A local folder (diffusers layout) is used as it is. Fails at once, with what to do, when
-    the files are not cached and the Hub can't be reached (HF_HUB_OFFLINE=1, or no network):
-    no minute of retries.
-    """
-    if os.path.isdir(repo):
-        return repo
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    prefix = f"{subfolder}/" if subfolder else ""
-    patterns = [f"{prefix}*.json", f"{prefix}*.txt", f"{prefix}*.safetensors"]
-    try:
-        return snapshot_download(repo, allow_patterns=patterns, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        pass
-    advice = (
-        f"Model {repo} is not downloaded and the Hugging Face Hub can't be reached. "
-        "Connect to the internet (or pre-download it with `huggingface-cli download`), "
-        "or run offline with random weights: `python app.py --preset tiny`."
-    )
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
-        raise ModelLoadError(advice)
-    try:
-        return snapshot_download(repo, allow_patterns=patterns)
-    except Exception as error:  # network errors come in many types
-        raise ModelLoadError(f"{advice} ({type(error).__name__}: {error})") from error
-
-
-def weights_fingerprint(folder: Path) -> str | None:
-    """sha256 of the weights file, read from the Hub cache's blob name (no hashing of GBs)."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    target = Path(os.path.realpath(files[0]))
-    if target.parent.name == "blobs":
-        return target.name
-    stat = target.stat()
-    return f"{target}:{stat.st_size}:{stat.st_mtime_ns}"

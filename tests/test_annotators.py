@@ -136,15 +136,34 @@ def test_control_maps_dispatches_to_detectors(openpose, midas, frames):
 def test_offline_hub_load_fails_fast_with_hint(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
+    from modules.hub import forget_listings
+    from modules.models import ModelLoadError, ModelManager
+    from modules.settings import Settings
+
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # even if weights are cached here
-    for load in (annotators.load_openpose, annotators.load_midas):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached here
+    forget_listings()
+    manager = ModelManager(Settings.from_env(preset="real", outputs_dir=str(tmp_path)))
+    for kind in ("pose", "depth"):
         start = time.monotonic()
-        with pytest.raises(AnnotatorError) as caught:
-            load("lllyasviel/Annotators", "cpu")
+        with pytest.raises(ModelLoadError) as caught:
+            manager.annotator(kind)
         assert time.monotonic() - start < 10
         assert "--preset tiny" in str(caught.value)
         assert "lllyasviel/Annotators" in str(caught.value)
+
+
+def test_annotators_load_from_a_folder_of_checkpoints(tmp_path):
+    """The real loading path: checkpoint files in a folder, read by the weights-only unpickler."""
+    import torch
+
+    states = annotators._random_openpose_states()
+    for part, name in annotators.OPENPOSE_FILES.items():
+        torch.save(states[part], tmp_path / name)
+    detector = annotators.load_openpose(tmp_path)
+    assert isinstance(detector, annotators.OpenposeDetector)
+    with pytest.raises(AnnotatorError, match="missing"):
+        annotators.load_midas(tmp_path)
 
 
 # --------------------------------------------------------------------------- no detector

@@ -92,36 +92,110 @@ def test_real_preset_offline_fails_fast_with_advice(tmp_path):
     assert time.monotonic() - started < 5
 
 
-def test_cpu_offload_moves_models_in_for_a_job_and_out_after(settings):
+def test_cpu_offload_moves_each_model_in_only_while_it_runs(settings):
+    """As diffusers' enable_model_cpu_offload: one stage on the device at a time, all home after."""
     from dataclasses import replace
 
+    import numpy as np
+
+    from modules import engine
+    from modules.residency import module_bytes
     from modules.worker import JobControl, Worker
 
     worker = Worker(replace(settings, cpu_offload=True))
-    seen = {}
+    manager = worker.manager
+    components = manager.components()
+    controlnet = manager.controlnet("edge")
+    assert manager.on_device() == []  # loaded models wait on the CPU
+    names = {id(components.text_encoder): "text_encoder", id(components.unet): "unet",
+             id(controlnet): "controlnet", id(components.vae): "vae"}
+    seen = []
+
+    def on_device_now():
+        return frozenset(names[id(m)] for m in manager.on_device())
+
+    for module in (components.text_encoder, components.unet, controlnet):  # after the offload hook
+        module.register_forward_pre_hook(lambda m, args: seen.append((names[id(m)], on_device_now())))
+    offload_hook = components.vae._hf_hook
+
+    class Spy:  # the VAE runs through decode(), which calls _hf_hook.pre_forward
+        def pre_forward(self, module, *args, **kwargs):
+            offload_hook.pre_forward(module)
+            seen.append(("vae", on_device_now()))
+            return args, kwargs
+
+    components.vae._hf_hook = Spy()
+    maps = np.zeros((3, 64, 64, 3), dtype=np.uint8)
 
     def job(manager):
-        components = manager.components()
-        manager.controlnet("edge")
-        seen["during"] = {id(m) for m in manager.on_device()}
-        return components
+        return lambda: engine.generate_control_video(components, controlnet, control=maps, prompt="a", steps=2, seed=1)
 
-    components = worker.run(job, JobControl())
-    assert {id(components.unet), id(components.vae), id(components.text_encoder)} <= seen["during"]
-    assert len(seen["during"]) == 4
-    assert worker.manager.on_device() == []  # released after the job
-    assert components.unet.device.type == "cpu"
+    frames = worker.run(job, JobControl())
+    assert frames.shape == (3, 64, 64, 3)
+    # A ControlNet and its UNet share a stage: the first ControlNet call finds the UNet still out.
+    expected = {"text_encoder": [{"text_encoder"}], "unet": [{"unet", "controlnet"}],
+                "controlnet": [{"controlnet"}, {"unet", "controlnet"}], "vae": [{"vae"}]}
+    assert {name for name, _ in seen} == set(expected)
+    for name, on_device in seen:
+        assert on_device in expected[name], (name, on_device)
+    stages = [module_bytes(components.text_encoder), module_bytes(components.unet) + module_bytes(controlnet),
+              module_bytes(components.vae)]
+    assert manager.residency.peak_device_bytes == max(stages) < sum(stages)
+    assert manager.on_device() == []  # released after the job
+
+
+def test_budget_counts_device_bytes_and_a_base_switch_never_holds_two_bases(settings):
+    from dataclasses import replace
+
+    manager = ModelManager(settings)
+    manager.components()
+    base_bytes = manager.memory_bytes()
+    manager.settings = replace(settings, memory_budget_gb=1.5 * base_bytes / 2**30)
+    manager.residency.peak_device_bytes = 0
+    other = settings.base_models[1]
+    assert manager.components(other).unet is not None
+    assert manager.resident()["base"] == [other]
+    assert manager.residency.peak_device_bytes <= manager.budget_bytes()
+    # With room for both, the old base stays until the new one is loaded (no reload gap).
+    manager.settings = replace(settings, memory_budget_gb=3 * base_bytes / 2**30)
+    manager.residency.peak_device_bytes = 0
+    manager.components(settings.base_models[0])
+    assert manager.residency.peak_device_bytes > manager.memory_bytes()
+
+
+def test_budget_with_offload_counts_only_what_is_on_the_device(settings):
+    from dataclasses import replace
+
+    manager = ModelManager(replace(settings, cpu_offload=True))
+    manager.components()
+    manager.controlnet("pose")
+    assert manager.memory_bytes() > 0 and manager.device_bytes() == 0
+    manager.settings = replace(manager.settings, memory_budget_gb=1e-6)
+    assert manager.enforce_budget() == []  # nothing on the device: nothing to evict
+    assert manager.resident()["controlnets"] == ["pose"]
+
+
+def test_status_never_waits_for_a_load_in_progress(settings):
+    import threading
+
+    manager = ModelManager(settings)
+    with manager._guard:  # a load in progress holds the manager
+        answer = {}
+        thread = threading.Thread(target=lambda: answer.setdefault("resident", manager.resident()))
+        thread.start()
+        thread.join(timeout=2)
+    assert answer.get("resident") == {"base": [], "controlnets": [], "edit": [], "annotators": []}
 
 
 def test_outputs_are_per_request_and_swept_after_the_ttl(tmp_path):
     import os
 
-    from modules.outputs import Outputs
+    from modules.outputs import Outputs, mark_output_folder
 
     outputs = Outputs(tmp_path / "outputs", ttl_s=60)
     first, second = outputs.new_folder("text2video"), outputs.new_folder("text2video")
     assert first != second and first.parent == second.parent == outputs.root
     old = time.time() - 120
-    os.utime(first, (old, old))
+    mark_output_folder(first, created=old)
     assert outputs.sweep() == [first]
     assert not first.exists() and second.exists()

@@ -41,10 +41,13 @@ class Components:
     vae: AutoencoderKL
     scheduler: object  # a fresh diffusers scheduler for this generation (they carry state)
     vae_decode_batch: int = 8
+    # Where the generation runs. With CPU offload the models wait on the CPU and move in when
+    # they run, so their own `.device` is not where tensors must go.
+    execution_device: torch.device | None = None
 
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return self.execution_device or self.unet.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -88,7 +91,7 @@ def encode_prompt(c: Components, prompt: str) -> torch.Tensor:
         return_tensors="pt",
     ).input_ids
     with torch.no_grad():
-        embeds = c.text_encoder(ids.to(c.text_encoder.device))[0]
+        embeds = c.text_encoder(ids.to(c.device))[0]
     return embeds.to(device=c.device, dtype=c.dtype)
 
 

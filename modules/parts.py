@@ -1,0 +1,187 @@
+"""Model parts for a preset: built in code (`tiny`) or loaded from the Hub's files (`real`).
+
+Both sources hand the model manager the same things: `Part`s (a module and the fingerprint of
+its weights) of an SD 1.5-family model or a ControlNet, and the source of an annotator. The
+manager decides what is kept and where it lives; a source only knows where parts come from.
+`reuse(fingerprint)` lets a source skip loading weights the manager already holds (a text
+encoder or VAE that two models share).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import hub
+from .hub import ModelLoadError, Report
+from .residency import variant_for
+from .safe_pickle import UnsafePickleError, check_weights
+
+MODEL_ROLES = ("tokenizer", "scheduler", "text_encoder", "vae", "unet")
+TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
+
+
+@dataclass
+class Part:
+    """A loaded module (or config) and the fingerprint of its weights."""
+
+    fingerprint: str
+    module: object
+
+
+Reuse = Callable[[str], "Part | None"]
+
+
+def tiny_seed(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+class TinySource:
+    """Random-weight parts built in code: every tab on a CPU in seconds, no file, no network."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+        self._tokenizer = None
+
+    def model(self, repo: str, *, unet_in_channels: int, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        from . import tiny
+
+        self._tokenizer = self._tokenizer or tiny.build_tokenizer()
+        parts = {"tokenizer": Part("tiny:tokenizer", self._tokenizer)}
+        parts["scheduler"] = Part("tiny:scheduler", dict(tiny.build_scheduler().config))
+        for role in ("text_encoder", "vae"):
+            fingerprint = f"tiny:{role}:{TINY_SHARED_SEED}"
+            part = reuse(fingerprint)
+            if part is None:
+                args = (self._tokenizer,) if role == "text_encoder" else ()
+                build = tiny.build_text_encoder if role == "text_encoder" else tiny.build_vae
+                part = Part(fingerprint, build(*args, seed=TINY_SHARED_SEED))
+            parts[role] = part
+        unet = tiny.build_unet(in_channels=unet_in_channels, seed=tiny_seed(repo))
+        parts["unet"] = Part(f"tiny:unet:{repo}", unet)
+        return parts
+
+    def controlnet(self, repo: str, *, base_unet, reuse: Reuse, report: Report | None = None) -> Part:
+        from . import tiny
+
+        return Part(f"tiny:{repo}", tiny.build_controlnet(base_unet, seed=tiny_seed(repo)))
+
+    def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> str:
+        from .annotators import RANDOM_SOURCE
+
+        return RANDOM_SOURCE
+
+    def estimate_bytes(self, repo: str) -> int | None:
+        return None  # unknown before building; the manager assumes the size of the base it holds
+
+
+class HubSource:
+    """Parts read from Hub repos (or local folders in the same layout), fetched on first use.
+
+    Only the files that are loaded are fetched: one weights file per component, safetensors
+    where the repo has them, the dtype's variant where it exists (fp16 on CUDA fp16).
+    """
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+        self.variant = variant_for(dtype)
+
+    def model(self, repo: str, *, unet_in_channels: int, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        listing = hub.list_files(repo)
+        parts = {role: self._part(listing, role, role, reuse, report) for role in MODEL_ROLES}
+        channels = parts["unet"].module.config.in_channels
+        if channels != unet_in_channels:
+            raise ModelLoadError(
+                f"{repo}'s UNet takes {channels} input channels, not {unet_in_channels}: "
+                + ("it is not an Instruct-Pix2Pix model." if unet_in_channels == 8 else "it is not a text-to-image SD 1.5 model.")
+            )
+        return parts
+
+    def controlnet(self, repo: str, *, base_unet, reuse: Reuse, report: Report | None = None) -> Part:
+        return self._part(hub.list_files(repo), "", "controlnet", reuse, report)
+
+    def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> Path:
+        from .annotators import ANNOTATOR_FILES
+
+        listing, files = self.files(repo, kind)
+        missing = [name for name in files if name not in listing.sizes]
+        if missing:
+            raise ModelLoadError(f"{repo} has no {', '.join(missing)}; set T2VZ_ANNOTATORS to lllyasviel/Annotators or a folder with them.")
+        return hub.fetch(listing, files, label=f"{repo} ({kind} annotator)", report=report)
+
+    def estimate_bytes(self, repo: str) -> int | None:
+        """Bytes the model's weights take in memory at our dtype, from the listing's file sizes."""
+        try:
+            listing = hub.list_files(repo)
+        except ModelLoadError:
+            return None
+        total = 0
+        for folder in ("text_encoder", "vae", "unet"):
+            weights = hub.choose_weights(listing.sizes, folder, self.variant)
+            size = listing.sizes.get(weights.path) if weights else None
+            if size is None:
+                return None
+            file_bytes_per_value = 2 if weights.variant == "fp16" else 4
+            total += size * torch.finfo(self.dtype).bits // 8 // file_bytes_per_value
+        return total
+
+    def files(self, repo: str, kind: str) -> tuple[hub.RepoFiles, list[str]]:
+        """The files loading `repo` as `kind` (model, controlnet, pose, depth) reads: what a prefetch gets."""
+        from .annotators import ANNOTATOR_FILES
+
+        listing = hub.list_files(repo)
+        if kind in ANNOTATOR_FILES:
+            return listing, list(ANNOTATOR_FILES[kind])
+        if kind == "controlnet":
+            return listing, hub.component_files(listing, "", "controlnet", self.variant)[0]
+        return listing, [f for role in MODEL_ROLES for f in hub.component_files(listing, role, role, self.variant)[0]]
+
+    def _part(self, listing: hub.RepoFiles, folder: str, role: str, reuse: Reuse, report: Report | None) -> Part:
+        repo = listing.repo
+        files, weights = hub.component_files(listing, folder, role, self.variant)
+        root = hub.fetch(listing, files, label=f"{repo} {folder or role}", report=report)
+        path = root / folder if folder else root
+        if weights is None:
+            fingerprint = f"{repo}/{folder}"
+        else:
+            fingerprint = hub.fingerprint(root, weights.path)
+            shared = reuse(fingerprint)
+            if shared is not None:
+                return shared
+        if report is not None:
+            report(1.0, f"loading {repo} {folder or role}")
+        try:
+            if weights is not None and not weights.is_safetensors:
+                check_weights(root / weights.path)
+            return Part(fingerprint, _load(role, path, self.dtype, weights))
+        except UnsafePickleError as error:
+            raise ModelLoadError(f"{repo}: {error}") from error
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            raise ModelLoadError(f"Could not load the {folder or role} of {repo}: {str(error)[:300]}") from error
+
+
+def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    if role == "tokenizer":
+        return CLIPTokenizer.from_pretrained(path)
+    if role == "scheduler":
+        return dict(DDIMScheduler.load_config(path))
+    cls = {
+        "text_encoder": CLIPTextModel,
+        "vae": AutoencoderKL,
+        "unet": UNet2DConditionModel,
+        "controlnet": ControlNetModel,
+    }[role]
+    return cls.from_pretrained(
+        path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors
+    )
+
+
+def source_for(preset: str, dtype: torch.dtype):
+    return TinySource(dtype) if preset == "tiny" else HubSource(dtype)

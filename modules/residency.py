@@ -1,0 +1,154 @@
+"""Where weights live: the device, its dtype, CPU offload per model, and the bytes on the device.
+
+Without offload every model sits on the device from load to eviction. With offload (as
+diffusers' `enable_model_cpu_offload`) models wait on the CPU and move to the device when they
+run: a forward (or a VAE's encode/decode) moves its model in and moves out the models of the
+other stages. Stages are what runs together: a UNet and its ControlNet share a stage, so they
+don't evict each other every step; the text encoder, the VAE and the annotators are stages of
+their own. Peak device memory is then the largest stage, not the sum of all.
+
+`device_bytes()` is what the memory budget is compared with: bytes of weights on the device now.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import torch
+
+ON_DEVICE = "_t2vz_on_device"  # attribute on each adopted module: is it on the device now?
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def variant_for(dtype: torch.dtype) -> str | None:
+    """The Hub file variant worth downloading for `dtype` (fp16 files halve the download)."""
+    return "fp16" if dtype == torch.float16 else None
+
+
+def module_bytes(module) -> int:
+    if not isinstance(module, torch.nn.Module):
+        return 0
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# One lock per device for the whole process: two generations never share a device at once,
+# whichever manager or thread starts them.
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS_GUARD = threading.Lock()
+
+
+def device_lock(device: torch.device) -> threading.Lock:
+    with _DEVICE_LOCKS_GUARD:
+        return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
+
+
+class _OffloadHook:
+    """Called before a module runs; `pre_forward` is also what diffusers' VAE encode/decode call."""
+
+    def __init__(self, residency: "Residency"):
+        self.residency = residency
+
+    def pre_forward(self, module, *args, **kwargs):
+        self.residency.activate(module)
+        return args, kwargs
+
+    def __call__(self, module, args):  # torch forward pre-hook
+        self.residency.activate(module)
+
+
+class Residency:
+    def __init__(self, device: torch.device, dtype: torch.dtype, offload: bool = False):
+        self.device = device
+        self.dtype = dtype
+        # On a CPU device offloading moves nothing, but its hooks and bookkeeping run the same,
+        # which is how the tests check the policy without a GPU.
+        self.offloading = bool(offload)
+        self.home = torch.device("cpu") if offload else device
+        self._modules: weakref.WeakValueDictionary[int, torch.nn.Module] = weakref.WeakValueDictionary()
+        self._stage: dict[int, str] = {}
+        self.moves = 0  # modules moved onto the device (offload), for tests and stats
+        self.peak_device_bytes = 0
+        self._lock = threading.RLock()
+
+    def adopt(self, module, stage: str):
+        """Cast to the dtype and place a freshly loaded module; with offload, hook it."""
+        if getattr(module, "dtype", self.dtype) != self.dtype:
+            module = module.to(dtype=self.dtype)
+        module = module.to(self.home).eval()
+        module.requires_grad_(False)
+        with self._lock:
+            self._modules[id(module)] = module
+            self._stage[id(module)] = stage
+            setattr(module, ON_DEVICE, not self.offloading)
+            if self.offloading:
+                hook = _OffloadHook(self)
+                module.register_forward_pre_hook(hook)
+                if hasattr(module, "decode"):
+                    module._hf_hook = hook  # diffusers' @apply_forward_hook (VAE encode/decode) calls it
+            self._note_peak()
+        return module
+
+    def activate(self, *modules) -> None:
+        """Bring `modules` onto the device; with offload, send the other stages' models home first."""
+        if not self.offloading:
+            return
+        with self._lock:
+            stages = {self._stage.get(id(m)) for m in modules}
+            for other in list(self._modules.values()):
+                if getattr(other, ON_DEVICE, False) and self._stage.get(id(other)) not in stages:
+                    other.to(self.home)
+                    setattr(other, ON_DEVICE, False)
+            for module in modules:
+                if not getattr(module, ON_DEVICE, False):
+                    module.to(self.device)
+                    setattr(module, ON_DEVICE, True)
+                    self.moves += 1
+            self._note_peak()
+
+    def release(self) -> None:
+        """After a job, with offload: every model goes home and the device is free."""
+        if not self.offloading:
+            return
+        with self._lock:
+            for module in list(self._modules.values()):
+                if getattr(module, ON_DEVICE, False):
+                    module.to(self.home)
+                    setattr(module, ON_DEVICE, False)
+        free_memory()
+
+    def on_device(self) -> list[torch.nn.Module]:
+        with self._lock:
+            return [m for m in self._modules.values() if getattr(m, ON_DEVICE, False)]
+
+    def device_bytes(self, modules=None) -> int:
+        """Bytes of weights on the device now (each module once), or of `modules` if given."""
+        if modules is None:
+            modules = self.on_device()
+        seen, total = set(), 0
+        for module in modules:
+            if id(module) not in seen:
+                seen.add(id(module))
+                total += module_bytes(module)
+        return total
+
+    def _note_peak(self) -> None:
+        self.peak_device_bytes = max(self.peak_device_bytes, self.device_bytes())

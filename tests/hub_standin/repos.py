@@ -1,0 +1,174 @@
+"""Contents for the Hub stand-in: the app's repos with their real paths, tiny random weights inside.
+
+Every file of a real listing (layouts.py) is served. The files the app may load get real content
+in the real format: configs with the real class names, safetensors or pickled state dicts (fp16
+where the name says `.fp16.`), tokenizer files, the annotators' checkpoints. The rest (root
+single-file checkpoints, safety checkers, READMEs) get a short placeholder: the tests assert
+they are never fetched, so their content doesn't matter. Sizes served are those of this
+content; the real sizes stay in layouts.py (the README's download table comes from there).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from modules import tiny
+from modules.annotators import MIDAS_FILE, OPENPOSE_FILES
+from modules.parts import tiny_seed
+
+from .layouts import LAYOUTS
+
+PLACEHOLDER = b"stand-in: the app never fetches this file\n"
+COMPONENT_FOLDERS = ("text_encoder", "unet", "vae")
+OLD_VAE_ATTENTION_KEYS = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+
+
+def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
+    """{path: bytes or a zero-argument callable} for one repo of LAYOUTS (callables build lazily)."""
+    layout = layout or LAYOUTS[repo]
+    files = layout["files"]
+    contents: dict[str, object] = {}
+    is_controlnet = "controlnet" in repo.split("/")[-1] and "config.json" in files and "unet/config.json" not in files
+    for path in files:
+        pure = PurePosixPath(path)
+        folder = str(pure.parent).strip(".")
+        if repo == "lllyasviel/Annotators" and path in {*OPENPOSE_FILES.values(), MIDAS_FILE}:
+            contents[path] = lambda path=path: annotator_checkpoint(path)
+        elif is_controlnet and folder == "" and (path == "config.json" or _is_weights(pure.name)):
+            contents[path] = lambda path=path: _component_file(repo, "controlnet", path)
+        elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
+            contents[path] = lambda path=path, folder=folder: _component_file(repo, folder, path)
+        elif folder == "tokenizer":
+            contents[path] = lambda name=pure.name: _tokenizer_files().get(name, PLACEHOLDER)
+        elif path == "scheduler/scheduler_config.json":
+            contents[path] = json.dumps({"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0",
+                                         **tiny.SD15_SCHEDULER_CONFIG, "skip_prk_steps": True}).encode()
+        elif path == "model_index.json":
+            contents[path] = json.dumps(layout.get("class_names") or {"_class_name": "StableDiffusionPipeline"}).encode()
+        else:
+            contents[path] = PLACEHOLDER
+    return contents
+
+
+def all_repos() -> dict[str, dict[str, object]]:
+    return {repo: repo_contents(repo) for repo in LAYOUTS}
+
+
+def _is_weights(name: str) -> bool:
+    return name.endswith((".safetensors", ".bin")) and name.split(".")[0] in ("diffusion_pytorch_model", "model", "pytorch_model")
+
+
+# --------------------------------------------------------------------------- components
+
+
+def _added_token(content: str) -> dict:
+    return {"__type": "AddedToken", "content": content, "lstrip": False, "normalized": True,
+            "rstrip": False, "single_word": False}
+
+
+@lru_cache(maxsize=None)
+def _tokenizer_files() -> dict[str, bytes]:
+    """The slow-tokenizer files SD 1.5 repos ship (vocab.json, merges.txt, ...), for our byte-level vocab.
+
+    transformers 5 would save a tokenizer.json instead; the Hub repos predate it, so the files
+    are written here in the old format (AddedToken dicts included) that users download.
+    """
+    vocab = tiny.build_tokenizer().get_vocab()
+    special = {"bos_token": _added_token("<|startoftext|>"), "eos_token": _added_token("<|endoftext|>"),
+               "pad_token": "<|endoftext|>", "unk_token": _added_token("<|endoftext|>")}
+    config = {"add_prefix_space": False, "do_lower_case": True, "errors": "replace", "model_max_length": tiny.MAX_TOKENS,
+              "name_or_path": "openai/clip-vit-large-patch14", "special_tokens_map_file": "./special_tokens_map.json",
+              "tokenizer_class": "CLIPTokenizer", **special}
+    return {
+        "vocab.json": json.dumps(dict(sorted(vocab.items(), key=lambda item: item[1]))).encode(),
+        "merges.txt": b"#version: 0.2\n",
+        "special_tokens_map.json": json.dumps(special).encode(),
+        "tokenizer_config.json": json.dumps(config).encode(),
+    }
+
+
+@lru_cache(maxsize=None)
+def _model(repo: str, role: str):
+    """The tiny module a repo's component stands for (seeded by repo, so repos differ)."""
+    if role == "text_encoder":
+        return tiny.build_text_encoder(tiny.build_tokenizer(), seed=tiny_seed(repo + role))
+    if role == "vae":
+        return tiny.build_vae(seed=tiny_seed(repo + role))
+    if role == "unet":
+        return tiny.build_unet(in_channels=8 if "pix2pix" in repo else 4, seed=tiny_seed(repo + role))
+    if role == "controlnet":
+        return tiny.build_controlnet(tiny.build_unet(seed=1), seed=tiny_seed(repo))
+    raise KeyError(role)
+
+
+def _component_file(repo: str, role: str, path: str) -> bytes:
+    module = _model(repo, role)
+    name = PurePosixPath(path).name
+    if name == "config.json":
+        return module.config.to_json_string().encode() if role == "text_encoder" else module.to_json_string().encode()
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    if ".fp16." in name:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if name.endswith(".safetensors"):
+        return safetensors_bytes(state, metadata={"format": "pt"})
+    if role == "vae" and repo.startswith("PAIR/"):
+        state = _old_vae_attention_keys(state)  # as diffusers 0.14 saved them (Mar 2023)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _old_vae_attention_keys(state: dict) -> dict:
+    renamed = {}
+    for key, value in state.items():
+        if ".attentions." in key:
+            for new, old in OLD_VAE_ATTENTION_KEYS.items():
+                if f".{new}." in key:
+                    key = key.replace(f".{new}.", f".{old}.")
+                    break
+        renamed[key] = value
+    return renamed
+
+
+# --------------------------------------------------------------------------- annotators
+
+
+@lru_cache(maxsize=None)
+def annotator_checkpoint(name: str) -> bytes:
+    """A real-format checkpoint with random values, a few MB: every tensor views one shared storage."""
+    from modules import annotators
+
+    if name == MIDAS_FILE:
+        state = annotators.load_midas(annotators.RANDOM_SOURCE).model.model.state_dict()
+    else:
+        part = {file: part for part, file in OPENPOSE_FILES.items()}[name]
+        state = annotators._random_openpose_states()[part]
+    floats = [v for v in state.values() if v.is_floating_point()]
+    pool = torch.rand(max(v.numel() for v in floats), generator=torch.Generator().manual_seed(0)) * 0.02
+    shared = {}
+    for key, value in state.items():
+        if value.is_floating_point() and value.abs().sum() > 0:  # keep zeroed heads zero (fast detection)
+            shared[key] = pool[: value.numel()].view(value.shape)
+        else:
+            shared[key] = value.clone()
+    buffer = io.BytesIO()
+    torch.save(shared, buffer)
+    return buffer.getvalue()
+
+
+def malicious_pickle(marker: Path) -> bytes:
+    """A `.bin` that creates `marker` when unpickled by a plain (not weights-only) torch.load."""
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    buffer = io.BytesIO()
+    torch.save({"conv_in.weight": Payload()}, buffer)
+    return buffer.getvalue()

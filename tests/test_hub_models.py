@@ -1,0 +1,225 @@
+"""The real preset's loading, offline: the app's own Hub code against a local stand-in of the Hub.
+
+The stand-in serves every default model with its real id and real file layout (tests/hub_standin
+/layouts.py, read from the Hub's file pages) and tiny random weights. These tests pin what a
+first run downloads (one variant, no root checkpoints, no non-EMA weights), that pickle-only
+repos load through the weights-only unpickler and a crafted pickle is refused, that a broken
+download is a clear error and a retry works, that proxies are honoured, and that a second run
+needs no server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.hub_standin.layouts import LAYOUTS
+from tests.hub_standin.repos import all_repos, malicious_pickle, repo_contents
+from tests.hub_standin.server import ForwardProxy, HubStandIn, hub_env
+from modules.hub import forget_listings
+from modules.models import ModelLoadError, ModelManager
+from modules.settings import EDGE_STYLE_MODELS, Settings
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DREAMLIKE = "dreamlike-art/dreamlike-photoreal-2.0"
+TOKENIZER = {f"tokenizer/{n}" for n in ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json")}
+
+
+def base_files(weights: dict[str, str]) -> set[str]:
+    """What loading one SD 1.5 base fetches: configs, tokenizer, and one weights file per part."""
+    return TOKENIZER | {"scheduler/scheduler_config.json"} | {
+        f"{folder}/{name}" for folder, name in [*((f, "config.json") for f in weights), *weights.items()]
+    }
+
+
+@pytest.fixture(scope="module")
+def contents():
+    return all_repos()
+
+
+@pytest.fixture
+def hub(contents, tmp_path):
+    """A running stand-in, huggingface_hub pointed at it with an empty cache."""
+    forget_listings()
+    with HubStandIn(contents) as server, hub_env(server.url, cache_dir=tmp_path / "hub-cache"):
+        yield server
+    forget_listings()
+
+
+def manager(tmp_path, **overrides) -> ModelManager:
+    return ModelManager(Settings.from_env(preset="real", device="cpu", outputs_dir=str(tmp_path / "out"), **overrides))
+
+
+def test_hub_first_load_fetches_only_what_is_loaded(hub, tmp_path):
+    reports = []
+    models = manager(tmp_path)
+    with models.reporting(lambda fraction, text: reports.append((fraction, text))):
+        components = models.components()
+    assert components.unet.config.in_channels == 4
+    # dreamlike: per-folder safetensors beside .bin, root .ckpt/.safetensors single files: one file each.
+    assert hub.downloaded(DREAMLIKE) == base_files(
+        {"text_encoder": "model.safetensors", "unet": "diffusion_pytorch_model.safetensors", "vae": "diffusion_pytorch_model.safetensors"}
+    )
+    assert not any(p.endswith((".ckpt", ".bin")) or "/" not in p and p.endswith(".safetensors") for p in hub.downloaded(DREAMLIKE))
+    # Progress says which model, how many bytes of how many, and how fast.
+    texts = [text for _, text in reports]
+    assert any(DREAMLIKE in t and "downloading" in t and " / " in t and "/s" in t for t in texts), texts
+    assert all(0.0 <= fraction <= 1.0 for fraction, _ in reports)
+
+
+@pytest.mark.parametrize(
+    "dtype, variant_files",
+    [
+        ("float16", {"text_encoder": "model.fp16.safetensors", "unet": "diffusion_pytorch_model.fp16.safetensors",
+                     "vae": "diffusion_pytorch_model.fp16.safetensors"}),
+        ("float32", {"text_encoder": "model.safetensors", "unet": "diffusion_pytorch_model.safetensors",
+                     "vae": "diffusion_pytorch_model.safetensors"}),
+    ],
+)
+def test_hub_fetches_the_variant_of_the_dtype_and_never_non_ema(hub, tmp_path, dtype, variant_files):
+    models = manager(tmp_path, dtype=dtype, base_models=(SD15,))
+    components = models.components()
+    assert hub.downloaded(SD15) == base_files(variant_files)
+    assert str(components.unet.dtype) == f"torch.{dtype}"
+    # The fingerprint is the blob of the file actually loaded (the fp16 file on fp16).
+    unet_file = f"unet/{variant_files['unet']}"
+    assert models._base["unet"].fingerprint == hub.sha256(SD15, unet_file)
+
+
+def test_hub_pickle_only_dreambooth_styles_all_load(hub, tmp_path):
+    models = manager(tmp_path)
+    for style in EDGE_STYLE_MODELS:
+        components = models.components(style)
+        assert hub.downloaded(style) == base_files(
+            {"text_encoder": "pytorch_model.bin", "unet": "diffusion_pytorch_model.bin", "vae": "diffusion_pytorch_model.bin"}
+        )
+        assert not any("safety_checker" in p for p in hub.downloaded(style))
+        assert components.vae.config.latent_channels == 4
+    # The 2023 VAE's old attention names (query/key/value/proj_attn) were converted, not dropped.
+    import torch
+
+    from tests.hub_standin.repos import _model
+
+    reference = _model(EDGE_STYLE_MODELS[-1], "vae").state_dict()
+    loaded = models._base["vae"].module.state_dict()
+    attention = [k for k in reference if ".attentions." in k]
+    assert attention and all(torch.equal(reference[k], loaded[k]) for k in attention)
+
+
+def test_hub_crafted_pickle_is_refused_and_runs_nothing(contents, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = "someone/sd15-pickle"
+    repo = repo_contents(evil, LAYOUTS[EDGE_STYLE_MODELS[0]])
+    repo["unet/diffusion_pytorch_model.bin"] = malicious_pickle(marker)
+    forget_listings()
+    with HubStandIn({evil: repo}) as server, hub_env(server.url, cache_dir=tmp_path / "cache"):
+        models = manager(tmp_path, base_models=(evil,))
+        with pytest.raises(ModelLoadError, match="refused") as caught:
+            models.components()
+    assert "could run code" in str(caught.value) and "safetensors" in str(caught.value)
+    assert not marker.exists()
+    forget_listings()
+
+
+def test_hub_annotators_fetch_only_their_checkpoints(hub, tmp_path):
+    from modules import annotators
+
+    models = manager(tmp_path)
+    assert isinstance(models.annotator("pose"), annotators.OpenposeDetector)
+    assert isinstance(models.annotator("depth"), annotators.MidasDetector)
+    assert hub.downloaded("lllyasviel/Annotators") == set(LAYOUTS["lllyasviel/Annotators"]["fetched_by_controlnet_aux"])
+
+
+def test_hub_controlnets_and_editing_model(hub, tmp_path):
+    models = manager(tmp_path)
+    for kind, repo in models.settings.controlnets.items():
+        assert models.controlnet(kind) is not None
+        assert hub.downloaded(repo) == {"config.json", "diffusion_pytorch_model.safetensors"}
+    edit = models.edit_components()
+    assert edit.unet.config.in_channels == 8
+    assert not any(p.endswith(".ckpt") or p.endswith(".bin") for p in hub.downloaded("timbrooks/instruct-pix2pix"))
+
+
+def test_hub_broken_download_is_a_clear_error_and_a_retry_works(hub, tmp_path, monkeypatch):
+    import huggingface_hub.file_download
+
+    monkeypatch.setattr(huggingface_hub.file_download.time, "sleep", lambda s: None)  # its 1 s between retries
+    path = "unet/diffusion_pytorch_model.safetensors"
+    hub.fail_once(DREAMLIKE, path, after_bytes=0, times=6)  # more drops than huggingface_hub's 5 resumes
+    models = manager(tmp_path)
+    with pytest.raises(ModelLoadError) as caught:
+        models.components()
+    text = str(caught.value)
+    assert path in text and DREAMLIKE in text and "try again" in text
+    assert models.resident()["base"] == []
+    components = models.components()  # the retry downloads what is missing and loads
+    assert components.unet is not None and path in hub.downloaded(DREAMLIKE)
+
+
+def test_hub_proxy_settings_are_honoured(contents, tmp_path):
+    forget_listings()
+    with HubStandIn(contents) as server, ForwardProxy() as proxy:
+        with hub_env(server.url, cache_dir=tmp_path / "cache", extra_env={"HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
+                                                                           "NO_PROXY": "", "no_proxy": ""}):
+            manager(tmp_path).controlnet("edge")
+    assert proxy.count > 0
+    assert any("sd-controlnet-canny" in url and "/resolve/" in url for _, url in proxy.requests)
+    forget_listings()
+
+
+def test_hub_second_run_needs_no_server(contents, tmp_path):
+    cache = tmp_path / "cache"
+    forget_listings()
+    with HubStandIn(contents) as server, hub_env(server.url, cache_dir=cache):
+        first = manager(tmp_path).components()
+        url = server.url
+    assert not server.running
+    for offline in (True, False):  # HF_HUB_OFFLINE=1, and a Hub that just doesn't answer
+        forget_listings()
+        with hub_env(url, cache_dir=cache, offline=offline):
+            again = manager(tmp_path).components()
+        assert again.unet.config == first.unet.config
+    forget_listings()
+    with hub_env(url, cache_dir=tmp_path / "empty", offline=True):
+        with pytest.raises(ModelLoadError, match="hf download") as caught:
+            manager(tmp_path).components()
+    assert "--preset tiny" in str(caught.value) and "huggingface-cli" not in str(caught.value)
+    forget_listings()
+
+
+def test_hub_download_flag_prefetches_exactly_what_the_tabs_load(contents, tmp_path):
+    """`python app.py --download` fills the cache; every tab's models then load with the Hub gone."""
+    import os
+    import subprocess
+    import sys
+
+    from modules.download import plan
+
+    root = Path(__file__).resolve().parents[1]
+    cache = tmp_path / "cache"
+    forget_listings()
+    with HubStandIn(contents) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "T2VZ_"))}
+        env.update(HF_ENDPOINT=server.url, HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"),
+                   HF_HUB_OFFLINE="0", T2VZ_DEVICE="cpu", NO_PROXY="*", no_proxy="*")
+        done = subprocess.run([sys.executable, "app.py", "--download"], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with hub_env(server.url, cache_dir=cache):
+            expected = plan(Settings.from_env(preset="real", device="cpu"))
+        url = server.url
+        fetched = {repo: server.downloaded(repo) for repo in contents}
+    for item in expected:
+        assert set(item.files) <= fetched[item.repo]
+    assert sum(len(v) for v in fetched.values()) == len({(p.repo, f) for p in expected for f in p.files})
+    forget_listings()
+    with hub_env(url, cache_dir=cache, offline=True):
+        models = manager(tmp_path)
+        models.components()
+        models.edit_components()
+        for kind in ("pose", "edge", "depth"):
+            models.controlnet(kind)
+        models.annotator("pose"), models.annotator("depth")
+    forget_listings()
