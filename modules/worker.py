@@ -1,23 +1,30 @@
 """The GPU worker: runs one job at a time per device, stops when asked, survives failures.
 
-- A job is a function of a `ModelManager`; the worker runs it under the device's process-wide
-  lock, so two generations never overlap on one device, whatever thread started them.
+- A job is a function of a `ModelManager` that loads what it needs (it may download) and
+  returns `sample`, a function of no arguments that only samples and returns the result (numpy
+  arrays or tuples of them). The worker runs `sample = job(manager)` and then `sample()`, both
+  under the device's process-wide lock, so two generations never overlap on one device.
 - Stopping: Gradio's cancel frees the queue slot but cannot stop a running thread, so every
   denoising step calls `JobControl.step`, which raises `Cancelled` once the job is cancelled.
-- Out of memory: memory is freed, extras evicted, and the job retried once with its
+- Out of memory: once the failed attempt is gone (its frames and tensors freed), the manager
+  makes room (evicting least-recently-used extras) and the job is retried once with its
   `fallback` (e.g. a smaller chunk); otherwise a clear `WorkerError` says what to lower.
-- Any other exception becomes a `WorkerError`; the worker stays ready for the next job.
+- Any other exception propagates (a `UserError` keeps its message); the worker stays ready.
 - Several devices: `WorkerPool` holds one worker (and one manager) per device and hands each
   job to a free one.
-- ZeroGPU: when the `spaces` package is importable, the job runs under `spaces.GPU`.
+- ZeroGPU (modules/zerogpu.py): only `sample()` runs under `spaces.GPU`, in a forked process;
+  loading stays outside, so a download never counts against the GPU duration, and cancel and
+  progress cross the process boundary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .errors import UserError
 from .settings import Settings
+from .zerogpu import run_on_gpu
 
 if TYPE_CHECKING:
     from .models import ModelManager
@@ -32,7 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_S = 0.1  # how often a waiting job looks for a cancel
-MAX_ZEROGPU_S = 300
+
+Sample = Callable[[], T]  # sampling only: runs on the GPU (on ZeroGPU, in a forked process)
+Job = Callable[["ModelManager"], Sample[T]]  # loading: returns the sample function
 
 
 class Cancelled(Exception):
@@ -51,7 +61,11 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 @dataclass
 class JobControl:
-    """The link between one job and whoever waits for it: progress out, cancel in."""
+    """The link between one job and whoever waits for it: progress out, cancel in.
+
+    On ZeroGPU the sample runs in a forked process: modules/zerogpu.py points that process's
+    copy at a cross-process cancel flag and progress pipe; this API stays the same.
+    """
 
     should_stop: Callable[[], bool] = lambda: False
     progress: Callable[[float, str], None] | None = None
@@ -76,16 +90,6 @@ class JobControl:
         self.report(done / max(total, 1), label)
 
 
-def run_on_gpu(fn: Callable[[], T], duration_s: float) -> T:
-    """Run under ZeroGPU's `spaces.GPU` where that package exists, else just call `fn`."""
-    try:
-        import spaces  # noqa: PLC0415 - only present on Hugging Face ZeroGPU hardware
-    except ImportError:
-        return fn()
-    duration = int(min(max(duration_s, 1), MAX_ZEROGPU_S))
-    return spaces.GPU(duration=duration)(fn)()
-
-
 class Worker:
     def __init__(self, settings: Settings, device: str | None = None):
         self.settings = settings
@@ -101,39 +105,48 @@ class Worker:
 
     def run(
         self,
-        job: Callable[[ModelManager], T],
+        job: Job[T],
         control: JobControl,
         *,
-        fallback: Callable[[ModelManager], T] | None = None,
+        fallback: Job[T] | None = None,
         estimate_s: float = 60.0,
         lower_hint: str = "lower the resolution, the number of frames or the chunk size",
     ) -> T:
+        """Run `job(manager)` (loading) then its sample (on the GPU); once more with `fallback` on OOM.
+
+        `estimate_s` is the sampling time only (what ZeroGPU is asked for): loading is outside.
+        """
+        from .models import free_memory
+
         self._acquire(control)
         start = time.monotonic()
         try:
             control.check()
             try:
-                return run_on_gpu(lambda: job(self.manager), estimate_s)
+                return self._attempt(job, control, estimate_s)
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
-                log.warning("out of memory on %s: %s", self.manager.device, error)
-                self.manager.evict("all-extras")  # frees memory too
+                # str(error), not the error: a log record kept by a handler would keep its frames
+                log.warning("out of memory on %s: %s", self.manager.device, str(error))
                 if fallback is None:
                     raise WorkerError(f"Out of GPU memory. Please {lower_hint} and try again.") from error
-                control.report(0.0, "out of memory: retrying with smaller chunks")
-                try:
-                    return run_on_gpu(lambda: fallback(self.manager), estimate_s)
-                except Exception as retry_error:
-                    if is_out_of_memory(retry_error):
-                        self.manager.evict("all-extras")
-                        raise WorkerError(
-                            f"Out of GPU memory, even with smaller chunks. Please {lower_hint} and try again."
-                        ) from retry_error
-                    raise
-        except BaseException:
-            from .models import free_memory
-
+            # Out of memory, with a fallback. The retry starts here, after the except block: the
+            # failed attempt's traceback, and the frames and tensors it held, are gone now.
+            free_memory()
+            self._make_room()
+            control.report(0.0, "out of memory: retrying with smaller chunks")
+            control.check()
+            try:
+                return self._attempt(fallback, control, estimate_s)
+            except Exception as retry_error:
+                if is_out_of_memory(retry_error):
+                    raise WorkerError(
+                        f"Out of GPU memory, even with smaller chunks. Please {lower_hint} and try again."
+                    ) from retry_error
+                raise
+        except BaseException as error:
+            _release_frames(error)
             free_memory()  # whatever went wrong, leave the device clean for the next job
             raise
         finally:
@@ -141,6 +154,21 @@ class Worker:
                 self.manager.release_device()
             self.busy_log.append((start, time.monotonic()))
             self.manager.lock.release()
+
+    def _attempt(self, job: Job[T], control: JobControl, estimate_s: float) -> T:
+        reporting = getattr(self.manager, "reporting", None)  # downloads report to the job's progress bar
+        with reporting(control.report) if reporting else contextlib.nullcontext():
+            sample = job(self.manager)  # loading: may download; under the device lock, not under spaces.GPU
+        control.check()  # loading can take minutes: don't start sampling a cancelled job
+        return run_on_gpu(sample, control, estimate_s)
+
+    def _make_room(self) -> None:
+        """Evict least-recently-used extras the job doesn't need (older managers: every extra)."""
+        make_room = getattr(self.manager, "make_room", None)
+        if make_room is not None:
+            make_room()
+        else:
+            self.manager.evict("all-extras")
 
     def _acquire(self, control: JobControl) -> None:
         """Wait for the device, leaving at once if the job is cancelled while it waits."""
@@ -166,7 +194,7 @@ class WorkerPool:
         """The first device's manager (the only one on a single-device server)."""
         return self.workers[0].manager
 
-    def run(self, job: Callable[[ModelManager], T], control: JobControl, **options) -> T:
+    def run(self, job: Job[T], control: JobControl, **options) -> T:
         worker = self._take(control)
         try:
             return worker.run(job, control, **options)
@@ -180,3 +208,15 @@ class WorkerPool:
                 return self._free.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+
+
+def _release_frames(error: BaseException) -> None:
+    """Drop the locals (tensors, activations) of the finished frames in `error`'s tracebacks.
+
+    The traceback text stays for logs; what the frames held can be freed before the next job.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__

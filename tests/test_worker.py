@@ -1,15 +1,20 @@
-"""The worker: one job per device at a time, cancel within a step, OOM recovery, pools, ZeroGPU."""
+"""The worker: one job per device at a time, cancel within a step, OOM recovery, pools, ZeroGPU.
+
+A job loads (a function of the manager) and returns `sample`, which only samples.
+"""
 
 import sys
 import threading
 import time
 import types
+import weakref
 
 import pytest
 import torch
 
 from modules.settings import Settings
-from modules.worker import Cancelled, JobControl, Worker, WorkerError, WorkerPool, run_on_gpu
+from modules.worker import Cancelled, JobControl, Worker, WorkerError, WorkerPool
+from modules.zerogpu import run_on_gpu
 
 
 @pytest.fixture
@@ -21,13 +26,21 @@ def stepping_job(steps, seconds_per_step, control, log):
     """A fake generation: `steps` steps, each reporting to control.step like the engine does."""
 
     def job(manager):
-        for done in range(1, steps + 1):
-            time.sleep(seconds_per_step)
-            log.append(done)
-            control.step(done, steps)
-        return "finished"
+        def sample():
+            for done in range(1, steps + 1):
+                time.sleep(seconds_per_step)
+                log.append(done)
+                control.step(done, steps)
+            return "finished"
+
+        return sample
 
     return job
+
+
+def returning(value):
+    """A job that loads nothing and samples `value`."""
+    return lambda manager: lambda: value
 
 
 def test_cancel_stops_a_running_job_within_one_step_and_frees_the_device(settings):
@@ -50,7 +63,7 @@ def test_cancel_stops_a_running_job_within_one_step_and_frees_the_device(setting
     thread.join(timeout=5)
     assert outcome["cancelled_at"] <= requested_at + 1
     assert not worker.manager.lock.locked()
-    assert worker.run(lambda manager: "next", JobControl()) == "next"
+    assert worker.run(returning("next"), JobControl()) == "next"
 
 
 def test_a_job_cancelled_while_waiting_never_runs(settings):
@@ -60,20 +73,38 @@ def test_a_job_cancelled_while_waiting_never_runs(settings):
     control.cancel()
     try:
         with pytest.raises(Cancelled):
-            worker.run(lambda manager: pytest.fail("must not run"), control)
+            worker.run(lambda manager: pytest.fail("must not load"), control)
     finally:
         worker.manager.lock.release()
 
 
+def test_a_job_cancelled_while_loading_never_samples(settings):
+    worker, control = Worker(settings), JobControl()
+
+    def job(manager):
+        control.cancel()  # e.g. the user gave up during a long download
+        return lambda: pytest.fail("must not sample")
+
+    with pytest.raises(Cancelled):
+        worker.run(job, control)
+    assert not worker.manager.lock.locked()
+
+
 def test_two_workers_on_one_device_never_overlap(settings):
-    """The device lock is process-wide: even two Worker objects on one device take turns."""
+    """The device lock is process-wide: even two Worker objects on one device take turns,
+    loading included."""
     workers = [Worker(settings), Worker(settings)]
     spans = []
 
     def job(manager):
         start = time.monotonic()
-        time.sleep(0.1)
-        spans.append((start, time.monotonic()))
+        time.sleep(0.05)  # loading
+
+        def sample():
+            time.sleep(0.05)
+            spans.append((start, time.monotonic()))
+
+        return sample
 
     threads = [threading.Thread(target=w.run, args=(job, JobControl())) for w in workers]
     for t in threads:
@@ -84,20 +115,87 @@ def test_two_workers_on_one_device_never_overlap(settings):
     assert a1 <= b0
 
 
-def test_out_of_memory_retries_with_fallback_then_next_job_runs(settings):
-    worker = Worker(settings)
-    worker.manager.controlnet("pose")
-
-    def failing(manager):
+def out_of_memory(manager):
+    def sample():
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    assert worker.run(failing, JobControl(), fallback=lambda manager: "smaller chunks") == "smaller chunks"
-    assert worker.manager.resident()["controlnets"] == []  # extras were evicted to make room
+    return sample
+
+
+def test_out_of_memory_retries_with_fallback_then_next_job_runs(settings):
+    worker = Worker(settings)
+    made_room = []
+    worker.manager.make_room = lambda: made_room.append(True)  # the manager's LRU eviction
+    progress = []
+    control = JobControl(progress=lambda fraction, text: progress.append(text))
+
+    assert worker.run(out_of_memory, control, fallback=returning("smaller chunks")) == "smaller chunks"
+    assert made_room == [True]  # room made once, before the retry
+    assert "out of memory: retrying with smaller chunks" in progress
     with pytest.raises(WorkerError, match="Out of GPU memory"):
-        worker.run(failing, JobControl())
+        worker.run(out_of_memory, JobControl())
     with pytest.raises(WorkerError, match="even with smaller chunks"):
-        worker.run(failing, JobControl(), fallback=failing)
-    assert worker.run(lambda manager: "healthy", JobControl()) == "healthy"
+        worker.run(out_of_memory, JobControl(), fallback=out_of_memory)
+    assert worker.run(returning("healthy"), JobControl()) == "healthy"
+    assert not worker.manager.lock.locked()
+
+
+def test_out_of_memory_without_make_room_evicts_every_extra(settings):
+    """Before the manager had `make_room`, the retry evicted every extra model."""
+    worker = Worker(settings)
+    evicted = []
+    worker.__dict__["manager"] = types.SimpleNamespace(  # a manager without make_room
+        lock=threading.Lock(), device="cpu", evict=evicted.append
+    )
+    assert worker.run(out_of_memory, JobControl(), fallback=returning("ok")) == "ok"
+    assert evicted == ["all-extras"]
+
+
+def test_out_of_memory_retry_starts_after_the_failed_attempt_was_freed(settings):
+    """The retry runs outside the except block: the first attempt's objects are gone by then."""
+    worker = Worker(settings)
+    worker.manager.make_room = lambda: None
+    refs = []
+
+    class Activations:  # stands for the tensors a failed sampling step held
+        pass
+
+    def failing(manager):
+        def sample():
+            activations = Activations()
+            refs.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+
+        return sample
+
+    def fallback(manager):
+        alive_while_loading = refs[0]() is not None
+
+        def sample():
+            return alive_while_loading, refs[0]() is not None
+
+        return sample
+
+    assert worker.run(failing, JobControl(), fallback=fallback) == (False, False)
+
+
+def test_other_errors_propagate_unchanged(settings):
+    from modules.errors import UserError
+
+    class BadInput(UserError):
+        pass
+
+    worker = Worker(settings)
+
+    def job(manager):
+        def sample():
+            raise BadInput("The clip has no frames.")
+
+        return sample
+
+    with pytest.raises(BadInput, match="The clip has no frames."):
+        worker.run(job, JobControl())
+    assert worker.run(returning("healthy"), JobControl()) == "healthy"
 
 
 def test_pool_of_two_simulated_devices_overlaps_two_jobs_and_queues_a_third(tmp_path):
@@ -108,9 +206,13 @@ def test_pool_of_two_simulated_devices_overlaps_two_jobs_and_queues_a_third(tmp_
 
     def job(manager):
         start = time.monotonic()
-        time.sleep(0.3)
-        with guard:
-            spans.append((start, time.monotonic(), str(manager.device)))
+
+        def sample():
+            time.sleep(0.3)
+            with guard:
+                spans.append((start, time.monotonic(), str(manager.device)))
+
+        return sample
 
     threads = [threading.Thread(target=pool.run, args=(job, JobControl())) for _ in range(3)]
     for t in threads:
@@ -124,27 +226,49 @@ def test_pool_of_two_simulated_devices_overlaps_two_jobs_and_queues_a_third(tmp_
     assert {device for *_, device in spans} == {"cpu:0", "cpu:1"}
 
 
-def test_zerogpu_wraps_jobs_when_spaces_is_importable(monkeypatch):
-    calls = []
+def fake_spaces(zero_gpu: bool, calls: list):
+    """An in-process stand-in for `spaces`: GPU(duration=...) wraps, evaluating a callable
+    duration on the call's arguments as spaces' `static_duration` does."""
     stand_in = types.ModuleType("spaces")
+    stand_in.config = types.SimpleNamespace(Config=types.SimpleNamespace(zero_gpu=zero_gpu))
 
-    def gpu(duration):
+    def gpu(duration=None):
         def decorate(fn):
-            def wrapped():
-                calls.append(duration)
-                return fn()
+            def wrapped(*args):
+                calls.append(duration(*args) if callable(duration) else duration)
+                return fn(*args)
 
             return wrapped
 
         return decorate
 
     stand_in.GPU = gpu
-    monkeypatch.setitem(sys.modules, "spaces", stand_in)
-    assert run_on_gpu(lambda: 42, duration_s=73.4) == 42
-    assert calls == [73]
+    return stand_in
+
+
+def test_zerogpu_wraps_only_sampling_when_spaces_is_on_zerogpu(settings, monkeypatch):
+    calls, order = [], []
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces(True, calls))
+    assert run_on_gpu(lambda: 42, JobControl(), duration_s=73.4) == 42
+    assert calls == [74]  # rounded up
+
+    def job(manager):
+        order.append(("load", len(calls)))
+        return lambda: order.append(("sample", len(calls))) or "done"
+
+    assert Worker(settings).run(job, JobControl(), estimate_s=500) == "done"
+    assert calls == [74, 300]  # capped
+    assert order == [("load", 1), ("sample", 2)]  # loading ran before (outside) the GPU call
+
+
+def test_zerogpu_not_used_off_zerogpu_or_without_spaces(monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces(False, calls))
+    assert run_on_gpu(lambda: 5, JobControl(), duration_s=10) == 5
+    assert calls == []  # spaces present but not on ZeroGPU: called directly
     monkeypatch.delitem(sys.modules, "spaces")
     monkeypatch.setattr("builtins.__import__", _no_spaces(__import__))
-    assert run_on_gpu(lambda: 7, duration_s=10) == 7
+    assert run_on_gpu(lambda: 7, JobControl(), duration_s=10) == 7
 
 
 def _no_spaces(real_import):
