@@ -2,13 +2,19 @@
 
 A request is what a user asked for, in the user's units; `validate()` returns the checked copy
 or raises `RequestError` with a message meant for the user (the UI shows it as a gr.Error).
+Any value in any field gives one or the other: numbers sent as text are read ("12" -> 12), None
+(an emptied box) gives the field's default, and NaN, infinities, bools where numbers belong,
+lists and the like get a message naming the field and what it accepts.
 The same dataclasses are stored in each output's params.json, so a run can be repeated.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from dataclasses import asdict, dataclass, fields, replace
+import re
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 from .errors import UserError
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
@@ -26,6 +32,16 @@ MAX_MOTION = 40.0
 MAX_FPS = 60.0
 
 
+MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; far longer text is a mistake, not a prompt
+MAX_WINDOW_SECONDS = 24 * 3600.0  # start/end beyond a day are typos, whatever the upload
+MAX_CANNY = 255
+MAX_CONDITIONING = 2.0
+MAX_IMAGE_GUIDANCE = 5.0
+_TRUE_WORDS = ("true", "1", "yes", "on")
+_FALSE_WORDS = ("false", "0", "no", "off")
+_INT_TEXT = re.compile(r"[+-]?\d+")
+
+
 class RequestError(UserError, ValueError):
     """Bad input; the message is shown to the user as is."""
 
@@ -35,24 +51,139 @@ def _check(condition: bool, message: str) -> None:
         raise RequestError(message)
 
 
-def _check_prompt(prompt: str) -> str:
-    prompt = (prompt or "").strip()
+# --------------------------------------------------------------------------- coercion
+# Values arrive from the UI, from API clients (JSON) and from params.json: numbers as text, None
+# for an emptied box, NaN, 1e400, lists... Each field goes through one of these, which returns a
+# value of the field's type or raises RequestError naming the field and what it accepts.
+
+
+def _show(value) -> str:
+    """A user's value, short and printable whatever it is (a 5000-digit int cannot even be str()'d)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a {'negative ' if value < 0 else ''}number of about {value.bit_length() * 30103 // 100000 + 1} digits"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN (not a number)"
+        return {math.inf: "infinity", -math.inf: "minus infinity"}.get(value, f"{value:g}")
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a value too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _range_text(low, high) -> str:
+    def number(value) -> str:
+        return str(value) if isinstance(value, int) else f"{value:g}"
+
+    return f"from {number(low)} to {number(high)}"
+
+
+def _number(value, name: str, low: float, high: float, *, default, whole: bool, hint: str = ""):
+    """`value` as an int (whole) or float within [low, high]; None or "" give `default`.
+
+    Accepts numbers and numeric text ("12", " 7.5 "); a whole-number field accepts 12.0 but not
+    12.5. Refuses bools, NaN, infinities, other types, and anything out of range.
+    """
+    kind = "a whole number" if whole else "a number"
+    problem = f"{name} must be {kind} {_range_text(low, high)}{hint}; got {{}}."
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        raise RequestError(problem.format(_show(value)))
+    shown = _show(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return default
+        try:
+            value = int(text) if _INT_TEXT.fullmatch(text) else float(text)
+        except ValueError:  # not a number, or more digits than Python will parse
+            raise RequestError(problem.format(shown)) from None
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    else:
+        try:
+            value = float(value)
+        except (OverflowError, ValueError, TypeError):
+            raise RequestError(problem.format(shown)) from None
+        if not math.isfinite(value) or (whole and not value.is_integer()):
+            raise RequestError(problem.format(shown))
+        if whole:
+            value = int(value)
+    if not low <= value <= high:  # exact for huge ints: no float conversion before the check
+        raise RequestError(problem.format(_show(value)))
+    return value if whole else float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _text(value, name: str, *, default: str = "") -> str:
+    """Stripped text; None gives `default`; numbers and other types are refused."""
+    if value is None:
+        value = default
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text; got {_show(value)}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{name} contains characters that are not valid text; please retype it.") from None
+    value = value.replace("\x00", "").strip()
+    _check(
+        len(value) <= MAX_PROMPT_CHARS,
+        f"{name} is {len(value):,} characters long; at most {MAX_PROMPT_CHARS:,} are allowed.",
+    )
+    return value
+
+
+def _choice(value, name: str, allowed: tuple[str, ...], *, default: str | None = None, what: str = "") -> str:
+    """One of `allowed`; None or "" give `default` where there is one."""
+    if default is not None and (value is None or (isinstance(value, str) and not value.strip())):
+        return default
+    if isinstance(value, str) and value.strip() in allowed:
+        return value.strip()
+    raise RequestError(f"{name} {_show(value)} is not offered{what}; choose one of: {', '.join(allowed)}.")
+
+
+def _flag(value, name: str, *, default: bool) -> bool:
+    """A checkbox: bools, 0/1 and the usual words ("true", "off", ...)."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Real) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise RequestError(f"{name} must be on or off (true or false); got {_show(value)}.")
+
+
+def _default(cls, name: str):
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def _check_prompt(prompt) -> str:
+    prompt = _text(prompt, "The prompt")
     _check(bool(prompt), "Please enter a prompt.")
     return prompt
 
 
-def _check_common(r, settings: Settings) -> None:
+def _common(r, settings: Settings, *, min_steps: int = 1) -> dict:
+    """Steps, guidance, seed and chunk size: the fields every generating request has."""
     limits = settings.limits
-    _check(1 <= r.steps <= limits.max_steps, f"Steps must be between 1 and {limits.max_steps}, got {r.steps}.")
-    _check(0 <= r.guidance_scale <= MAX_GUIDANCE, f"Guidance scale must be between 0 and {MAX_GUIDANCE}.")
-    _check(-1 <= r.seed <= MAX_SEED, f"Seed must be -1 (random) or between 0 and {MAX_SEED}.")
-    _check(2 <= r.chunk_size <= limits.max_frames, f"Chunk size must be between 2 and {limits.max_frames}.")
-
-
-def _check_model(model: str, allowed: tuple[str, ...]) -> str:
-    model = model or allowed[0]
-    _check(model in allowed, f"Model {model!r} is not offered here; choose one of: {', '.join(allowed)}.")
-    return model
+    cls = type(r)
+    return dict(
+        steps=_number(r.steps, "Steps", min_steps, limits.max_steps, default=_default(cls, "steps"), whole=True),
+        guidance_scale=_number(
+            r.guidance_scale, "Guidance scale", 0, MAX_GUIDANCE, default=_default(cls, "guidance_scale"), whole=False
+        ),
+        seed=_number(r.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
+        chunk_size=_number(
+            r.chunk_size, "Chunk size", 2, max(2, limits.max_frames), default=_default(cls, "chunk_size"), whole=True
+        ),
+    )
 
 
 def check_size(width: int, height: int, settings: Settings) -> None:
@@ -90,23 +221,31 @@ class Text2VideoRequest:
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
-        prompt = _check_prompt(self.prompt)
-        model = _check_model(self.model, settings.base_models)
-        _check(
-            1 <= self.num_frames <= limits.max_frames,
-            f"Frames must be between 1 and {limits.max_frames}, got {self.num_frames}.",
+        cls = type(self)
+        values = dict(
+            prompt=_check_prompt(self.prompt),
+            negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
+            model=_choice(self.model, "Model", settings.base_models, default=settings.default_base_model,
+                          what=" here"),
+            num_frames=_number(self.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
+            width=_number(self.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
+                          whole=True, hint=" pixels"),
+            height=_number(self.height, "Height", limits.min_side, limits.max_side,
+                           default=_default(cls, "height"), whole=True, hint=" pixels"),
+            **_common(self, settings, min_steps=2),
+            motion_x=_number(self.motion_x, "Motion x", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
+            motion_y=_number(self.motion_y, "Motion y", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
+            t0=_number(self.t0, "t0", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
+            t1=_number(self.t1, "t1", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
+            fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
         )
-        check_size(self.width, self.height, settings)
-        _check_common(self, settings)
-        _check(self.steps >= 2, "Text-to-video needs at least 2 steps.")
-        for name, value in (("Motion x", self.motion_x), ("Motion y", self.motion_y)):
-            _check(abs(value) <= MAX_MOTION, f"{name} must be between -{MAX_MOTION} and {MAX_MOTION}.")
-        _check(0 < self.fps <= MAX_FPS, f"FPS must be above 0 and at most {MAX_FPS}.")
+        check_size(values["width"], values["height"], settings)
+        _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
         try:
-            resolve_t0_t1(self.steps, self.t0, self.t1)
+            resolve_t0_t1(values["steps"], values["t0"], values["t1"])
         except ScheduleError as error:
             raise RequestError(str(error)) from error
-        return replace(self, prompt=prompt, model=model)
+        return replace(self, **values)
 
 
 @dataclass(frozen=True)
@@ -114,25 +253,51 @@ class VideoWindow:
     """Which part of an uploaded video to use, and at what size and rate."""
 
     start: float = 0.0
-    end: float = 0.0  # 0 = to the end
-    fps: float = 0.0  # 0 = the input's fps
+    end: float = 0.0  # 0 = to the end; past the video's end also means to the end
+    fps: float = 0.0  # 0 = the input's fps, lowered where needed to fit the frame limit
     resolution: int = 512  # long side; the aspect ratio is kept
 
-    def check(self, settings: Settings) -> None:
+    def validate(self, settings: Settings) -> "VideoWindow":
         limits = settings.limits
-        _check(self.start >= 0, "Start time can't be negative.")
-        _check(self.end == 0 or self.end > self.start, "End time must be after the start time (0 = to the end).")
-        _check(0 <= self.fps <= MAX_FPS, f"FPS must be between 0 (the input's) and {MAX_FPS}.")
-        _check(
-            limits.min_side <= self.resolution <= limits.max_side,
-            f"Resolution must be between {limits.min_side} and {limits.max_side}, got {self.resolution}.",
-        )
+        start = _number(self.start, "Start time", 0, MAX_WINDOW_SECONDS, default=0.0, whole=False, hint=" s")
+        end = _number(self.end, "End time", 0, MAX_WINDOW_SECONDS, default=0.0, whole=False,
+                      hint=" s (0 = to the end)")
+        _check(end == 0 or end > start, "End time must be after the start time (0 = to the end).")
+        fps = _number(self.fps, "FPS", 0, MAX_FPS, default=0.0, whole=False, hint=" (0 = the input's)")
+        resolution = _number(self.resolution, "Resolution", limits.min_side, limits.max_side,
+                             default=min(settings.default_resolution, limits.max_side), whole=True,
+                             hint=" pixels")
+        return VideoWindow(start=start, end=end, fps=fps, resolution=resolution)
+
+    def check(self, settings: Settings) -> None:
+        self.validate(settings)
 
 
-def _check_video_path(path: str, settings: Settings) -> str:
-    _check(bool(path), "Please upload a video or pick an example.")
-    _check(os.path.isfile(path), "The uploaded video could not be found; please upload it again.")
-    size_mb = os.path.getsize(path) / 2**20
+def _check_window(window, settings: Settings) -> VideoWindow:
+    """A VideoWindow, or the dict params.json and JSON clients send, validated."""
+    if window is None:
+        window = VideoWindow()
+    elif isinstance(window, dict):
+        names = {f.name for f in fields(VideoWindow)}
+        window = VideoWindow(**{key: value for key, value in window.items() if key in names})
+    elif not isinstance(window, VideoWindow):
+        raise RequestError("The video window must give a start, end, fps and resolution.")
+    return window.validate(settings)
+
+
+def _check_video_path(path, settings: Settings) -> str:
+    if isinstance(path, dict):  # Gradio's file data, as some clients send it
+        path = path.get("path")
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    _check(path is not None and path != "", "Please upload a video or pick an example.")
+    _check(isinstance(path, str), "The video must be an uploaded file; please upload it again.")
+    missing = "The uploaded video could not be found; please upload it again."
+    _check(os.path.isfile(path), missing)  # False, not an error, for NULs and odd names
+    try:
+        size_mb = os.path.getsize(path) / 2**20
+    except OSError:
+        raise RequestError(missing) from None
     limit = settings.limits.max_upload_mb
     _check(size_mb <= limit, f"The video is {size_mb:.1f} MB; this server accepts up to {limit:g} MB.")
     return path
@@ -163,20 +328,35 @@ class ControlVideoRequest:
         return settings.base_models
 
     def validate(self, settings: Settings, *, preview: bool = False) -> "ControlVideoRequest":
-        _check(self.kind in CONTROL_KINDS, f"Unknown control {self.kind!r}; choose one of {CONTROL_KINDS}.")
-        video = _check_video_path(self.video, settings)
-        self.window.check(settings)
+        """The checked copy; `preview` checks only what the control-map preview uses."""
+        kind = _choice(self.kind, "Control", CONTROL_KINDS)
+        values = dict(
+            kind=kind,
+            video=_check_video_path(self.video, settings),
+            window=_check_window(self.window, settings),
+            canny_low=_number(self.canny_low, "Canny low threshold", 0, MAX_CANNY, default=100, whole=True),
+            canny_high=_number(self.canny_high, "Canny high threshold", 0, MAX_CANNY, default=200, whole=True),
+            pose_hands=_flag(self.pose_hands, "Hands", default=False),
+            pose_face=_flag(self.pose_face, "Face", default=False),
+            is_skeleton=_flag(self.is_skeleton, "Input is a skeleton", default=False),
+        )
         _check(
-            0 <= self.canny_low < self.canny_high <= 255,
-            "Canny thresholds must satisfy 0 <= low < high <= 255.",
+            values["canny_low"] < values["canny_high"],
+            f"Canny thresholds must satisfy 0 <= low < high <= {MAX_CANNY}; got low {values['canny_low']} "
+            f"and high {values['canny_high']}.",
         )
         if preview:
-            return replace(self, video=video)
-        prompt = _check_prompt(self.prompt)
-        model = _check_model(self.model, self.allowed_models(settings))
-        _check_common(self, settings)
-        _check(0 <= self.conditioning_scale <= 2, "ControlNet conditioning scale must be between 0 and 2.")
-        return replace(self, video=video, prompt=prompt, model=model)
+            return replace(self, **values)
+        allowed = replace(self, kind=kind).allowed_models(settings)
+        values.update(
+            prompt=_check_prompt(self.prompt),
+            negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
+            model=_choice(self.model, "Model", allowed, default=allowed[0], what=" here"),
+            conditioning_scale=_number(self.conditioning_scale, "ControlNet conditioning scale", 0,
+                                       MAX_CONDITIONING, default=1.0, whole=False),
+            **_common(self, settings),
+        )
+        return replace(self, **values)
 
 
 @dataclass(frozen=True)
@@ -193,13 +373,17 @@ class EditVideoRequest:
     window: VideoWindow = VideoWindow()
 
     def validate(self, settings: Settings) -> "EditVideoRequest":
-        video = _check_video_path(self.video, settings)
-        prompt = _check_prompt(self.prompt)
-        self.window.check(settings)
-        _check_common(self, settings)
-        _check(0 <= self.image_guidance_scale <= 5, "Image guidance must be between 0 and 5.")
-        _check(self.scheduler in SCHEDULER_NAMES, f"Scheduler must be one of {', '.join(SCHEDULER_NAMES)}.")
-        return replace(self, video=video, prompt=prompt)
+        values = dict(
+            video=_check_video_path(self.video, settings),
+            prompt=_check_prompt(self.prompt),
+            negative_prompt=_text(self.negative_prompt, "The negative prompt"),
+            window=_check_window(self.window, settings),
+            **_common(self, settings),
+            image_guidance_scale=_number(self.image_guidance_scale, "Image guidance", 0, MAX_IMAGE_GUIDANCE,
+                                         default=1.0, whole=False),
+            scheduler=_choice(self.scheduler, "Scheduler", SCHEDULER_NAMES, default="euler_ancestral"),
+        )
+        return replace(self, **values)
 
 
 def request_to_dict(request) -> dict:
@@ -207,9 +391,13 @@ def request_to_dict(request) -> dict:
 
 
 def request_from_dict(cls, data: dict):
-    """Rebuild a request from params.json (ignores keys it doesn't know)."""
+    """Rebuild a request from params.json (ignores keys it doesn't know); validate() checks the values."""
+    _check(isinstance(data, dict), "The saved request must be a set of named values, as params.json stores it.")
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in data.items() if k in names}
-    if "window" in values and isinstance(values["window"], dict):
-        values["window"] = VideoWindow(**values["window"])
+    missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
+    _check(not missing, f"The saved request lacks {', '.join(missing)}.")
+    if isinstance(values.get("window"), dict):
+        window_names = {f.name for f in fields(VideoWindow)}
+        values["window"] = VideoWindow(**{k: v for k, v in values["window"].items() if k in window_names})
     return cls(**values)

@@ -64,7 +64,11 @@ class Limits:
     max_pixels: int = 768 * 768
     max_steps: int = 100
     max_upload_mb: float = 100.0
-    max_video_seconds: float = 60.0
+    max_video_seconds: float = 60.0  # of the part one job uses
+    # What an uploaded file itself may be; checked from its header, before any frame is decoded.
+    max_source_pixels: int = 4096 * 4096
+    max_source_frames: int = 20_000
+    max_source_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,9 @@ class Settings:
             max_steps=int(_env("MAX_STEPS", str(Limits.max_steps))),
             max_upload_mb=float(_env("MAX_UPLOAD_MB", str(Limits.max_upload_mb))),
             max_video_seconds=float(_env("MAX_VIDEO_SECONDS", str(Limits.max_video_seconds))),
+            max_source_pixels=int(_env("MAX_SOURCE_PIXELS", str(Limits.max_source_pixels))),
+            max_source_frames=int(_env("MAX_SOURCE_FRAMES", str(Limits.max_source_frames))),
+            max_source_seconds=float(_env("MAX_SOURCE_SECONDS", str(Limits.max_source_seconds))),
         )
         defaults = cls()
         settings = cls(
@@ -169,7 +176,8 @@ ENV_VARS = (
     ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
     ("T2VZ_MAX_FRAMES / T2VZ_MAX_STEPS", "per-job caps on frames and denoising steps"),
     ("T2VZ_MIN_SIDE / T2VZ_MAX_SIDE / T2VZ_MAX_PIXELS", "per-job caps on output size"),
-    ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on uploaded videos"),
+    ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on an upload's file size and on the part of it one job uses"),
+    ("T2VZ_MAX_SOURCE_PIXELS / T2VZ_MAX_SOURCE_FRAMES / T2VZ_MAX_SOURCE_SECONDS", "caps on an uploaded video itself, checked before decoding"),
 )
 
 

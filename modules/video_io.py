@@ -3,6 +3,10 @@
 Decoding goes through imageio: its ffmpeg plugin (the binary bundled with imageio-ffmpeg) for
 mp4/webm/mov/..., and its pillow plugin for GIFs, whose per-frame delays ffmpeg would flatten.
 Frames are decoded as a stream and resized one at a time, so only the frames we return are held.
+Uploads are checked against the server's caps from their header alone (file size, picture size,
+frame count, duration) before any frame is decoded. With the window on its defaults (end and fps
+on auto) any accepted upload gives frames: read_video lowers the frame rate, and past a floor
+shortens the window, to fit the frame cap, and says what it did in `VideoWindowUsed.note`.
 No Gradio and no torch here: this module must stay importable in tests and tools.
 """
 
@@ -20,6 +24,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from .errors import UserError
+from .outputs import atomic_write_path
 
 SUPPORTED_FORMATS = "mp4, webm, mov, gif"
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
@@ -34,6 +39,9 @@ MP4_PRESET = "medium"
 YUV420_ALIGN = 2
 # Slack for float timestamps, so 0.5 + k * 0.25 s never lands on the wrong side of a boundary.
 TIME_EPS = 1e-6
+# When fitting a whole clip into the frame cap, the frame rate goes no lower than this (below it
+# a clip is a slide show); past it the window is shortened instead.
+MIN_AUTO_FPS = 1.0
 
 
 class VideoError(UserError, ValueError):
@@ -47,6 +55,53 @@ class VideoInfo:
     duration: float
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """Caps on an uploaded file, checked from its header before any frame is decoded (None = no cap).
+
+    They bound the work of reading a file, whatever part of it the user picks; what one job may
+    use is capped separately by read_video's max_frames, max_seconds and max_pixels.
+    """
+
+    max_mb: float | None = None  # file size
+    max_pixels: int | None = None  # width x height of the source frames
+    max_frames: int | None = None  # frames in the whole file
+    max_seconds: float | None = None  # duration of the whole file
+
+
+@dataclass(frozen=True)
+class VideoWindowUsed:
+    """What read_video actually used, for the result's params.json and a line to the user."""
+
+    start: float
+    end: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    source: VideoInfo
+    note: str = ""  # what was changed to fit the server's caps, in words; "" when nothing was
+
+
+class VideoClip(tuple):
+    """read_video's result: unpacks as `(frames, fps)` as it always did, and carries `.used`."""
+
+    used: VideoWindowUsed
+
+    def __new__(cls, frames: np.ndarray, fps: float, used: VideoWindowUsed) -> "VideoClip":
+        clip = super().__new__(cls, (frames, fps))
+        clip.used = used
+        return clip
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def fps(self) -> float:
+        return self[1]
 
 
 # --------------------------------------------------------------------------- conversions
@@ -116,6 +171,31 @@ def fit_size(width: int, height: int, *, long_side: int | None = None, multiple:
     return _round_to_multiple(width * scale, multiple), _round_to_multiple(height * scale, multiple)
 
 
+def output_size(
+    width: int, height: int, *, long_side: int | None = None, max_pixels: int | None = None, multiple: int = 8
+) -> tuple[int, int]:
+    """fit_size, lowered where needed so that width x height stays within `max_pixels`.
+
+    The resolution a user picks is a long side, and the pixels it costs depend on the upload's
+    aspect ratio, which they did not choose: so the size is capped (aspect kept, sides still
+    multiples of `multiple`) rather than refused; read_video notes the change. Only a cap too
+    small for any frame is an error.
+    """
+    size = fit_size(width, height, long_side=long_side, multiple=multiple)
+    if max_pixels is None or size[0] * size[1] <= max_pixels:
+        return size
+    # Start from the long side that would just reach max_pixels, then step down to a fit.
+    target = int(max(size) * math.sqrt(max_pixels / (size[0] * size[1])) // multiple) * multiple
+    for side in range(max(target, multiple), 0, -multiple):
+        size = fit_size(width, height, long_side=side, multiple=multiple)
+        if size[0] * size[1] <= max_pixels:
+            return size
+    raise VideoError(
+        f"No frame size for this {width}x{height} video fits within {max_pixels:,} pixels; "
+        "the server's pixel limit is set too low for it."
+    )
+
+
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """INTER_AREA avoids aliasing when shrinking; INTER_CUBIC stays sharp when growing."""
     height, width = frame.shape[:2]
@@ -136,19 +216,45 @@ def _unreadable(path: Path, reason: str) -> VideoError:
 def _ffmpeg_reason(error: Exception) -> str:
     """ffmpeg's stderr is a wall of text; its last line usually says what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    return lines[-1] if lines else "the decoder stopped without saying why"
 
 
-def _check_file(path: Path) -> bool:
+def _check_file(path: Path, max_mb: float | None = None) -> bool:
     """Fail early with a clear message; returns whether the file is a GIF (by content, not name)."""
     if not path.exists():
         raise _unreadable(path, "the file does not exist")
     if not path.is_file():
         raise _unreadable(path, "it is not a file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise _unreadable(path, "the file is empty (0 bytes)")
+    if max_mb is not None and size / 2**20 > max_mb:
+        raise VideoError(
+            f"The video '{path.name}' is {size / 2**20:.1f} MB; this server accepts up to {max_mb:g} MB. "
+            "Upload a shorter or more compressed clip."
+        )
     with open(path, "rb") as handle:
         return handle.read(len(GIF_MAGIC[0])) in GIF_MAGIC
+
+
+def _check_source(path: Path, info: VideoInfo, limits: SourceLimits) -> None:
+    """Refuse a file the server should not decode at all, from its header's numbers."""
+    pixels = info.width * info.height
+    if limits.max_pixels is not None and pixels > limits.max_pixels:
+        raise VideoError(
+            f"The video '{path.name}' is {info.width}x{info.height} ({pixels:,} pixels per frame); this "
+            f"server reads videos of up to {limits.max_pixels:,} pixels per frame. Scale it down and upload it again."
+        )
+    if limits.max_seconds is not None and info.duration > limits.max_seconds + TIME_EPS:
+        raise VideoError(
+            f"The video '{path.name}' is {info.duration:.1f} s long; this server reads videos of up to "
+            f"{limits.max_seconds:g} s. Trim it and upload it again."
+        )
+    if limits.max_frames is not None and info.num_frames > limits.max_frames:
+        raise VideoError(
+            f"The video '{path.name}' has {info.num_frames:,} frames; this server reads videos of up to "
+            f"{limits.max_frames:,} frames. Trim it or lower its frame rate and upload it again."
+        )
 
 
 def _open_ffmpeg(path: Path):
@@ -158,38 +264,103 @@ def _open_ffmpeg(path: Path):
         raise _unreadable(path, _ffmpeg_reason(error)) from error
 
 
-def _probe_ffmpeg(path: Path) -> VideoInfo:
+def _probe_ffmpeg(path: Path, limits: SourceLimits = SourceLimits()) -> VideoInfo:
+    """Header numbers first (checked against `limits`), then the first frame for the real size."""
     with _open_ffmpeg(path) as reader:
         meta = reader.get_meta_data()
-        try:
-            first = np.asarray(reader.get_data(0))
-        except Exception as error:
-            raise VideoError(f"The video '{path.name}' has no frames.") from error
         fps = float(meta.get("fps") or 0.0)
         if not math.isfinite(fps) or fps <= 0:
             raise _unreadable(path, "its frame rate is unknown")
         duration = float(meta.get("duration") or 0.0)
         if not math.isfinite(duration) or duration <= 0:
-            # Some streamed webm files carry no duration; count the frames instead.
-            duration = reader.count_frames() / fps
-    # ffmpeg prints the duration to the centisecond; snap it to whole frames so that reading
-    # "to the end" gives exactly num_frames frames rather than one extra.
-    num_frames = max(1, int(math.floor(duration * fps + 0.5)))
-    return VideoInfo(fps=fps, num_frames=num_frames, duration=num_frames / fps,
+            # Some streamed webm files and still images carry no duration; count the frames
+            # instead (ffmpeg only demuxes for this, it decodes nothing).
+            try:
+                duration = reader.count_frames() / fps
+            except Exception as error:
+                raise _unreadable(path, _ffmpeg_reason(error)) from error
+        # ffmpeg prints the duration to the centisecond; snap it to whole frames so that reading
+        # "to the end" gives exactly num_frames frames rather than one extra.
+        num_frames = max(1, int(math.floor(duration * fps + 0.5)))
+        width, height = meta.get("source_size") or meta.get("size") or (0, 0)
+        header = VideoInfo(fps=fps, num_frames=num_frames, duration=num_frames / fps,
+                           width=int(width), height=int(height))
+        _check_source(path, header, limits)
+        try:
+            first = np.asarray(reader.get_data(0))
+        except Exception as error:
+            raise VideoError(f"The video '{path.name}' has no frames.") from error
+    # The decoded frame has the size after rotation metadata; its pixel count is the header's.
+    info = VideoInfo(fps=fps, num_frames=num_frames, duration=num_frames / fps,
                      width=int(first.shape[1]), height=int(first.shape[0]))
+    _check_source(path, info, limits)  # for headers that had no size
+    return info
 
 
-def _gif_delays(path: Path) -> list[float]:
-    """Per-frame display times in seconds; missing or zero delays count as GIF_DEFAULT_FPS."""
-    try:
-        with iio.imopen(os.fspath(path), "r", plugin="pillow") as gif:
-            count = gif.properties(index=None).n_images
-            delays_ms = [gif.metadata(index=i).get("duration") or 0 for i in range(count)]
-    except Exception as error:
-        raise _unreadable(path, str(error) or type(error).__name__) from error
-    if not delays_ms:
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    """Past a chain of GIF data sub-blocks (length byte + bytes, ended by a 0 length)."""
+    while pos < len(data):
+        length = data[pos]
+        pos += 1
+        if length == 0:
+            break
+        pos += length
+    return pos
+
+
+def _scan_gif(path: Path) -> tuple[int, int, list[int]]:
+    """(canvas width, height, per-frame delays in centiseconds) from the GIF's block structure.
+
+    Walks the blocks and skips the compressed pixel data, so a GIF of thousands of frames is
+    counted without decoding one (Pillow decodes every frame to reach a frame's delay). A file
+    cut short counts the frames it has.
+    """
+    data = path.read_bytes()
+    if len(data) < 13:
+        raise _unreadable(path, "the GIF header is cut short")
+    width = int.from_bytes(data[6:8], "little")
+    height = int.from_bytes(data[8:10], "little")
+    packed = data[10]
+    pos = 13
+    if packed & 0x80:  # global colour table
+        pos += 3 << ((packed & 0x07) + 1)
+    delays: list[int] = []
+    delay = 0  # from the graphic control extension that precedes a frame
+    while pos < len(data):
+        block = data[pos]
+        pos += 1
+        if block == 0x21:  # extension: label, then sub-blocks
+            if pos >= len(data):
+                break
+            label = data[pos]
+            pos += 1
+            if label == 0xF9 and pos + 4 < len(data) and data[pos] >= 4:
+                delay = int.from_bytes(data[pos + 2: pos + 4], "little")
+            pos = _skip_sub_blocks(data, pos)
+        elif block == 0x2C:  # image descriptor: 9 bytes, local colour table, LZW size, data
+            if pos + 9 > len(data):
+                break
+            local = data[pos + 8]
+            pos += 9
+            if local & 0x80:
+                pos += 3 << ((local & 0x07) + 1)
+            pos = _skip_sub_blocks(data, pos + 1)
+            delays.append(delay)
+            delay = 0
+        else:  # 0x3B trailer, or bytes after the last frame that browsers ignore too
+            break
+    if width == 0 or height == 0:
+        raise _unreadable(path, "the GIF has no picture size")
+    return width, height, delays
+
+
+def _gif_delays(path: Path) -> tuple[int, int, list[float]]:
+    """Canvas size and per-frame display times in seconds; missing or zero delays count as GIF_DEFAULT_FPS."""
+    width, height, delays_cs = _scan_gif(path)
+    if not delays_cs:
         raise VideoError(f"The video '{path.name}' has no frames.")
-    return [ms / 1000.0 if ms > 0 else 1.0 / GIF_DEFAULT_FPS for ms in delays_ms]
+    delays = [cs / 100.0 if cs > 0 else 1.0 / GIF_DEFAULT_FPS for cs in delays_cs]
+    return width, height, delays
 
 
 def _gif_timing(delays: Sequence[float]) -> tuple[float, int]:
@@ -201,31 +372,29 @@ def _gif_timing(delays: Sequence[float]) -> tuple[float, int]:
     """
     typical = float(np.median(delays))
     spans = sum(max(1, int(math.floor(delay / typical + 0.5))) for delay in delays)
-    return spans / float(sum(delays)), spans
+    return spans / math.fsum(delays), spans
 
 
-def _probe_gif(path: Path) -> tuple[VideoInfo, list[float]]:
-    delays = _gif_delays(path)
+def _probe_gif(path: Path, limits: SourceLimits = SourceLimits()) -> tuple[VideoInfo, list[float]]:
+    width, height, delays = _gif_delays(path)
     fps, num_frames = _gif_timing(delays)
-    try:
-        first = iio.imread(os.fspath(path), plugin="pillow", index=0, mode="RGB")
-    except Exception as error:
-        raise _unreadable(path, str(error) or type(error).__name__) from error
-    info = VideoInfo(fps=fps, num_frames=num_frames, duration=float(sum(delays)),
-                     width=int(first.shape[1]), height=int(first.shape[0]))
+    info = VideoInfo(fps=fps, num_frames=num_frames, duration=math.fsum(delays), width=width, height=height)
+    _check_source(path, info, limits)
     return info, delays
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Cheap look at a video (header plus first frame): its size, fps and length without decoding it.
+def probe_video(path: str | os.PathLike, limits: SourceLimits | None = None) -> VideoInfo:
+    """Cheap look at a video (header, plus the first frame of non-GIFs): size, fps and length.
 
     num_frames is duration x fps (for GIFs, frames at the reported fps), which is what
-    read_video returns with no window and no fps.
+    read_video returns with no window and no fps. With `limits`, a file over them is refused
+    before any (further) frame is decoded.
     """
     path = Path(path)
-    if _check_file(path):
-        return _probe_gif(path)[0]
-    return _probe_ffmpeg(path)
+    limits = limits or SourceLimits()
+    if _check_file(path, limits.max_mb):
+        return _probe_gif(path, limits)[0]
+    return _probe_ffmpeg(path, limits)
 
 
 # --------------------------------------------------------------------------- streaming
@@ -247,17 +416,22 @@ def _iter_ffmpeg(path: Path, wanted: Sequence[int]) -> Iterator[tuple[int, np.nd
 
 
 def _iter_gif(path: Path, wanted: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Like _iter_ffmpeg for GIFs; a file damaged after some frames gives the frames before it."""
     last_wanted = wanted[-1]
     wanted_set = set(wanted)
+    yielded = False
     try:
         with iio.imopen(os.fspath(path), "r", plugin="pillow") as gif:
             for index, frame in enumerate(gif.iter(mode="RGB")):
                 if index in wanted_set:
+                    yielded = True
                     yield index, np.asarray(frame)
                 if index >= last_wanted:
                     return
     except Exception as error:
-        raise _unreadable(path, str(error) or type(error).__name__) from error
+        if yielded:
+            return
+        raise _unreadable(path, str(error) or "the GIF's image data is damaged") from error
 
 
 def _frame_count(start: float, end: float, fps: float) -> int:
@@ -271,22 +445,117 @@ def _seconds(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def _validate_window(
-    info: VideoInfo, start: float, end: float | None, fps: float | None
-) -> tuple[float, float, float]:
-    """Check the user's window and return (start, end clamped to the video, output fps)."""
+def _rate(fps: float) -> str:
+    """30 -> '30', 6.4 -> '6.4', 1/3 -> '0.33': a frame rate as people write it."""
+    return f"{round(fps, 2):g}"
+
+
+def _round_down(value: float, places: int = 3) -> float:
+    """A frame rate lowered to fit a cap, kept readable and never above the exact fit."""
+    scale = 10**places
+    return math.floor(value * scale) / scale
+
+
+def _sentence(notes: list[str]) -> str:
+    text = "; ".join(notes)
+    return text[:1].upper() + text[1:] + "." if text else ""
+
+
+def _is_auto(value: float | None) -> bool:
+    """None and 0 both mean "choose for me" (end: to the end; fps: the input's or what fits)."""
+    return value is None or value == 0
+
+
+def _fit_window(
+    info: VideoInfo,
+    start: float | None,
+    end: float | None,
+    fps: float | None,
+    *,
+    max_frames: int | None,
+    max_seconds: float | None,
+    min_auto_fps: float,
+) -> tuple[float, float, float, list[str]]:
+    """(start, end, output fps, notes): the user's window, fitted to the caps.
+
+    The rule: a value the user set is never changed; a value left on auto (end or fps 0/None)
+    is chosen to fit. So with both on auto any clip fits: the frame rate goes down to fit
+    max_frames, and below `min_auto_fps` the window is shortened instead. With the fps set, the
+    window is shortened; with the end set, the fps is lowered (to the floor); with both set and
+    too many frames, the error says which to change. An end past the clip means "to the end".
+    """
+    notes: list[str] = []
+    start = 0.0 if start is None else float(start)
     if not math.isfinite(start) or start < 0:
         raise VideoError(f"Start time must be 0 s or later, got {_seconds(start)} s.")
-    if end is not None and (not math.isfinite(end) or end <= start):
-        raise VideoError(f"End time {_seconds(end)} s must be after the start time {_seconds(start)} s.")
-    if fps is not None and (not math.isfinite(fps) or fps <= 0):
-        raise VideoError(f"Frame rate must be positive, got {fps:g} fps.")
     if start >= info.duration:
         raise VideoError(
-            f"Start time {_seconds(start)} s is past the end of the video ({_seconds(info.duration)} s)."
+            f"Start time {_seconds(start)} s is past the end of the video ({_seconds(info.duration)} s); "
+            "set a start time before the end."
         )
-    end = info.duration if end is None else min(end, info.duration)
-    return start, end, info.fps if fps is None else float(fps)
+
+    auto_end = _is_auto(end)
+    if not auto_end:
+        end = float(end)
+        if math.isnan(end) or end <= start:
+            raise VideoError(
+                f"End time {_seconds(end)} s must be after the start time {_seconds(start)} s (0 = to the end)."
+            )
+        if end > info.duration + TIME_EPS:
+            if math.isfinite(end):
+                notes.append(f"the end time {_seconds(end)} s is past the video's end, so it runs to the end "
+                             f"({_seconds(info.duration)} s)")
+            auto_end = True
+    end = info.duration if auto_end else min(end, info.duration)
+
+    auto_fps = _is_auto(fps)
+    if not auto_fps:
+        fps = float(fps)
+        if not math.isfinite(fps) or fps <= 0:
+            raise VideoError(f"Frame rate must be positive (or 0 for the input's), got {fps:g} fps.")
+    out_fps = info.fps if auto_fps else fps
+
+    if max_seconds is not None and end - start > max_seconds + TIME_EPS:
+        if not auto_end:
+            raise VideoError(
+                f"The selected part is {end - start:.1f} s long; this server takes up to {max_seconds:g} s. "
+                f"Set the end time to {_seconds(start + max_seconds)} s or less (0 picks the longest part allowed)."
+            )
+        end = start + max_seconds
+        notes.append(f"used {_seconds(start)}–{_seconds(end)} s of the {_seconds(info.duration)} s video "
+                     f"(this server takes up to {max_seconds:g} s)")
+
+    count = _frame_count(start, end, out_fps)
+    if max_frames is None or count <= max_frames:
+        return start, end, out_fps, notes
+    span = end - start
+    limit = f"the {max_frames}-frame limit"
+    if auto_fps:
+        floor_fps = min(min_auto_fps, info.fps)
+        fitted = _round_down(max_frames / span)
+        if fitted >= floor_fps:
+            notes.append(f"{_rate(info.fps)} fps → {_rate(fitted)} fps to fit {limit}")
+            return start, end, fitted, notes
+        if not auto_end:
+            at_floor = _frame_count(start, end, floor_fps)
+            raise VideoError(
+                f"The selected part ({_seconds(start)}–{_seconds(end)} s) gives {at_floor} frames even at "
+                f"{_rate(floor_fps)} fps; the limit is {max_frames}. Shorten it to {max_frames / floor_fps:.1f} s "
+                "or less, or set the end time to 0 to fit it automatically."
+            )
+        end = start + max_frames / floor_fps
+        rate = f"{_rate(info.fps)} fps → {_rate(floor_fps)} fps and " if floor_fps != info.fps else ""
+        notes.append(f"{rate}{_seconds(start)}–{_seconds(end)} s of the video to fit {limit}")
+        return start, end, floor_fps, notes
+    if auto_end:
+        end = start + max_frames / out_fps
+        notes.append(f"used {_seconds(start)}–{_seconds(end)} s at {_rate(out_fps)} fps to fit {limit}")
+        return start, end, out_fps, notes
+    raise VideoError(
+        f"The selected part ({_seconds(start)}–{_seconds(end)} s at {_rate(out_fps)} fps) gives {count} frames; "
+        f"the limit is {max_frames}. Shorten the window to {max_frames / out_fps:.1f} s, lower the frame rate "
+        f"to {_round_down(max_frames / span, 1):g} fps or less, or set the frame rate to 0 to fit it automatically."
+    )
 
 
 def read_video(
@@ -299,40 +568,37 @@ def read_video(
     multiple: int = 8,
     max_frames: int | None = None,
     max_seconds: float | None = None,
-) -> tuple[np.ndarray, float]:
-    """Decode the window [start, end) at `fps`, sized for the model; returns (uint8 RGB frames, fps).
+    max_pixels: int | None = None,
+    source_limits: SourceLimits | None = None,
+    min_auto_fps: float = MIN_AUTO_FPS,
+) -> VideoClip:
+    """Decode the window [start, end) at `fps`, sized for the model, fitted to the caps.
+
+    Returns a VideoClip: `frames, fps = read_video(...)` (uint8 RGB frames) as before, and
+    `.used` says what was used (window, fps, size, and a note of what was changed to fit).
+    `end` and `fps` None or 0 mean auto (to the end; the input's rate, lowered to fit max_frames);
+    see _fit_window for what is fitted and what is an error. `max_seconds` caps the window used,
+    `max_pixels` the output frame (the size is lowered to fit, see output_size), `source_limits`
+    the file itself (checked from its header before decoding).
 
     Output frame k is the source frame nearest to start + k / fps, so lowering the fps drops frames
-    and raising it repeats them, and the clip keeps its real-time speed. The size follows fit_size.
-    `max_seconds` caps the window as asked for (end, or the video's end when None).
+    and raising it repeats them, and the clip keeps its real-time speed.
     """
     path = Path(path)
-    if _check_file(path):
-        info, delays = _probe_gif(path)
+    limits = source_limits or SourceLimits()
+    if _check_file(path, limits.max_mb):
+        info, delays = _probe_gif(path, limits)
         frame_starts = np.concatenate([[0.0], np.cumsum(delays)[:-1]])
         frames_stream = _iter_gif
     else:
-        info = _probe_ffmpeg(path)
+        info = _probe_ffmpeg(path, limits)
         frame_starts = None
         frames_stream = _iter_ffmpeg
 
-    if max_seconds is not None:
-        span = (info.duration if end is None else float(end)) - float(start)
-        if span > max_seconds:
-            raise VideoError(
-                f"The selected part is {span:.1f} s long; this server takes up to {max_seconds:g} s. "
-                "Set a start and end time."
-            )
-    start, end, out_fps = _validate_window(info, float(start), None if end is None else float(end), fps)
+    start, end, out_fps, notes = _fit_window(
+        info, start, end, fps, max_frames=max_frames, max_seconds=max_seconds, min_auto_fps=min_auto_fps
+    )
     count = _frame_count(start, end, out_fps)
-    if max_frames is not None and count > max_frames:
-        highest_fps = max_frames / (end - start)
-        raise VideoError(
-            f"The selected part ({_seconds(start)}-{_seconds(end)} s at {out_fps:g} fps) "
-            f"gives {count} frames; "
-            f"the limit is {max_frames}. Shorten the window to {max_frames / out_fps:.1f} s or "
-            f"lower the frame rate to {highest_fps:.1f} fps or less."
-        )
 
     # Nearest source frame = the frame on screen half a source frame after the timestamp.
     timestamps = start + np.arange(count) / out_fps + 0.5 / info.fps + TIME_EPS
@@ -343,7 +609,11 @@ def read_video(
     source_index = np.clip(source_index, 0, info.num_frames - 1)
     wanted = sorted(set(source_index.tolist()))
 
-    size = fit_size(info.width, info.height, long_side=long_side, multiple=multiple)
+    size = output_size(info.width, info.height, long_side=long_side, max_pixels=max_pixels, multiple=multiple)
+    asked = fit_size(info.width, info.height, long_side=long_side, multiple=multiple)
+    if size != asked:
+        notes.append(f"{asked[0]}x{asked[1]} → {size[0]}x{size[1]} to stay within this server's "
+                     f"{max_pixels:,} pixels per frame")
     decoded: dict[int, np.ndarray] = {}
     for index, frame in frames_stream(path, wanted):
         decoded[index] = _resize(to_rgb(frame), size)
@@ -355,8 +625,12 @@ def read_video(
     # The stream stops at the first index it cannot reach, so every missing index lies past the
     # real end (headers can overstate the duration by a frame or two): repeat the last frame.
     last_frame = decoded[max(decoded)]
-    frames = [decoded.get(index, last_frame) for index in source_index.tolist()]
-    return np.stack(frames).astype(np.uint8, copy=False), out_fps
+    frames = np.stack([decoded.get(index, last_frame) for index in source_index.tolist()]).astype(np.uint8, copy=False)
+    used = VideoWindowUsed(
+        start=round(start, 6), end=round(end, 6), fps=out_fps, frames=len(frames),
+        width=size[0], height=size[1], source=info, note=_sentence(notes),
+    )
+    return VideoClip(frames, out_fps, used)
 
 
 # --------------------------------------------------------------------------- writing
@@ -372,17 +646,19 @@ def _pad_to_even(frames: np.ndarray) -> np.ndarray:
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
-    """H.264 yuv420p so every browser (and Gradio's player) can play it.
+    """H.264 yuv420p so every browser (and Gradio's player) can play it; written atomically.
 
     Sizes are kept exactly (macro_block_size=1), except that an odd width or height gets one
     repeated pixel row/column to become even, which yuv420p requires.
     """
     frames = _pad_to_even(_as_rgb_frames(frames))
+    if not (math.isfinite(fps) and fps > 0):
+        raise VideoError(f"Frame rate must be positive, got {fps:g} fps.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with imageio.get_writer(
-            os.fspath(path),
+        with atomic_write_path(path) as temp, imageio.get_writer(
+            os.fspath(temp),
             format="FFMPEG",
             mode="I",
             fps=float(fps),
@@ -407,12 +683,18 @@ def _gif_delays_ms(count: int, fps: float) -> list[int]:
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
-    """Looping GIF for previews and sharing."""
+    """Looping GIF for previews and sharing; written atomically."""
     frames = _as_rgb_frames(frames)
     if not (math.isfinite(fps) and fps > 0):
         raise VideoError(f"Frame rate must be positive, got {fps:g} fps.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(os.fspath(path), frames, plugin="pillow", extension=".gif",
-                duration=_gif_delays_ms(len(frames), fps), loop=0)
+    delays = _gif_delays_ms(len(frames), fps)
+    try:
+        with atomic_write_path(path) as temp:
+            # Pillow takes a list of delays only for several frames; one frame takes a number.
+            iio.imwrite(os.fspath(temp), frames, plugin="pillow", extension=".gif",
+                        duration=delays if len(delays) > 1 else delays[0], loop=0)
+    except OSError as error:
+        raise VideoError(f"Could not write the GIF '{path.name}': {error.strerror or error}.") from error
     return os.fspath(path)

@@ -198,20 +198,28 @@ def test_read_video_resizes_with_the_fit_size_rule(clip_320x240, tmp_path):
 
 
 def test_max_frames_error_names_the_numbers(clip_320x240):
+    """fps and end both set by the user and too many frames: an error that says what to change."""
     with pytest.raises(VideoError) as error:
-        read_video(clip_320x240, fps=12, max_frames=10)
+        read_video(clip_320x240, fps=12, end=3.0, max_frames=10)
     message = str(error.value)
     assert "36 frames" in message and "10" in message
-    assert "Shorten" in message and "fps" in message
+    assert "Shorten" in message and "fps" in message and "frame rate to 0" in message
     assert len(read_video(clip_320x240, fps=12, end=0.8, max_frames=10)[0]) == 10
 
 
 def test_max_seconds_caps_the_window_asked_for(clip_320x240):
+    """An end the user set is kept, so a window longer than allowed is an error naming the numbers."""
     with pytest.raises(VideoError, match=r"The selected part is 3\.0 s long; this server takes up to 2 s"):
-        read_video(clip_320x240, max_seconds=2)  # no end: the whole 3 s clip
-    with pytest.raises(VideoError, match=r"is 2\.5 s long"):
-        read_video(clip_320x240, start=0.5, max_seconds=2)
+        read_video(clip_320x240, end=3.0, max_seconds=2)
+    with pytest.raises(VideoError, match=r"is 2\.5 s long.*end time to 2\.5 s or less"):
+        read_video(clip_320x240, start=0.5, end=3.0, max_seconds=2)
     assert len(read_video(clip_320x240, start=0.5, end=2.5, fps=4, max_seconds=2)[0]) == 8
+
+
+def test_max_seconds_shortens_an_auto_end(clip_320x240):
+    clip = read_video(clip_320x240, start=0.5, max_seconds=2)
+    assert (clip.used.start, clip.used.end, len(clip.frames)) == (0.5, 2.5, 24)
+    assert "0.5–2.5 s of the 3.0 s video" in clip.used.note
 
 
 @pytest.mark.parametrize(
@@ -221,8 +229,9 @@ def test_max_seconds_caps_the_window_asked_for(clip_320x240):
         (dict(start=-1.0), "Start time"),
         (dict(start=2.0, end=1.0), "must be after the start"),
         (dict(start=1.0, end=1.0), "must be after the start"),
-        (dict(fps=0), "Frame rate must be positive"),
+        (dict(start=1.0, end=float("nan")), "must be after the start"),
         (dict(fps=-3), "Frame rate must be positive"),
+        (dict(fps=float("inf")), "Frame rate must be positive"),
     ],
 )
 def test_bad_windows_are_explained(clip_320x240, window, fragment):
@@ -301,3 +310,260 @@ def test_pose_assets_use_openpose_colours(tmp_path):
     for (x, y), color in zip(make_assets.REST_POSE[:2], make_assets.POSE_COLORS[:2]):
         height, width = first.shape[:2]
         assert tuple(first[int(y * height), int(x * width)]) == color
+
+
+# ------------------------------------------------------------------------------ fitting to the caps
+
+
+def test_auto_fps_is_lowered_to_fit_max_frames(clip_320x240):
+    clip = read_video(clip_320x240, max_frames=10)
+    frames, fps = clip  # the (frames, fps) callers always had
+    assert len(frames) == 10 and fps == pytest.approx(10 / 3, abs=1e-3) and fps <= 10 / 3
+    used = clip.used
+    assert (used.start, used.end, used.frames, used.fps) == (0.0, 3.0, 10, fps)
+    assert (used.width, used.height) == (320, 240) and used.source.num_frames == 36
+    assert used.note == "12 fps → 3.33 fps to fit the 10-frame limit."
+    indices = [bar_index(frame) for frame in frames]
+    assert indices == sorted(indices) and indices[0] == 0 and indices[-1] >= 30  # spread over the clip
+
+
+def test_auto_fps_stops_at_the_floor_and_then_shortens_the_window(clip_320x240):
+    clip = read_video(clip_320x240, max_frames=2, min_auto_fps=1.0)
+    assert clip.fps == 1.0 and len(clip.frames) == 2 and clip.used.end == 2.0
+    assert clip.used.note == "12 fps → 1 fps and 0.0–2.0 s of the video to fit the 2-frame limit."
+
+
+def test_a_set_end_keeps_its_window_and_lowers_the_fps(clip_320x240):
+    clip = read_video(clip_320x240, start=1.0, end=3.0, max_frames=8)
+    assert (clip.used.start, clip.used.end, len(clip.frames), clip.fps) == (1.0, 3.0, 8, 4.0)
+    with pytest.raises(VideoError, match=r"gives 3 frames even at 1 fps; the limit is 2\. Shorten it to 2\.0 s"):
+        read_video(clip_320x240, end=3.0, max_frames=2)
+
+
+def test_a_set_fps_keeps_its_rate_and_shortens_an_auto_end(clip_320x240):
+    clip = read_video(clip_320x240, start=0.5, fps=12, max_frames=10)
+    assert clip.fps == 12 and len(clip.frames) == 10
+    assert clip.used.end == pytest.approx(0.5 + 10 / 12, abs=1e-6)
+    assert [bar_index(frame) for frame in clip.frames] == list(range(6, 16))
+    assert clip.used.note == "Used 0.5–1.33 s at 12 fps to fit the 10-frame limit."
+
+
+def test_zero_end_and_zero_fps_mean_auto_and_an_end_past_the_clip_means_to_the_end(clip_320x240):
+    frames, fps = read_video(clip_320x240, start=0, end=0, fps=0)
+    assert len(frames) == 36 and fps == pytest.approx(12)
+    clip = read_video(clip_320x240, start=2.0, end=99.0)
+    assert len(clip.frames) == 12 and clip.used.end == 3.0
+    assert "end time 99.0 s is past the video's end" in clip.used.note
+    assert read_video(clip_320x240).used.note == ""  # nothing changed, nothing to say
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> Path:
+    """3.0 s at 12 fps, tiny frames: cheap enough to read many times."""
+    path = tmp_path_factory.mktemp("small") / "small.mp4"
+    write_mp4(moving_bar(36, 16, 160), path, 12)
+    return path
+
+
+def test_any_window_gives_frames_within_the_cap_or_a_video_error(small_clip):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    times = st.one_of(st.none(), st.just(0.0), st.floats(-1, 10), st.sampled_from([float("nan"), float("inf")]))
+    rates = st.one_of(st.none(), st.just(0.0), st.floats(-5, 120), st.sampled_from([float("nan"), 1e-9]))
+
+    @settings(max_examples=40, deadline=None)
+    @given(start=st.one_of(st.just(0.0), st.floats(-1, 4)), end=times, fps=rates, max_frames=st.integers(1, 40))
+    def check(start, end, fps, max_frames):
+        auto = (end is None or end == 0) and (fps is None or fps == 0)
+        try:
+            clip = read_video(small_clip, start=start, end=end, fps=fps, max_frames=max_frames, max_seconds=2.5)
+        except VideoError as error:
+            assert not (auto and 0 <= start < 3.0), error  # both on auto: any valid start gives frames
+            assert "Error" not in str(error)
+            return
+        assert 1 <= len(clip.frames) <= max_frames and clip.used.frames == len(clip.frames)
+        assert clip.used.end - clip.used.start <= 2.5 + 1e-6
+
+    check()
+
+
+# ------------------------------------------------------------------------------ one-frame inputs
+
+
+@pytest.mark.parametrize("kind", ["mp4", "gif", "png", "jpeg"])
+def test_one_frame_inputs_give_one_frame(tmp_path, kind):
+    from PIL import Image
+
+    still = moving_bar(1, 48, 64)
+    path = tmp_path / ("one.gif" if kind == "gif" else "one.mp4")  # stills renamed .mp4, as users do
+    if kind == "mp4":
+        write_mp4(still, path, 8)
+    elif kind == "gif":
+        write_gif(still, path, 8)
+    else:
+        Image.fromarray(still[0]).save(path, format=kind.upper())
+    assert probe_video(path).num_frames == 1
+    clip = read_video(path, long_side=64, max_frames=64, max_seconds=60)
+    assert clip.frames.shape == (1, 48, 64, 3) and clip.fps > 0
+    assert np.abs(clip.frames[0].astype(int) - still[0]).mean() < 12
+
+
+# ------------------------------------------------------------------------------ limits before work
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any frame is decoded (ffmpeg frames or Pillow GIF frames)."""
+    import imageio.v2 as imageio
+
+    from modules import video_io
+
+    def refuse(*args, **kwargs):
+        pytest.fail("a frame was decoded")  # a BaseException: no handler in video_io can swallow it
+
+    with imageio.get_reader(str(ROOT / "assets" / "edge_box.mp4"), format="FFMPEG") as reader:
+        monkeypatch.setattr(type(reader), "get_data", refuse)
+    monkeypatch.setattr(video_io.iio, "imopen", refuse)
+    monkeypatch.setattr(video_io.iio, "imread", refuse)
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "gif"])
+def test_sources_over_the_limits_are_refused_from_the_header(tmp_path, suffix, request):
+    from modules.video_io import SourceLimits
+
+    path = tmp_path / f"clip.{suffix}"
+    (write_gif if suffix == "gif" else write_mp4)(moving_bar(20, 48, 64), path, 10)  # 2 s, 64x48
+    request.getfixturevalue("no_decoding")
+    cases = [
+        (SourceLimits(max_pixels=64 * 48 - 1), r"is 64x48 \(3,072 pixels per frame\).*up to 3,071 pixels"),
+        (SourceLimits(max_frames=19), r"has 20 frames; this server reads videos of up to 19 frames"),
+        (SourceLimits(max_seconds=1.5), r"is 2\.0 s long; this server reads videos of up to 1\.5 s"),
+        (SourceLimits(max_mb=path.stat().st_size / 2**20 / 2), r"MB; this server accepts up to .* MB"),
+    ]
+    for limits, message in cases:
+        with pytest.raises(VideoError, match=message):
+            read_video(path, source_limits=limits)
+    if suffix == "gif":  # GIFs are probed without decoding a frame at all
+        info = probe_video(path, SourceLimits(max_pixels=64 * 48, max_frames=20, max_seconds=2, max_mb=1))
+        assert (info.width, info.height, info.num_frames) == (64, 48, 20)
+
+
+def test_gif_scan_matches_pillow(tmp_path):
+    from PIL import Image
+
+    from modules.video_io import _scan_gif
+
+    frames = moving_bar(7, 20, 40)
+    frames[4] = frames[3]  # merged into one longer delay
+    write_gif(frames, tmp_path / "a.gif", 7)
+    width, height, delays = _scan_gif(tmp_path / "a.gif")
+    with Image.open(tmp_path / "a.gif") as image:
+        expected = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            expected.append(image.info["duration"] // 10)
+        assert (width, height) == image.size
+    assert delays == expected and len(delays) == 6
+
+
+def test_truncated_gif_gives_the_frames_it_has(tmp_path):
+    write_gif(moving_bar(8, 32, 48), tmp_path / "whole.gif", 8)
+    data = (tmp_path / "whole.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: int(len(data) * 0.8)])
+    frames, _ = read_video(tmp_path / "cut.gif")
+    assert 1 <= len(frames) <= 8 and bar_index(frames[0]) == 0
+
+
+def test_garbage_after_gif_magic_is_explained(tmp_path):
+    (tmp_path / "fake.gif").write_bytes(b"GIF89a" + b"\x00" * 3)
+    with pytest.raises(VideoError, match="Could not read the video 'fake.gif'"):
+        read_video(tmp_path / "fake.gif")
+
+
+@pytest.mark.parametrize(
+    ("size", "long_side", "max_pixels", "expected"),
+    [
+        ((1024, 1024), 1024, 768 * 768, (768, 768)),
+        ((1920, 1080), 1024, 768 * 768, (1024, 576)),  # fits exactly: unchanged
+        ((1920, 1080), 1024, 500_000, (936, 528)),
+        ((1000, 20), 512, 768 * 768, (512, 8)),
+        ((320, 240), None, 100 * 100, (112, 88)),
+    ],
+)
+def test_output_size_caps_pixels_keeping_aspect_and_multiples(size, long_side, max_pixels, expected):
+    from modules.video_io import output_size
+
+    width, height = output_size(*size, long_side=long_side, max_pixels=max_pixels)
+    assert (width, height) == expected
+    assert width * height <= max_pixels and width % 8 == 0 and height % 8 == 0
+
+
+def test_output_size_too_small_a_cap_is_explained():
+    from modules.video_io import output_size
+
+    with pytest.raises(VideoError, match="fits within 10 pixels"):
+        output_size(64, 48, long_side=64, max_pixels=10)
+
+
+def test_read_video_caps_pixels_and_says_so(clip_320x240):
+    clip = read_video(clip_320x240, long_side=512, max_pixels=256 * 192, end=0.5)
+    assert clip.frames.shape[1:3] == (192, 256) and (clip.used.width, clip.used.height) == (256, 192)
+    assert clip.used.note == "512x384 → 256x192 to stay within this server's 49,152 pixels per frame."
+
+
+# ------------------------------------------------------------------------------ atomic writes
+
+
+class _BrokenWriter:
+    """An encoder that writes part of a file and then fails, like ffmpeg running out of disk."""
+
+    def __init__(self, path, **kwargs):
+        self.path = Path(path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def append_data(self, frame):
+        self.path.write_bytes(b"half a video")
+        raise OSError("No space left on device")
+
+
+def test_a_failing_mp4_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from modules import video_io
+
+    frames = moving_bar(3, 16, 16)
+    monkeypatch.setattr(video_io.imageio, "get_writer", lambda path, **kw: _BrokenWriter(path))
+    with pytest.raises(VideoError, match="Could not write the video 'new.mp4': No space left"):
+        write_mp4(frames, tmp_path / "new.mp4", 8)
+    assert list(tmp_path.iterdir()) == []  # no final file, no partial file
+    monkeypatch.undo()
+    write_mp4(frames, tmp_path / "old.mp4", 8)
+    before = (tmp_path / "old.mp4").read_bytes()
+    monkeypatch.setattr(video_io.imageio, "get_writer", lambda path, **kw: _BrokenWriter(path))
+    with pytest.raises(VideoError):
+        write_mp4(frames, tmp_path / "old.mp4", 8)
+    assert (tmp_path / "old.mp4").read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_failing_gif_writer_leaves_no_file(tmp_path, monkeypatch):
+    from modules import video_io
+
+    def broken(path, *args, **kwargs):
+        Path(path).write_bytes(b"GIF89a half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(video_io.iio, "imwrite", broken)
+    with pytest.raises(VideoError, match="Could not write the GIF 'clip.gif': No space left on device"):
+        write_gif(moving_bar(3, 16, 16), tmp_path / "clip.gif", 8)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_appear_under_their_final_name_only(tmp_path):
+    write_mp4(moving_bar(3, 16, 16), tmp_path / "a.mp4", 8)
+    write_gif(moving_bar(3, 16, 16), tmp_path / "a.gif", 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]
+    assert len(read_video(tmp_path / "a.mp4")[0]) == 3 and len(read_video(tmp_path / "a.gif")[0]) == 3
