@@ -1,4 +1,4 @@
-"""Text2Video-Zero Studio: `python app.py [--preset tiny] [--host H] [--port P] [--share]`."""
+"""Text2Video-Zero Studio: `python app.py [--preset tiny] [--host H] [--port P] [--share] [--download [default|all]]`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to serve on (default 127.0.0.1; 0.0.0.0 for a LAN or a container)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", default=None, help="also serve through a public gradio.live link")
+    parser.add_argument(
+        "--download",
+        nargs="?",
+        const="default",
+        choices=("default", "all"),
+        help="fetch the Hub models into the cache and exit: `default` (the default base, ControlNets, editing "
+        "model, annotators) or `all` (also every offered base and the Edge tab's styles)",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,6 +59,10 @@ def launch_options(settings: Settings, studio) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share)
+    if args.download:
+        from modules.download import download
+
+        raise SystemExit(1 if download(settings, args.download) else 0)
     studio, demo = create_app(settings)
     demo.launch(**launch_options(settings, studio))
 

@@ -82,10 +82,9 @@ class Studio:
             t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
             chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
 
-            def job(manager: ModelManager, chunk_size: int = request.chunk_size) -> np.ndarray:
-                control.report(0.0, f"loading {request.model}")
+            def job(manager: ModelManager, chunk_size: int = request.chunk_size):
                 components = manager.components(request.model, scheduler="ddim")
-                return engine.generate_text2video(
+                return lambda: engine.generate_text2video(
                     components,
                     prompt=request.prompt,
                     negative_prompt=request.negative_prompt,
@@ -124,24 +123,34 @@ class Studio:
         control = control or JobControl()
         with _user_errors():
             request = request.validate(self.settings, preview=True)
-            frames, fps = self._read(request.window, request.video)
-            maps = self.pool.run(lambda manager: self._control_maps(manager, request, frames, control), control)
-            return self._save("control-preview", maps, fps, request=request, extra={"source_fps": fps})
+            clip = self._read(request.window, request.video)
+            frames, fps = clip
+            def job(manager: ModelManager):
+                detector = self._detector(manager, request)
+                return lambda: self._control_maps(detector, request, frames, control)
+
+            maps = self.pool.run(job, control)
+            return self._save("control-preview", maps, fps, request=request, extra={"window_used": asdict(clip.used)})
 
     def control_video(self, request: ControlVideoRequest, control: JobControl | None = None) -> VideoResult:
         control = control or JobControl()
         with _user_errors():
             request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
-            frames, fps = self._read(request.window, request.video)
+            clip = self._read(request.window, request.video)
+            frames, fps = clip
             controlnet_id = self.settings.controlnets[request.kind]
 
             def job(manager: ModelManager, chunk_size: int = request.chunk_size):
-                maps = self._control_maps(manager, request, frames, control)
-                control.report(0.0, f"loading {request.model} + {controlnet_id}")
+                detector = self._detector(manager, request)
                 components = manager.components(request.model, scheduler="ddim")
+                controlnet = manager.controlnet(request.kind)
+                return lambda: sample(detector, components, controlnet, chunk_size)
+
+            def sample(detector, components, controlnet, chunk_size):
+                maps = self._control_maps(detector, request, frames, control)
                 video = engine.generate_control_video(
                     components,
-                    manager.controlnet(request.kind),
+                    controlnet,
                     control=maps,
                     prompt=request.prompt,
                     negative_prompt=request.negative_prompt,
@@ -166,7 +175,8 @@ class Studio:
                 video,
                 fps,
                 request=request,
-                extra={"model": request.model, "controlnet": controlnet_id, "scheduler": "ddim"},
+                extra={"model": request.model, "controlnet": controlnet_id, "scheduler": "ddim",
+                       "window_used": asdict(clip.used)},
             )
             folder = Path(result.video).parent
             result.control = video_io.write_mp4(maps, folder / "control.mp4", fps)
@@ -176,12 +186,13 @@ class Studio:
         control = control or JobControl()
         with _user_errors():
             request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
-            frames, fps = self._read(request.window, request.video)
+            clip = self._read(request.window, request.video)
+            frames, fps = clip
 
             def job(manager: ModelManager, chunk_size: int = request.chunk_size):
-                control.report(0.0, f"loading {self.settings.edit_model}")
-                return engine.generate_edit_video(
-                    manager.edit_components(request.scheduler),
+                components = manager.edit_components(request.scheduler)
+                return lambda: engine.generate_edit_video(
+                    components,
                     frames=frames,
                     prompt=request.prompt,
                     negative_prompt=request.negative_prompt,
@@ -201,11 +212,12 @@ class Studio:
                 estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
             )
             return self._save(
-                "edit", video, fps, request=request, extra={"model": self.settings.edit_model}
+                "edit", video, fps, request=request,
+                extra={"model": self.settings.edit_model, "window_used": asdict(clip.used)},
             )
 
     # ------------------------------------------------------------------ helpers
-    def _read(self, window: VideoWindow, path: str) -> tuple[np.ndarray, float]:
+    def _read(self, window: VideoWindow, path: str) -> video_io.VideoClip:
         limits = self.settings.limits
         return video_io.read_video(
             path,
@@ -216,18 +228,28 @@ class Studio:
             multiple=8,
             max_frames=limits.max_frames,
             max_seconds=limits.max_video_seconds,
+            max_pixels=limits.max_pixels,
+            source_limits=video_io.SourceLimits(
+                max_mb=limits.max_upload_mb,
+                max_pixels=limits.max_source_pixels,
+                max_frames=limits.max_source_frames,
+                max_seconds=limits.max_source_seconds,
+            ),
         )
 
+    @staticmethod
+    def _detector(manager: ModelManager, request: ControlVideoRequest):
+        """The annotator a request needs (loaded outside the GPU slot), or None (edges, skeletons)."""
+        if request.kind == "depth" or (request.kind == "pose" and not request.is_skeleton):
+            return manager.annotator(request.kind)
+        return None
+
     def _control_maps(
-        self, manager: ModelManager, request: ControlVideoRequest, frames: np.ndarray, control: JobControl
+        self, detector, request: ControlVideoRequest, frames: np.ndarray, control: JobControl
     ) -> np.ndarray:
         from . import annotators  # controlnet-aux takes seconds to import: only when needed
 
         kind = request.kind
-        detector = None
-        if kind == "depth" or (kind == "pose" and not request.is_skeleton):
-            control.report(0.0, f"loading the {kind} detector")
-            detector = manager.annotator(kind)
         # Detect at the frames' own size: the maps are made for exactly these frames.
         detect_resolution = max(annotators.MIN_DETECT_RESOLUTION, *frames.shape[1:3])
         options = {
