@@ -56,5 +56,5 @@ def test_help_lists_flags_and_environment():
     out = subprocess.run(
         [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    for flag in ("--preset", "--host", "--port", "--share", "T2VZ_PRESET", "T2VZ_QUEUE_SIZE"):
+    for flag in ("--preset", "--host", "--port", "--share", "--download", "T2VZ_PRESET", "T2VZ_QUEUE_SIZE"):
         assert flag in out
