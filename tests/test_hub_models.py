@@ -223,3 +223,19 @@ def test_hub_download_flag_prefetches_exactly_what_the_tabs_load(contents, tmp_p
             models.controlnet(kind)
         models.annotator("pose"), models.annotator("depth")
     forget_listings()
+
+
+def test_hub_download_progress_reaches_the_jobs_progress_bar(hub, tmp_path):
+    """The worker hands the job's progress to the manager while it loads: the tab's bar shows the download."""
+    from modules.worker import JobControl, Worker
+
+    seen = []
+    worker = Worker(Settings.from_env(preset="real", device="cpu", outputs_dir=str(tmp_path / "out")))
+    control = JobControl(progress=lambda fraction, text: seen.append(text))
+
+    def job(manager):
+        manager.controlnet("depth")
+        return lambda: "sampled"
+
+    assert worker.run(job, control) == "sampled"
+    assert any("downloading lllyasviel/sd-controlnet-depth" in text and "/s" in text for text in seen), seen
