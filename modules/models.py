@@ -47,6 +47,8 @@ class ModelManager:
         self._base_id: str | None = None
         self._base: dict[str, Part] = {}
         self._edit: dict[str, Part] = {}
+        self._video: dict[str, Part] = {}  # ModelScope's parts (a model of its own, evictable)
+        self._adapters: OrderedDict[str, Part] = OrderedDict()  # AnimateDiff motion adapters
         self._controlnets: OrderedDict[str, Part] = OrderedDict()
         self._annotators: OrderedDict[str, object] = OrderedDict()
         self._usage: dict[str, float] = {}  # extra's name -> last use, for LRU eviction
@@ -79,6 +81,33 @@ class ModelManager:
             self._touch("edit")
             self.enforce_budget(keep={id(p.module) for p in self._edit.values()})
             return self._components(self._edit, scheduler)
+
+    def modelscope_components(self, scheduler: str = "ddim") -> engine.Components:
+        """ModelScope's text-to-video parts (3D UNet), loaded on first use, evicted like the editing model."""
+        with self._guard:
+            if not self._video:
+                repo = self.settings.modelscope_model
+                with self._loading(repo):
+                    parts = self.source.video_model(repo, reuse=self._shared, report=self._report)
+                self._video = self._adopt_model(parts)
+            self._touch("modelscope")
+            self.enforce_budget(keep={id(p.module) for p in self._video.values()})
+            return self._components(self._video, scheduler)
+
+    def motion_adapter(self) -> torch.nn.Module:
+        """The AnimateDiff motion adapter, adopted beside the UNet it runs with (same stage)."""
+        repo = self.settings.motion_adapter
+        with self._guard:
+            self._touch("motion_adapter")
+            if repo not in self._adapters:
+                with self._loading(repo):
+                    part = self.source.motion_adapter(repo, reuse=self._shared, report=self._report)
+                part.module = self.residency.adopt(part.module, stage="unet")
+                self.loads["motion_adapter"] += 1
+                self._adapters[repo] = part
+                self._trim(self._adapters, 1)
+                self.enforce_budget(keep={id(part.module)})
+            return self._adapters[repo].module
 
     def controlnet(self, kind: str):
         """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
@@ -142,6 +171,8 @@ class ModelManager:
             "base": [self._base_id] if self._base_id and self._base else [],
             "controlnets": list(self._controlnets.copy()),
             "edit": [self.settings.edit_model] if self._edit else [],
+            "video": [self.settings.modelscope_model] if self._video else [],
+            "motion_adapters": list(self._adapters.copy()),
             "annotators": list(self._annotators.copy()),
         }
 
@@ -185,10 +216,15 @@ class ModelManager:
             return [victim] if victim else []
 
     def evict(self, name: str) -> None:
-        """Drop one extra: 'edit', 'controlnet:<kind>', 'annotator:<kind>', or 'all-extras'."""
+        """Drop one extra: 'edit', 'modelscope', 'motion_adapter', 'controlnet:<kind>', 'annotator:<kind>',
+        or 'all-extras'."""
         with self._guard:
             if name in ("edit", "all-extras"):
                 self._edit = {}
+            if name in ("modelscope", "all-extras"):
+                self._video = {}
+            if name in ("motion_adapter", "all-extras"):
+                self._adapters.clear()
             if name == "all-extras":
                 self._controlnets.clear()
                 self._annotators.clear()
@@ -225,7 +261,7 @@ class ModelManager:
         self._usage[name] = time.monotonic()
 
     def _lru_victim(self, keep: set[int]) -> str | None:
-        """The least recently used ControlNet or editing model outside `keep`.
+        """The least recently used ControlNet, editing/ModelScope model or motion adapter outside `keep`.
 
         Annotators are not candidates: their own LRU cache (`annotator_cache_size`) bounds them.
         """
@@ -234,12 +270,13 @@ class ModelManager:
             for kind, part in self._controlnets.items()
             if id(part.module) not in keep
         ]
-        if self._edit and not any(id(part.module) in keep for part in self._edit.values()):
-            candidates.append((self._usage.get("edit", 0.0), "edit"))
+        for name, parts in (("edit", self._edit), ("modelscope", self._video), ("motion_adapter", self._adapters)):
+            if parts and not any(id(part.module) in keep for part in parts.values()):
+                candidates.append((self._usage.get(name, 0.0), name))
         return min(candidates)[1] if candidates else None
 
     def _all_modules(self):
-        for parts in (self._base, self._edit):
+        for parts in (self._base, self._edit, self._video, self._adapters):
             for part in parts.values():
                 if isinstance(part.module, torch.nn.Module):
                     yield part.module
@@ -283,7 +320,7 @@ class ModelManager:
         free_memory()
 
     def _shared(self, fingerprint: str) -> Part | None:
-        for parts in (self._base, self._edit):
+        for parts in (self._base, self._edit, self._video):
             for part in parts.values():
                 if part.fingerprint == fingerprint:
                     return part
@@ -293,6 +330,10 @@ class ModelManager:
         """tokenizer, text_encoder, unet, vae, scheduler (config) of one SD 1.5-family model."""
         with self._loading(repo):
             parts = self.source.model(repo, unet_in_channels=unet_in_channels, reuse=self._shared, report=self._report)
+        return self._adopt_model(parts)
+
+    def _adopt_model(self, parts: dict[str, Part]) -> dict[str, Part]:
+        """Place a model's modules (those not already held for another model) with their stages."""
         stages = {"text_encoder": "text", "unet": "unet", "vae": "vae"}
         for role, stage in stages.items():
             part = parts[role]

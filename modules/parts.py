@@ -70,6 +70,19 @@ class TinySource:
 
         return Part(f"tiny:{repo}", tiny.build_controlnet(base_unet, seed=tiny_seed(repo)))
 
+    def video_model(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """A text-to-video model with a 3D UNet (ModelScope): the tiny base's parts plus a tiny 3D UNet."""
+        from . import tiny
+
+        parts = self.model(repo, unet_in_channels=4, reuse=reuse, report=report)
+        parts["unet"] = Part(f"tiny:unet3d:{repo}", tiny.build_unet3d(seed=tiny_seed(repo)))
+        return parts
+
+    def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        from . import tiny
+
+        return Part(f"tiny:{repo}", tiny.build_motion_adapter(seed=tiny_seed(repo)))
+
     def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> str:
         from .annotators import RANDOM_SOURCE
 
@@ -103,6 +116,14 @@ class HubSource:
 
     def controlnet(self, repo: str, *, base_unet, reuse: Reuse, report: Report | None = None) -> Part:
         return self._part(hub.list_files(repo), "", "controlnet", reuse, report)
+
+    def video_model(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """A text-to-video model with a 3D UNet (ModelScope): same layout as SD, `unet/` is 3D."""
+        listing = hub.list_files(repo)
+        return {role: self._part(listing, role, "unet3d" if role == "unet" else role, reuse, report) for role in MODEL_ROLES}
+
+    def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        return self._part(hub.list_files(repo), "", "motion_adapter", reuse, report)
 
     def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> Path:
         from .annotators import ANNOTATOR_FILES
@@ -138,6 +159,8 @@ class HubSource:
             return listing, list(ANNOTATOR_FILES[kind])
         if kind == "controlnet":
             return listing, hub.component_files(listing, "", "controlnet", self.variant)[0]
+        if kind == "motion_adapter":
+            return listing, hub.component_files(listing, "", kind, self.variant)[0]
         return listing, [f for role in MODEL_ROLES for f in hub.component_files(listing, role, role, self.variant)[0]]
 
     def _part(self, listing: hub.RepoFiles, folder: str, role: str, reuse: Reuse, report: Report | None) -> Part:
@@ -165,7 +188,14 @@ class HubSource:
 
 
 def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        DDIMScheduler,
+        MotionAdapter,
+        UNet2DConditionModel,
+        UNet3DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTokenizer
 
     if role == "tokenizer":
@@ -176,7 +206,9 @@ def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | 
         "text_encoder": CLIPTextModel,
         "vae": AutoencoderKL,
         "unet": UNet2DConditionModel,
+        "unet3d": UNet3DConditionModel,
         "controlnet": ControlNetModel,
+        "motion_adapter": MotionAdapter,
     }[role]
     return cls.from_pretrained(
         path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors

@@ -44,6 +44,20 @@ def module_bytes(module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
 
+def unique_bytes(modules) -> int:
+    """Bytes of the tensors of `modules`, each storage counted once."""
+    seen, total = set(), 0
+    for module in modules:
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for tensor in (*module.parameters(), *module.buffers()):
+            key = (tensor.device, tensor.untyped_storage().data_ptr())
+            if key not in seen:
+                seen.add(key)
+                total += tensor.untyped_storage().nbytes()
+    return total
+
+
 def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
@@ -140,15 +154,13 @@ class Residency:
             return [m for m in self._modules.values() if getattr(m, ON_DEVICE, False)]
 
     def device_bytes(self, modules=None) -> int:
-        """Bytes of weights on the device now (each module once), or of `modules` if given."""
+        """Bytes of weights on the device now, or of `modules` if given.
+
+        Each tensor counts once, however many modules hold it (a motion UNet runs on the base
+        UNet's own layers, a text encoder may serve two models)."""
         if modules is None:
             modules = self.on_device()
-        seen, total = set(), 0
-        for module in modules:
-            if id(module) not in seen:
-                seen.add(id(module))
-                total += module_bytes(module)
-        return total
+        return unique_bytes(modules)
 
     def _note_peak(self) -> None:
         self.peak_device_bytes = max(self.peak_device_bytes, self.device_bytes())

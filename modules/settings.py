@@ -32,6 +32,9 @@ DEFAULT_CONTROLNETS = {
     "depth": "lllyasviel/sd-controlnet-depth",
 }
 DEFAULT_EDIT_MODEL = "timbrooks/instruct-pix2pix"
+# Trained text-to-video engines beside the zero-shot one.
+DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
+DEFAULT_MODELSCOPE_MODEL = "damo-vilab/text-to-video-ms-1.7b"  # CC BY-NC 4.0: non-commercial use only
 DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
 
 
@@ -88,6 +91,8 @@ class Settings:
     controlnets: dict = field(default_factory=lambda: dict(DEFAULT_CONTROLNETS))
     edit_model: str = DEFAULT_EDIT_MODEL
     annotators: str = DEFAULT_ANNOTATORS
+    motion_adapter: str = DEFAULT_MOTION_ADAPTER
+    modelscope_model: str = DEFAULT_MODELSCOPE_MODEL
 
     # Memory policy of the model manager.
     controlnet_cache_size: int = 3
@@ -142,6 +147,8 @@ class Settings:
             base_models=_env_list("BASE_MODELS", defaults.base_models),
             edit_model=_env("EDIT_MODEL", defaults.edit_model),
             annotators=_env("ANNOTATORS", defaults.annotators),
+            motion_adapter=_env("MOTION_ADAPTER", defaults.motion_adapter),
+            modelscope_model=_env("MODELSCOPE_MODEL", defaults.modelscope_model),
             controlnet_cache_size=int(_env("CONTROLNET_CACHE", str(defaults.controlnet_cache_size))),
             annotator_cache_size=int(_env("ANNOTATOR_CACHE", str(defaults.annotator_cache_size))),
             memory_budget_gb=float(_env("MEMORY_BUDGET_GB", str(defaults.memory_budget_gb))),
@@ -168,6 +175,8 @@ ENV_VARS = (
     ("T2VZ_BASE_MODELS", "comma list of allowed SD 1.5 base models; the first is the default"),
     ("T2VZ_EDIT_MODEL", "Instruct-Pix2Pix model id"),
     ("T2VZ_ANNOTATORS", "Hub repo of the OpenPose / MiDaS annotator weights"),
+    ("T2VZ_MOTION_ADAPTER", "AnimateDiff motion adapter for the SD 1.5 base (Hub id or folder)"),
+    ("T2VZ_MODELSCOPE_MODEL", "ModelScope text-to-video model (CC BY-NC 4.0)"),
     ("T2VZ_CONTROLNET_CACHE / T2VZ_ANNOTATOR_CACHE", "how many ControlNets / annotators stay loaded (LRU)"),
     ("T2VZ_MEMORY_BUDGET_GB", "model memory budget; 0 = detected VRAM on CUDA, none on CPU"),
     ("T2VZ_CPU_OFFLOAD", "1 = keep models on CPU and move each to the GPU only while it runs"),

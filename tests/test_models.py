@@ -17,7 +17,7 @@ def test_nothing_loads_until_asked(settings):
     manager = ModelManager(settings)
     assert sum(manager.loads.values()) == 0
     assert manager.memory_bytes() == 0
-    assert manager.resident() == {"base": [], "controlnets": [], "edit": [], "annotators": []}
+    assert manager.resident() == {"base": [], "controlnets": [], "edit": [], "video": [], "motion_adapters": [], "annotators": []}
 
 
 def test_base_is_loaded_once_and_shared_by_every_mode(settings):
@@ -184,7 +184,7 @@ def test_status_never_waits_for_a_load_in_progress(settings):
         thread = threading.Thread(target=lambda: answer.setdefault("resident", manager.resident()))
         thread.start()
         thread.join(timeout=2)
-    assert answer.get("resident") == {"base": [], "controlnets": [], "edit": [], "annotators": []}
+    assert answer.get("resident") == {"base": [], "controlnets": [], "edit": [], "video": [], "motion_adapters": [], "annotators": []}
 
 
 def test_outputs_are_per_request_and_swept_after_the_ttl(tmp_path):
@@ -199,3 +199,29 @@ def test_outputs_are_per_request_and_swept_after_the_ttl(tmp_path):
     mark_output_folder(first, created=old)
     assert outputs.sweep() == [first]
     assert not first.exists() and second.exists()
+
+
+def test_modelscope_and_motion_adapter_are_evictable_extras(settings):
+    from dataclasses import replace
+
+    manager = ModelManager(settings)
+    base = manager.components()
+    video = manager.modelscope_components()
+    assert type(video.unet).__name__ == "UNet3DConditionModel"
+    assert video.text_encoder is base.text_encoder  # the tiny ModelScope shares the tiny text encoder
+    adapter = manager.motion_adapter()
+    assert manager.motion_adapter() is adapter and manager.loads["motion_adapter"] == 1
+    resident = manager.resident()
+    assert resident["video"] == [settings.modelscope_model] and resident["motion_adapters"] == [settings.motion_adapter]
+    manager.settings = replace(settings, memory_budget_gb=1e-9)
+    manager.enforce_budget()
+    resident = manager.resident()
+    assert resident["video"] == [] and resident["motion_adapters"] == [] and resident["base"]
+
+
+def test_memory_counts_a_shared_tensor_once(settings):
+    from modules.residency import unique_bytes
+
+    manager = ModelManager(settings)
+    unet = manager.components().unet
+    assert unique_bytes([unet, unet]) == unique_bytes([unet]) == manager.residency.device_bytes([unet])
