@@ -239,3 +239,17 @@ def test_hub_download_progress_reaches_the_jobs_progress_bar(hub, tmp_path):
 
     assert worker.run(job, control) == "sampled"
     assert any("downloading lllyasviel/sd-controlnet-depth" in text and "/s" in text for text in seen), seen
+
+
+def test_hub_video_engines_fetch_their_real_layouts(hub, tmp_path):
+    """ModelScope (3D UNet, fp16 variants beside fp32 and .bin) and the AnimateDiff motion adapter."""
+    models = manager(tmp_path)
+    video = models.modelscope_components()
+    assert type(video.unet).__name__ == "UNet3DConditionModel"
+    ms = Settings().modelscope_model
+    assert hub.downloaded(ms) == base_files(
+        {"text_encoder": "model.safetensors", "unet": "diffusion_pytorch_model.safetensors", "vae": "diffusion_pytorch_model.safetensors"}
+    )
+    adapter = models.motion_adapter()
+    assert type(adapter).__name__ == "MotionAdapter"
+    assert hub.downloaded(Settings().motion_adapter) == {"config.json", "diffusion_pytorch_model.safetensors"}

@@ -34,14 +34,16 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
     layout = layout or LAYOUTS[repo]
     files = layout["files"]
     contents: dict[str, object] = {}
-    is_controlnet = "controlnet" in repo.split("/")[-1] and "config.json" in files and "unet/config.json" not in files
+    root_model = {"controlnet" in repo.split("/")[-1]: "controlnet", "motion-adapter" in repo: "motion_adapter"}.get(True)
+    if "config.json" not in files or "unet/config.json" in files:
+        root_model = None
     for path in files:
         pure = PurePosixPath(path)
         folder = str(pure.parent).strip(".")
         if repo == "lllyasviel/Annotators" and path in {*OPENPOSE_FILES.values(), MIDAS_FILE}:
             contents[path] = lambda path=path: annotator_checkpoint(path)
-        elif is_controlnet and folder == "" and (path == "config.json" or _is_weights(pure.name)):
-            contents[path] = lambda path=path: _component_file(repo, "controlnet", path)
+        elif root_model and folder == "" and (path == "config.json" or _is_weights(pure.name)):
+            contents[path] = lambda path=path: _component_file(repo, root_model, path)
         elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
             contents[path] = lambda path=path, folder=folder: _component_file(repo, folder, path)
         elif folder == "tokenizer":
@@ -100,8 +102,12 @@ def _model(repo: str, role: str):
         return tiny.build_text_encoder(tiny.build_tokenizer(), seed=tiny_seed(repo + role))
     if role == "vae":
         return tiny.build_vae(seed=tiny_seed(repo + role))
+    if role == "unet" and "text-to-video-ms" in repo:
+        return tiny.build_unet3d(seed=tiny_seed(repo + role))
     if role == "unet":
         return tiny.build_unet(in_channels=8 if "pix2pix" in repo else 4, seed=tiny_seed(repo + role))
+    if role == "motion_adapter":
+        return tiny.build_motion_adapter(seed=tiny_seed(repo))
     if role == "controlnet":
         return tiny.build_controlnet(tiny.build_unet(seed=1), seed=tiny_seed(repo))
     raise KeyError(role)
