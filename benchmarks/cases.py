@@ -123,6 +123,8 @@ def build_case(
     from modules.engine import (
         Components,
         default_t0_t1,
+        frame_generator,
+        frame_generators,
         generate_control_video,
         generate_edit_video,
         generate_text2video,
@@ -150,9 +152,17 @@ def build_case(
     if mode == "text2video":
         unet = place(tiny.build_unet(arch, seed=1))
         t0, t1 = default_t0_t1(steps)
+        class FramewiseTextToVideoZero(TextToVideoZeroPipeline):
+            """Re-noises frame k with frame k's noise stream, as our engine does (see the engine tests)."""
+
+            renoise_generators = None
+
+            def forward_loop(self, x_t0, t0, t1, generator):
+                return super().forward_loop(x_t0, t0, t1, generator=self.renoise_generators)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipe = TextToVideoZeroPipeline(unet=unet, scheduler=tiny.build_scheduler(), **common)
+            pipe = FramewiseTextToVideoZero(unet=unet, scheduler=tiny.build_scheduler(), **common)
         pipe.set_progress_bar_config(disable=True)
         settings = dict(height=size, width=size, guidance_scale=GUIDANCE, t0=t0, t1=t1)
         our_unet = for_ours(unet)
@@ -166,14 +176,15 @@ def build_case(
 
         def reference(frames: int) -> np.ndarray:
             pipe.scheduler = tiny.build_scheduler()
+            pipe.renoise_generators = frame_generators(seed, range(1, frames))
             return pipe(
                 prompt=PROMPT, negative_prompt=NEGATIVE, video_length=frames, num_inference_steps=steps,
                 motion_field_strength_x=MOTION, motion_field_strength_y=MOTION,
-                generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **settings,
+                generator=frame_generator(seed, 0), output_type="np", **settings,
             ).images  # fmt: skip
 
-        # Chunks re-noise with a differently shaped draw, so a chunked clip is not the reference's.
-        return Case(mode, unet, ours, reference, False, dict(parts, unet=unet))
+        # Noise is drawn per frame: a chunked clip is the reference's.
+        return Case(mode, unet, ours, reference, True, dict(parts, unet=unet))
 
     if mode in CONTROL_KINDS:
         unet = place(tiny.build_unet(arch, seed=1))
@@ -238,10 +249,10 @@ def build_case(
             return pipe(
                 prompt=[EDIT_PROMPT] * frames, negative_prompt=[NEGATIVE] * frames, image=images,
                 num_inference_steps=steps, guidance_scale=GUIDANCE, image_guidance_scale=IMAGE_GUIDANCE,
-                generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
+                generator=frame_generators(seed, range(frames)), output_type="np",
             ).images  # fmt: skip
         finally:
             _restore_processors((unet,), saved)
 
-    # Each chunk draws its own noise from the re-seeded generator: chunked != the reference.
-    return Case(mode, unet, ours, reference, False, dict(parts, unet=unet))
+    # Each frame draws its own noise (initial latent, ancestral steps): a chunked clip is the reference's.
+    return Case(mode, unet, ours, reference, True, dict(parts, unet=unet))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,36 @@ def make_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(int(seed))
 
 
+def frame_generator(seed: int, frame_id: int) -> torch.Generator:
+    """Frame `frame_id`'s own noise stream: the same for a seed and frame whatever the chunking.
+
+    Every random number a frame uses (its starting noise, then one draw per stochastic
+    scheduler step) comes from this stream, in that order, so how many frames share a UNet
+    batch, or which chunk a frame falls in, changes none of it. Frame 0 draws from `seed`
+    itself, as a single-image pipeline seeded with `seed` would; frame k > 0 from a seed
+    hashed from (seed, k), so neighbouring seeds don't give shifted copies of one video.
+    """
+    frame_id = int(frame_id)
+    if frame_id < 0:
+        raise ValueError(f"frame ids start at 0, got {frame_id}")
+    if frame_id == 0:
+        return make_generator(seed)
+    digest = hashlib.blake2b(f"{int(seed)}/{frame_id}".encode(), digest_size=8).digest()
+    return torch.Generator("cpu").manual_seed(int.from_bytes(digest, "little"))
+
+
+def frame_generators(seed: int, frame_ids: Sequence[int]) -> list[torch.Generator]:
+    """One `frame_generator` per frame id, in order (diffusers' per-sample generator lists)."""
+    return [frame_generator(seed, k) for k in frame_ids]
+
+
+def copy_generator(generator: torch.Generator) -> torch.Generator:
+    """A generator that continues from `generator`'s current state (which it leaves alone)."""
+    copy = torch.Generator(generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
 def encode_prompt(c: Components, prompt: str) -> torch.Tensor:
     """CLIP text embeddings (1, 77, dim), padded and truncated as Stable Diffusion's pipelines do."""
     ids = c.tokenizer(
@@ -95,8 +126,17 @@ def encode_prompt(c: Components, prompt: str) -> torch.Tensor:
     return embeds.to(device=c.device, dtype=c.dtype)
 
 
-def noise(shape, generator: torch.Generator, c: Components) -> torch.Tensor:
-    return randn_tensor(shape, generator=generator, device=c.device, dtype=c.dtype)
+def noise(shape, generators: Sequence[torch.Generator], c: Components) -> torch.Tensor:
+    """Standard normal noise of `shape` (frames, ...): frame i's slice drawn from `generators[i]`.
+
+    diffusers' `randn_tensor` draws a list of generators one sample at a time, so a frame's
+    noise does not depend on how many frames are drawn with it.
+    """
+    if len(generators) != shape[0]:
+        raise ValueError(f"{shape[0]} frames of noise but {len(generators)} generators")
+    if shape[0] == 0:
+        return torch.zeros(shape, device=c.device, dtype=c.dtype)
+    return randn_tensor(tuple(shape), generator=list(generators), device=c.device, dtype=c.dtype)
 
 
 def decode_latents(c: Components, latents: torch.Tensor) -> np.ndarray:
@@ -137,14 +177,20 @@ def make_scheduler(name: str, config: dict):
     return SCHEDULERS[name].from_config(config)
 
 
-def step_kwargs(scheduler, generator: torch.Generator, eta: float = 0.0) -> dict:
-    """eta and generator for the schedulers whose step() takes them (as diffusers' pipelines do)."""
+def step_kwargs(scheduler, generators: Sequence[torch.Generator], eta: float = 0.0) -> dict:
+    """eta and the frames' generators for the schedulers whose step() takes them.
+
+    Every stochastic step of diffusers' schedulers (Euler ancestral, DDIM with eta > 0, the SDE
+    DPM-Solvers, Euler with churn) draws its noise with `randn_tensor(model_output.shape,
+    generator=...)`, which with a list draws frame i's noise from generators[i]: each frame's
+    step noise comes from its own stream, whatever the batch.
+    """
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {}
     if "eta" in accepted:
         kwargs["eta"] = eta
     if "generator" in accepted:
-        kwargs["generator"] = generator
+        kwargs["generator"] = list(generators)
     return kwargs
 
 
@@ -156,7 +202,7 @@ def denoise(
     embeds: torch.Tensor,
     guidance_scale: float,
     count_step: StepCounter,
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
     controlnet: ControlNetModel | None = None,
     control: torch.Tensor | None = None,
     conditioning_scale: float = 1.0,
@@ -165,13 +211,16 @@ def denoise(
 
     `embeds` is (groups, tokens, dim): [negative, positive] with guidance, [positive] without.
     `control` (frames, 3, H, W) in [0, 1] conditions the UNet through `controlnet`.
+    `generators` holds one noise stream per frame (see `frame_generator`), for stochastic steps.
     """
     groups = embeds.shape[0]
     frames = latents.shape[0]
     frame_embeds = embeds.repeat_interleave(frames, dim=0)
     if control is not None:
         control = torch.cat([control] * groups)
-    extra = step_kwargs(scheduler, generator)
+    if len(generators) != frames:
+        raise ValueError(f"{frames} frames but {len(generators)} generators")
+    extra = step_kwargs(scheduler, generators)
     for t in timesteps:
         model_input = torch.cat([latents] * groups) if groups > 1 else latents
         model_input = scheduler.scale_model_input(model_input, t)

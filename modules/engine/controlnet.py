@@ -2,8 +2,10 @@
 
 Every frame starts from the same noise, and both the UNet and the ControlNet use cross-frame
 attention on the anchor frame, so appearance stays fixed while the control maps drive the
-motion. Long clips run in anchor-led chunks (`chunk_frame_ids`); the anchor is re-made
-identically in each chunk, because every frame of a chunk starts from the same latent.
+motion. Long clips run in anchor-led chunks (`chunk_frame_ids`). Noise is drawn per frame
+(`frame_generator`): the anchor's stream gives the shared starting latent, and each frame's
+stream its own step noise (for a stochastic scheduler). Every chunk draws its frames' streams
+afresh, so the anchor is re-made identically in each chunk and no frame depends on the chunk size.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .common import (
     decode_latents,
     denoise,
     guidance_embeds,
-    make_generator,
+    frame_generators,
     noise,
 )
 from .schedule import chunk_frame_ids, new_frames
@@ -55,7 +57,7 @@ def generate_control_video(
     chunks = chunk_frame_ids(num_frames, chunk_size)
     embeds = guidance_embeds(c, prompt, negative_prompt, guidance_scale)
     scheduler = c.scheduler
-    latent = noise((1, c.unet.config.in_channels, height // scale, width // scale), make_generator(seed), c)
+    latent_shape = (1, c.unet.config.in_channels, height // scale, width // scale)
     count_step = StepCounter(steps * len(chunks), on_step)
 
     videos = []
@@ -63,6 +65,8 @@ def generate_control_video(
         for index, ids in enumerate(chunks):
             count_step.start_chunk(index, len(chunks))
             scheduler.set_timesteps(steps, device=c.device)
+            generators = frame_generators(seed, ids)
+            latent = noise(latent_shape, generators[:1], c)  # the anchor's stream: shared by all frames
             latents = latent.repeat(len(ids), 1, 1, 1) * scheduler.init_noise_sigma
             latents = denoise(
                 c,
@@ -72,7 +76,7 @@ def generate_control_video(
                 embeds,
                 guidance_scale,
                 count_step,
-                make_generator(seed),
+                generators,
                 controlnet=controlnet,
                 control=control_tensor(c, control[ids]),
                 conditioning_scale=conditioning_scale,

@@ -3,7 +3,9 @@
 Instruct-Pix2Pix guides three ways at once (text, input image, neither), so a UNet call's batch
 is three groups of frames: [text, image, unconditional]. Cross-frame attention is grouped by
 three so that each frame attends to the anchor of its own group. Long clips run in
-anchor-led chunks, each re-seeded so the anchor frame is re-made identically.
+anchor-led chunks. Noise is drawn per frame (`frame_generator`): frame k's stream gives its
+initial latent, then its noise for every stochastic step (Euler ancestral, DDIM with eta > 0),
+so the anchor is re-made identically in every chunk and no frame depends on the chunk size.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .common import (
     decode_latents,
     encode_images,
     encode_prompt,
-    make_generator,
+    frame_generators,
     noise,
     step_kwargs,
 )
@@ -31,6 +33,7 @@ GROUPS = 3  # text, image, unconditional
 def edit_chunk(
     c: Components,
     frames: np.ndarray,
+    frame_ids: list[int],
     embeds: torch.Tensor,
     *,
     steps: int,
@@ -39,17 +42,17 @@ def edit_chunk(
     seed: int,
     count_step: StepCounter,
 ) -> torch.Tensor:
-    """Latents of one chunk of edited frames; `embeds` is (3, tokens, dim): text, neg, neg."""
+    """Latents of one chunk of edited frames (ids `frame_ids`); `embeds` is (3, tokens, dim): text, neg, neg."""
     scheduler = c.scheduler
     scheduler.set_timesteps(steps, device=c.device)
-    generator = make_generator(seed)
+    generators = frame_generators(seed, frame_ids)
     image_latents = encode_images(c, frames)
     image_latents = torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)])
     count = frames.shape[0]
-    latents = noise((count, c.vae.config.latent_channels, *image_latents.shape[-2:]), generator, c)
+    latents = noise((count, c.vae.config.latent_channels, *image_latents.shape[-2:]), generators, c)
     latents = latents * scheduler.init_noise_sigma
     frame_embeds = embeds.repeat_interleave(count, dim=0)
-    extra = step_kwargs(scheduler, generator)
+    extra = step_kwargs(scheduler, generators)
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(torch.cat([latents] * GROUPS), t)
         model_input = torch.cat([model_input, image_latents], dim=1)
@@ -96,6 +99,7 @@ def generate_edit_video(
             latents = edit_chunk(
                 c,
                 frames[ids],
+                ids,
                 embeds,
                 steps=steps,
                 guidance_scale=guidance_scale,

@@ -6,9 +6,11 @@
 4. Denoise all frames together from t1 to 0 with cross-frame attention on the anchor.
 
 Long clips run in chunks that each start with the anchor frame (see `chunk_frame_ids`). Steps
-1-2's anchor latents are made once and reused by every chunk; each chunk re-noises with the
-random state the paper's code would have after re-seeding, so chunking changes no frame that
-a one-chunk run would make.
+1-2's anchor latents are made once and reused by every chunk. Noise is drawn per frame
+(`frame_generator`): the anchor's stream gives the initial latent (and the anchor's step noise,
+for a stochastic scheduler); frame k's stream gives its re-noising in step 3, then its step
+noise. Each chunk restarts the anchor's stream where it stood at t1, so the anchor is re-made
+identically in every chunk, and no frame depends on the chunk size.
 """
 
 from __future__ import annotations
@@ -27,16 +29,21 @@ from .common import (
     decode_latents,
     denoise,
     guidance_embeds,
-    make_generator,
+    copy_generator,
+    frame_generator,
+    frame_generators,
     noise,
 )
 from .motion import warp_latents
 from .schedule import chunk_frame_ids, new_frames, resolve_t0_t1
 
 
-def renoise(c: Components, scheduler, latents: torch.Tensor, t_from: int, t_to: int, generator) -> torch.Tensor:
-    """DDPM forward from timestep t_from to t_to, with the paper code's product of alphas."""
-    eps = noise(latents.shape, generator, c)
+def renoise(c: Components, scheduler, latents: torch.Tensor, t_from: int, t_to: int, generators) -> torch.Tensor:
+    """DDPM forward from timestep t_from to t_to, with the paper code's product of alphas.
+
+    Frame i's noise comes from generators[i].
+    """
+    eps = noise(latents.shape, generators, c)
     alpha = torch.prod(scheduler.alphas[t_from:t_to]).to(device=latents.device, dtype=latents.dtype)
     return alpha.sqrt() * latents + (1 - alpha).sqrt() * eps
 
@@ -77,25 +84,32 @@ def generate_text2video(
     scheduler = c.scheduler
     scheduler.set_timesteps(steps, device=c.device)
     timesteps = scheduler.timesteps
-    generator = make_generator(seed)
-    latents = noise((1, c.unet.config.in_channels, height // scale, width // scale), generator, c)
+    anchor = [frame_generator(seed, 0)]
+    latents = noise((1, c.unet.config.in_channels, height // scale, width // scale), anchor, c)
     latents = latents * scheduler.init_noise_sigma
-    state_after_noise = generator.get_state()
 
     count_step = StepCounter((steps - 1 - t1) + (t1 - t0) + len(chunks) * (t1 + 1), on_step)
     t_at_t0, t_at_t1 = int(timesteps[-t0 - 1]), int(timesteps[-t1 - 1])
     videos = []
     with cross_frame_attention(c.unet, groups=embeds.shape[0]):
-        anchor_t1 = denoise(c, scheduler, latents, timesteps[: -t1 - 1], embeds, guidance_scale, count_step, generator)
+        anchor_t1 = denoise(c, scheduler, latents, timesteps[: -t1 - 1], embeds, guidance_scale, count_step, anchor)
         scheduler_at_t1 = copy.deepcopy(scheduler)
+        anchor_at_t1 = anchor[0]
         anchor_t0 = denoise(
-            c, scheduler, anchor_t1, timesteps[-t1 - 1 : -t0 - 1], embeds, guidance_scale, count_step, generator
+            c,
+            scheduler,
+            anchor_t1,
+            timesteps[-t1 - 1 : -t0 - 1],
+            embeds,
+            guidance_scale,
+            count_step,
+            [copy_generator(anchor_at_t1)],
         )
         for index, ids in enumerate(chunks):
             count_step.start_chunk(index, len(chunks))
-            generator.set_state(state_after_noise)
+            generators = [copy_generator(anchor_at_t1), *frame_generators(seed, ids[1:])]
             others = warp_latents(anchor_t0.repeat(len(ids) - 1, 1, 1, 1), ids[1:], motion_x, motion_y)
-            others = renoise(c, scheduler, others, t_at_t0, t_at_t1, generator)
+            others = renoise(c, scheduler, others, t_at_t0, t_at_t1, generators[1:])
             chunk = torch.cat([anchor_t1, others])
             chunk = denoise(
                 c,
@@ -105,7 +119,7 @@ def generate_text2video(
                 embeds,
                 guidance_scale,
                 count_step,
-                generator,
+                generators,
             )
             videos.append(decode_latents(c, chunk)[new_frames(ids, index)])
     return np.concatenate(videos)
