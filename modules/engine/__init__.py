@@ -12,13 +12,21 @@ from importlib import import_module
 from .schedule import SCHEDULER_NAMES, ScheduleError, chunk_frame_ids, default_t0_t1, resolve_t0_t1
 
 _LAZY = {
+    "DEFAULT_ADAPTER": "animatediff",
+    "StoryboardError": "animatediff",
+    "generate_animatediff": "animatediff",
+    "motion_unet": "animatediff",
+    "parse_storyboard": "animatediff",
     "CrossFrameAttnProcessor": "attention",
     "cross_frame_attention": "attention",
     "Components": "common",
     "StepCallback": "common",
     "SCHEDULERS": "common",
+    "frame_generator": "common",
+    "frame_generators": "common",
     "make_scheduler": "common",
     "generate_control_video": "controlnet",
+    "generate_modelscope": "modelscope",
     "warp_latents": "motion",
     "generate_edit_video": "pix2pix",
     "generate_text2video": "text2video",

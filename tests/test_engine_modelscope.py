@@ -1,0 +1,120 @@
+"""ModelScope text-to-video engine: equal to diffusers' deprecated TextToVideoSDPipeline, seeded,
+stoppable, and the UNet calls a video costs."""
+
+import numpy as np
+import pytest
+import torch
+
+from modules import tiny
+from modules.engine import Components
+from modules.engine.modelscope import generate_modelscope, initial_latents, reference_pipeline
+
+PROMPT = "a panda playing guitar"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are tiny: a second thread only adds sync (and stalls on a busy 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def unet3d():
+    return tiny.build_unet3d(seed=4)
+
+
+def make_components(tiny_parts, unet3d) -> Components:
+    p = tiny_parts
+    return Components(p["tokenizer"], p["text_encoder"], unet3d, p["vae"], tiny.build_scheduler(), vae_decode_batch=3)
+
+
+class CallCounter:
+    def __init__(self, module):
+        self.calls = 0
+        self.batches = []
+        self.handle = module.register_forward_pre_hook(self)
+
+    def __call__(self, module, args):
+        self.calls += 1
+        self.batches.append(args[0].shape)
+
+
+@pytest.mark.parametrize(
+    "steps, height, width, guidance, negative",
+    [(2, 64, 48, 9.0, "blurry"), (3, 48, 72, 1.0, "")],  # with and without classifier-free guidance
+)
+def test_modelscope_matches_reference_pipeline(tiny_parts, unet3d, steps, height, width, guidance, negative):
+    frames, seed = 4, 7
+    c = make_components(tiny_parts, unet3d)
+    ours = generate_modelscope(
+        c, prompt=PROMPT, negative_prompt=negative, num_frames=frames, height=height, width=width,
+        steps=steps, guidance_scale=guidance, seed=seed,
+    )
+    ref_c = make_components(tiny_parts, unet3d)
+    reference = reference_pipeline(ref_c)(
+        PROMPT, negative_prompt=negative or None, num_frames=frames, height=height, width=width,
+        num_inference_steps=steps, guidance_scale=guidance,
+        latents=initial_latents(ref_c, seed, frames, height, width), output_type="np",
+    ).frames[0]
+
+    assert ours.shape == reference.shape == (frames, height, width, 3)
+    assert ours.dtype == np.float32 and 0.0 <= ours.min() and ours.max() <= 1.0
+    assert np.abs(ours - reference).max() < 1e-4
+    assert ours.std() > 0.01 and np.abs(ours[0] - ours[-1]).max() > 1e-3  # not blank, frames differ
+
+
+def test_seed_repeats_on_step_counts_and_stops(tiny_parts, unet3d):
+    kwargs = dict(prompt=PROMPT, num_frames=3, height=48, width=64, steps=3)
+    seen = []
+    counter = CallCounter(unet3d)
+    try:
+        first = generate_modelscope(make_components(tiny_parts, unet3d), on_step=lambda *a: seen.append(a), **kwargs)
+        # One UNet call per timestep, both guidance branches batched into it: on_step's total.
+        assert counter.calls == 3 and seen == [(1, 3, ""), (2, 3, ""), (3, 3, "")]
+        assert counter.batches[0] == (2, 4, 3, 6, 8)  # ([negative, positive], C, F, h, w)
+
+        again = generate_modelscope(make_components(tiny_parts, unet3d), **kwargs)
+        other = generate_modelscope(make_components(tiny_parts, unet3d), seed=1, **kwargs)
+        assert np.array_equal(first, again)
+        assert np.abs(first - other).max() > 1e-3
+
+        class Stop(Exception):
+            pass
+
+        def stop_at_two(done, total, phase):
+            if done == 2:
+                raise Stop
+
+        counter.calls = 0
+        with pytest.raises(Stop):
+            generate_modelscope(make_components(tiny_parts, unet3d), on_step=stop_at_two, **kwargs)
+        assert counter.calls == 2
+    finally:
+        counter.handle.remove()
+
+
+def test_initial_noise_is_per_frame_on_cpu(tiny_parts, unet3d):
+    c = make_components(tiny_parts, unet3d)
+    long = initial_latents(c, 5, 4, 48, 64)
+    assert long.shape == (1, 4, 4, 6, 8)
+    assert torch.equal(initial_latents(c, 5, 2, 48, 64), long[:, :, :2])  # frame k's noise: the clip length aside
+    with pytest.raises(ValueError, match="multiples of 8"):
+        initial_latents(c, 5, 2, 50, 64)
+
+
+def test_ms17_is_the_real_modelscope_architecture():
+    """The real text-to-video-ms-1.7b shapes (unet/ and text_encoder/ config.json), built on meta."""
+    with torch.device("meta"):
+        unet = tiny.build_unet3d("ms17")
+        text_encoder = tiny.build_text_encoder_ms17(tiny.build_tokenizer())
+    config = unet.config
+    assert tuple(config.block_out_channels) == (320, 640, 1280, 1280)
+    assert config.cross_attention_dim == text_encoder.config.hidden_size == 1024
+    assert config.attention_head_dim == 64 and config.sample_size * 8 == 256
+    assert text_encoder.config.num_hidden_layers == 23
+    assert 1.3e9 < sum(p.numel() for p in unet.parameters()) < 1.5e9
+    with pytest.raises(ValueError, match="Unknown 3D UNet"):
+        tiny.build_unet3d("sd15")
