@@ -25,7 +25,6 @@ still grows linearly with the clip: FreeNoise makes long clips possible, not fre
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -43,6 +42,7 @@ from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 from torch import nn
 
 from .common import Components, StepCallback, decode_latents, make_generator
+from .storyboard import StoryboardError, check_storyboard, parse_storyboard  # noqa: F401 - re-exported
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 
@@ -58,10 +58,6 @@ FREE_NOISE_DEFAULTS = dict(
 # enable_free_noise_split_inference's defaults: spatial layers see 16 frames at a time, motion
 # modules 256 pixel positions at a time.
 SPLIT_INFERENCE = dict(spatial_split_size=256, temporal_split_size=16)
-
-
-class StoryboardError(ValueError):
-    """A storyboard (prompt schedule) that can't be used; the message is meant for the user."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,80 +203,6 @@ def _split_inference(unet: UNetMotionModel, spatial_split_size: int, temporal_sp
                 layers[i] = SplitInferenceModule(layer, temporal_split_size, 0, inputs)
 
 
-# ---------------------------------------------------------------------------------------------
-# Storyboards
-
-_KEYED = re.compile(r"^\s*([-+]?\d[\w.]*)\s*:(.*)$")
-
-
-def parse_storyboard(text: str) -> dict[int, str] | str:
-    """'0: a cat sleeping\\n16: the cat wakes up' -> {0: 'a cat sleeping', 16: 'the cat wakes up'}.
-
-    Text with no 'frame:' line is a plain prompt and comes back as the stripped string. Blank
-    lines and lines starting with '#' are skipped. Raises `StoryboardError` for a line without a
-    frame number among numbered ones, a frame that isn't a whole number >= 0, a frame given twice,
-    an empty prompt, or a storyboard that doesn't start at frame 0.
-    """
-    lines = [(n, line) for n, line in enumerate(str(text).splitlines(), 1) if line.strip()]
-    lines = [(n, line) for n, line in lines if not line.lstrip().startswith("#")]
-    if not any(_KEYED.match(line) for _, line in lines):
-        return str(text).strip()
-    board: dict[int, str] = {}
-    where: dict[int, int] = {}
-    for n, line in lines:
-        match = _KEYED.match(line)
-        if match is None:
-            raise StoryboardError(
-                f"Storyboard line {n} ({line.strip()!r}) has no frame number: "
-                "write every line as 'frame: prompt', e.g. '16: the cat wakes up'."
-            )
-        key, prompt = match.group(1), match.group(2).strip()
-        if not re.fullmatch(r"[-+]?\d+", key):
-            raise StoryboardError(f"Storyboard line {n}: the frame {key!r} must be a whole number such as 0 or 16.")
-        frame = int(key)
-        if frame < 0:
-            raise StoryboardError(f"Storyboard line {n}: frame numbers start at 0, got {frame}.")
-        if not prompt:
-            raise StoryboardError(f"Storyboard line {n}: frame {frame} has no prompt after the ':'.")
-        if frame in board:
-            raise StoryboardError(f"Storyboard line {n}: frame {frame} is already given on line {where[frame]}.")
-        board[frame], where[frame] = prompt, n
-    if 0 not in board:
-        raise StoryboardError(
-            f"A storyboard must start at frame 0 (its first frame is {min(board)}): add a '0: ...' line."
-        )
-    return dict(sorted(board.items()))
-
-
-def _schedule(prompt, num_frames: int, what: str) -> dict[int, str] | str:
-    """`prompt` (text, storyboard text or {frame: text}) checked against `num_frames`."""
-    if isinstance(prompt, str):
-        prompt = parse_storyboard(prompt)
-    elif isinstance(prompt, Mapping):
-        if not prompt:
-            raise StoryboardError(f"The {what} storyboard is empty.")
-        for frame, text in prompt.items():
-            if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
-                raise StoryboardError(f"{what.capitalize()} storyboard frames are whole numbers >= 0, got {frame!r}.")
-            if not isinstance(text, str):
-                raise StoryboardError(f"The {what} for frame {frame} must be text, got {type(text).__name__}.")
-        prompt = {int(k): v for k, v in sorted(prompt.items())}
-        if 0 not in prompt:
-            raise StoryboardError(f"A {what} storyboard must start at frame 0 (its first frame is {min(prompt)}).")
-    else:
-        raise StoryboardError(f"The {what} must be text or {{frame: text}}, got {type(prompt).__name__}.")
-    if isinstance(prompt, dict):
-        late = [k for k in prompt if k >= num_frames]
-        if late:
-            raise StoryboardError(
-                f"The {what} storyboard names frame {late[0]}, "
-                f"but the clip has {num_frames} frames (0-{num_frames - 1})."
-            )
-        if len(prompt) == 1:
-            return prompt[0]
-    return prompt
-
-
 def _free_noise_settings(free_noise, num_frames: int, storyboard: bool, adapter: MotionAdapter) -> dict | None:
     """enable_free_noise's arguments, or None to run without FreeNoise."""
     max_frames = adapter.config.motion_max_seq_length
@@ -374,8 +296,8 @@ def generate_animatediff(
     scale = c.vae_scale_factor
     if height % scale or width % scale:
         raise ValueError(f"height and width must be multiples of {scale} pixels, got {width}x{height}")
-    prompt = _schedule(prompt, num_frames, "prompt")
-    negative_prompt = _schedule(negative_prompt, num_frames, "negative prompt")
+    prompt = check_storyboard(prompt, num_frames, "prompt")
+    negative_prompt = check_storyboard(negative_prompt, num_frames, "negative prompt")
     storyboard = isinstance(prompt, dict) or isinstance(negative_prompt, dict)
     settings = _free_noise_settings(free_noise, num_frames, storyboard, adapter)
 
