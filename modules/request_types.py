@@ -27,6 +27,9 @@ DEFAULT_NEGATIVE_PROMPT = (
 SIZE_MULTIPLE = 8  # the VAE's down-scaling; SD's UNet pads other sizes itself
 MAX_SEED = 2**32 - 1
 CONTROL_KINDS = ("pose", "edge", "depth")
+# Text-to-video engines: the zero-shot method, and two trained video models on the same worker.
+ENGINES = ("text2video-zero", "animatediff", "modelscope")
+CONTROL_ENGINES = ("text2video-zero", "animatediff")  # ModelScope has no ControlNet
 MAX_GUIDANCE = 30.0
 MAX_MOTION = 40.0
 MAX_FPS = 60.0
@@ -218,6 +221,9 @@ class Text2VideoRequest:
     seed: int = -1  # -1 = random; the seed used is returned and stored
     chunk_size: int = 8
     fps: float = 4.0
+    engine: str = "text2video-zero"
+    image: str | None = None  # zero-shot engine: this picture becomes the first frame
+    fast: bool = False  # few-step sampling (LCM-LoRA / AnimateDiff-Lightning) and the tiny decoder
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
@@ -238,7 +244,13 @@ class Text2VideoRequest:
             t0=_number(self.t0, "t0", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             t1=_number(self.t1, "t1", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
+            engine=_choice(self.engine, "Engine", ENGINES, default=ENGINES[0]),
+            fast=_flag(self.fast, "Fast", default=False),
         )
+        values["image"] = _check_image_path(self.image)
+        _check(values["image"] is None or values["engine"] == "text2video-zero",
+               "Only the Text2Video-Zero engine starts from an image; clear the image or pick that engine.")
+        _check_storyboard(values["prompt"], values["num_frames"], values["engine"])
         check_size(values["width"], values["height"], settings)
         _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
         try:
@@ -285,6 +297,30 @@ def _check_window(window, settings: Settings) -> VideoWindow:
     return window.validate(settings)
 
 
+def _check_image_path(path) -> str | None:
+    """An uploaded first frame: optional; a path to an image file when given."""
+    if isinstance(path, dict):  # Gradio's file data, as some clients send it
+        path = path.get("path")
+    if path is None or path == "":
+        return None
+    _check(isinstance(path, (str, os.PathLike)), "The first-frame image must be an uploaded file; please upload it again.")
+    path = os.fspath(path)
+    _check(os.path.isfile(path), "The first-frame image could not be found; please upload it again.")
+    return path
+
+
+def _check_storyboard(prompt: str, num_frames: int, engine: str) -> None:
+    """A storyboard prompt ('0: ...' lines) fits the clip; ModelScope takes one prompt."""
+    from .engine.storyboard import StoryboardError, check_storyboard, parse_storyboard
+
+    try:
+        board = check_storyboard(parse_storyboard(prompt), num_frames, "prompt")
+    except StoryboardError as error:
+        raise RequestError(str(error)) from error
+    _check(not isinstance(board, dict) or engine != "modelscope",
+           "ModelScope takes one prompt; a storyboard (one prompt per key frame) needs Text2Video-Zero or AnimateDiff.")
+
+
 def _check_video_path(path, settings: Settings) -> str:
     if isinstance(path, dict):  # Gradio's file data, as some clients send it
         path = path.get("path")
@@ -321,6 +357,8 @@ class ControlVideoRequest:
     pose_hands: bool = False
     pose_face: bool = False
     is_skeleton: bool = False  # the input already is a pose-skeleton video: skip detection
+    engine: str = "text2video-zero"  # or "animatediff": a trained motion prior on the same ControlNet
+    fast: bool = False
 
     def allowed_models(self, settings: Settings) -> tuple[str, ...]:
         if self.kind == "edge":
@@ -354,6 +392,8 @@ class ControlVideoRequest:
             model=_choice(self.model, "Model", allowed, default=allowed[0], what=" here"),
             conditioning_scale=_number(self.conditioning_scale, "ControlNet conditioning scale", 0,
                                        MAX_CONDITIONING, default=1.0, whole=False),
+            engine=_choice(self.engine, "Engine", CONTROL_ENGINES, default=CONTROL_ENGINES[0]),
+            fast=_flag(self.fast, "Fast", default=False),
             **_common(self, settings),
         )
         return replace(self, **values)
@@ -371,6 +411,7 @@ class EditVideoRequest:
     seed: int = -1
     chunk_size: int = 8
     window: VideoWindow = VideoWindow()
+    fast: bool = False
 
     def validate(self, settings: Settings) -> "EditVideoRequest":
         values = dict(
@@ -382,6 +423,7 @@ class EditVideoRequest:
             image_guidance_scale=_number(self.image_guidance_scale, "Image guidance", 0, MAX_IMAGE_GUIDANCE,
                                          default=1.0, whole=False),
             scheduler=_choice(self.scheduler, "Scheduler", SCHEDULER_NAMES, default="euler_ancestral"),
+            fast=_flag(self.fast, "Fast", default=False),
         )
         return replace(self, **values)
 

@@ -308,3 +308,28 @@ def test_request_from_dict_explains_a_broken_record(env):
         request_from_dict(Text2VideoRequest, ["prompt"])
     request = request_from_dict(EditVideoRequest, {"video": env[1], "prompt": "p", "window": {"end": 2, "zoom": 3}})
     assert request.window == VideoWindow(end=2)
+
+
+def test_engines_fast_and_first_frame_image(tmp_path):
+    from modules.request_types import ControlVideoRequest, RequestError, Text2VideoRequest
+    from modules.settings import Settings
+
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
+    image = tmp_path / "first.png"
+    image.write_bytes(b"png")
+    ok = Text2VideoRequest(prompt="0: a cat\n4: a dog", num_frames=8, width=64, height=64, steps=4,
+                           engine="animatediff", fast="true").validate(settings)
+    assert ok.engine == "animatediff" and ok.fast is True
+    assert Text2VideoRequest(prompt="a", width=64, height=64, image=str(image)).validate(settings).image == str(image)
+    with pytest.raises(RequestError, match="Only the Text2Video-Zero engine"):
+        Text2VideoRequest(prompt="a", width=64, height=64, engine="modelscope", image=str(image)).validate(settings)
+    with pytest.raises(RequestError, match="ModelScope takes one prompt"):
+        Text2VideoRequest(prompt="0: a\n4: b", width=64, height=64, engine="modelscope").validate(settings)
+    with pytest.raises(RequestError, match="clip has 8 frames"):
+        Text2VideoRequest(prompt="0: a\n9: b", num_frames=8, width=64, height=64).validate(settings)
+    with pytest.raises(RequestError, match="Engine"):
+        Text2VideoRequest(prompt="a", width=64, height=64, engine="sora").validate(settings)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    with pytest.raises(RequestError, match="Engine"):
+        ControlVideoRequest(kind="edge", video=str(video), prompt="a", engine="modelscope").validate(settings)
