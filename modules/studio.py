@@ -1,23 +1,35 @@
 """What each endpoint does, start to end: validate, read input, run on the worker, write outputs.
 
-The UI calls exactly one method of `Studio` per event; so do scripts and tests that skip the UI.
-Errors a user can act on come out as `StudioError` with a message meant for them.
+Every mode is the same generic video job (`Studio._run`):
+
+1. validate the request (and resolve its seed), read the uploaded clip where there is one;
+2. load what the mode needs on the worker (outside the GPU function: it may download);
+3. sample on the GPU, in chunks; after an out-of-memory, once more with half the chunk;
+4. write video.mp4, video.gif and params.json, which records what actually ran (the chunk
+   size used, the window read, the resolved t0/t1) so that it makes the same video again.
+
+A mode only says how to do 2 and 3 and what else to record: a `VideoJob` built by
+`_text2video_job`, `_control_job` or `_edit_job`. The UI calls exactly one method of `Studio`
+per event; so do scripts and tests that skip the UI.
+
+Errors: everything a user should read comes out as `modules.errors.UserError` with a sentence
+meant for them; any other failure becomes one (logged with its traceback, see
+`errors.unexpected`). `Cancelled` passes through: the caller asked for it.
 """
 
 from __future__ import annotations
 
-import logging
 import random
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import engine, video_io
 from .engine import chunk_frame_ids, resolve_t0_t1
-from .errors import UserError
+from .errors import UserError, unexpected
 from .outputs import Outputs, write_params
 from .request_types import (
     MAX_SEED,
@@ -32,15 +44,11 @@ from .worker import Cancelled, JobControl, WorkerPool
 if TYPE_CHECKING:
     from .models import ModelManager
 
-log = logging.getLogger(__name__)
-
 # Seconds of GPU per UNet call per 512x512 frame on a ZeroGPU slice, and fixed overhead.
 GPU_SECONDS_PER_FRAME_STEP = 0.05
 GPU_OVERHEAD_S = 20.0
-
-
-class StudioError(RuntimeError):
-    """A failure the user can act on; the message says how."""
+PREVIEW_ESTIMATE_S = 60.0
+MIN_CHUNK = 2  # an anchor and one frame: halving below this after an OOM would not help
 
 
 @dataclass
@@ -54,6 +62,29 @@ class VideoResult:
     width: int
     height: int
     control: str | None = None  # the control-map video of ControlNet modes
+    notes: list[str] = field(default_factory=list)  # what the server changed to fit, in sentences
+
+    @property
+    def note(self) -> str:
+        return " ".join(self.notes)
+
+
+Sample = Callable[[Any, "int | None", JobControl], Any]
+
+
+@dataclass
+class VideoJob:
+    """One mode's part of the generic job: how to load, how to sample, what to record."""
+
+    mode: str  # the output folder's tag and params.json's "mode"
+    request: Any  # validated, seed resolved: params.json's "request"
+    load: Callable[[ModelManager], Any]  # on the worker, outside the GPU function (may download)
+    sample: Sample  # (loaded, chunk_size, control) -> frames, or (frames, control maps); on the GPU
+    fps: float
+    estimate_s: float = PREVIEW_ESTIMATE_S  # GPU seconds of sampling (what ZeroGPU is asked for)
+    chunk_size: int | None = None  # None: one pass, no smaller-chunk retry
+    clip: video_io.VideoClip | None = None  # the uploaded clip as read
+    record: dict = field(default_factory=dict)  # more params.json fields
 
 
 def resolve_seed(seed: int) -> int:
@@ -62,6 +93,17 @@ def resolve_seed(seed: int) -> int:
 
 def estimate_gpu_seconds(unet_calls: int, frames: int, width: int, height: int) -> float:
     return GPU_OVERHEAD_S + unet_calls * frames * (width * height) / 512**2 * GPU_SECONDS_PER_FRAME_STEP
+
+
+@contextmanager
+def user_errors(what: str = "making your video") -> Iterator[None]:
+    """Let UserError and Cancelled through; turn anything else into a UserError (logged)."""
+    try:
+        yield
+    except (UserError, Cancelled):
+        raise
+    except Exception as error:
+        raise unexpected(error, what) from error
 
 
 class Studio:
@@ -76,147 +118,224 @@ class Studio:
 
     # ------------------------------------------------------------------ endpoints
     def text2video(self, request: Text2VideoRequest, control: JobControl | None = None) -> VideoResult:
-        control = control or JobControl()
-        with _user_errors():
-            request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
-            t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
-            chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
-
-            def job(manager: ModelManager, chunk_size: int = request.chunk_size):
-                components = manager.components(request.model, scheduler="ddim")
-                return lambda: engine.generate_text2video(
-                    components,
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    num_frames=request.num_frames,
-                    height=request.height,
-                    width=request.width,
-                    steps=request.steps,
-                    guidance_scale=request.guidance_scale,
-                    motion_x=request.motion_x,
-                    motion_y=request.motion_y,
-                    t0=t0,
-                    t1=t1,
-                    seed=request.seed,
-                    chunk_size=chunk_size,
-                    on_step=control.step,
-                )
-
-            frames = self.pool.run(
-                job,
-                control,
-                fallback=_smaller_chunks(job, request.chunk_size),
-                estimate_s=estimate_gpu_seconds(
-                    request.steps * chunks, request.chunk_size, request.width, request.height
-                ),
-            )
-            return self._save(
-                "text2video",
-                frames,
-                request.fps,
-                request=request,
-                extra={"t0": t0, "t1": t1, "model": request.model, "scheduler": "ddim"},
-            )
+        return self._run(lambda: self._text2video_job(request), control)
 
     def control_preview(self, request: ControlVideoRequest, control: JobControl | None = None) -> VideoResult:
         """The control maps alone, to check them before a slow generation."""
-        control = control or JobControl()
-        with _user_errors():
-            request = request.validate(self.settings, preview=True)
-            clip = self._read(request.window, request.video)
-            frames, fps = clip
-            def job(manager: ModelManager):
-                detector = self._detector(manager, request)
-                return lambda: self._control_maps(detector, request, frames, control)
-
-            maps = self.pool.run(job, control)
-            return self._save("control-preview", maps, fps, request=request, extra={"window_used": asdict(clip.used)})
+        return self._run(lambda: self._control_job(request, preview=True), control)
 
     def control_video(self, request: ControlVideoRequest, control: JobControl | None = None) -> VideoResult:
-        control = control or JobControl()
-        with _user_errors():
-            request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
-            clip = self._read(request.window, request.video)
-            frames, fps = clip
-            controlnet_id = self.settings.controlnets[request.kind]
-
-            def job(manager: ModelManager, chunk_size: int = request.chunk_size):
-                detector = self._detector(manager, request)
-                components = manager.components(request.model, scheduler="ddim")
-                controlnet = manager.controlnet(request.kind)
-                return lambda: sample(detector, components, controlnet, chunk_size)
-
-            def sample(detector, components, controlnet, chunk_size):
-                maps = self._control_maps(detector, request, frames, control)
-                video = engine.generate_control_video(
-                    components,
-                    controlnet,
-                    control=maps,
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    steps=request.steps,
-                    guidance_scale=request.guidance_scale,
-                    conditioning_scale=request.conditioning_scale,
-                    seed=request.seed,
-                    chunk_size=chunk_size,
-                    on_step=control.step,
-                )
-                return video, maps
-
-            height, width = frames.shape[1:3]
-            video, maps = self.pool.run(
-                job,
-                control,
-                fallback=_smaller_chunks(job, request.chunk_size),
-                estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
-            )
-            result = self._save(
-                f"{request.kind}2video",
-                video,
-                fps,
-                request=request,
-                extra={"model": request.model, "controlnet": controlnet_id, "scheduler": "ddim",
-                       "window_used": asdict(clip.used)},
-            )
-            folder = Path(result.video).parent
-            result.control = video_io.write_mp4(maps, folder / "control.mp4", fps)
-            return result
+        return self._run(lambda: self._control_job(request), control)
 
     def edit_video(self, request: EditVideoRequest, control: JobControl | None = None) -> VideoResult:
+        return self._run(lambda: self._edit_job(request), control)
+
+    # ------------------------------------------------------------------ the generic job
+    def _run(self, make_job: Callable[[], VideoJob], control: JobControl | None) -> VideoResult:
         control = control or JobControl()
-        with _user_errors():
-            request = replace(request.validate(self.settings), seed=resolve_seed(request.seed))
-            clip = self._read(request.window, request.video)
-            frames, fps = clip
+        with user_errors():
+            job = make_job()  # validation and reading: the user's mistakes surface here
+            ran_with: list[int | None] = []  # the chunk size of each attempt; the last one made the result
 
-            def job(manager: ModelManager, chunk_size: int = request.chunk_size):
-                components = manager.edit_components(request.scheduler)
-                return lambda: engine.generate_edit_video(
-                    components,
-                    frames=frames,
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    steps=request.steps,
-                    guidance_scale=request.guidance_scale,
-                    image_guidance_scale=request.image_guidance_scale,
-                    seed=request.seed,
-                    chunk_size=chunk_size,
-                    on_step=control.step,
+            def attempt(chunk_size: int | None):
+                def load(manager: ModelManager):
+                    ran_with.append(chunk_size)  # here, not in sample: on ZeroGPU that runs in a child
+                    loaded = job.load(manager)
+                    return lambda: job.sample(loaded, chunk_size, control)
+
+                return load
+
+            fallback = None
+            if job.chunk_size is not None and job.chunk_size // 2 >= MIN_CHUNK:
+                fallback = attempt(job.chunk_size // 2)
+            output = self.pool.run(attempt(job.chunk_size), control, fallback=fallback, estimate_s=job.estimate_s)
+            frames, maps = output if isinstance(output, tuple) else (output, None)
+            return self._save(job, frames, maps, chunk_size=ran_with[-1])
+
+    def _save(self, job: VideoJob, frames: np.ndarray, maps: np.ndarray | None, *, chunk_size: int | None) -> VideoResult:
+        request, notes, record = job.request, [], dict(job.record)
+        if job.clip is not None:
+            record["window_used"] = asdict(job.clip.used)
+            if job.clip.used.note:
+                notes.append(job.clip.used.note)
+        if chunk_size is not None:
+            record["chunk_size_used"] = chunk_size
+            if chunk_size != job.chunk_size:
+                # The request as it ran: loading this params.json repeats the run that made the video.
+                record["chunk_size_requested"] = job.chunk_size
+                request = replace(request, chunk_size=chunk_size)
+                notes.append(
+                    f"The GPU ran out of memory with chunks of {job.chunk_size} frames, so this video was made "
+                    f"with chunks of {chunk_size}; params.json records that."
                 )
+        folder = self.outputs.new_folder(job.mode)
+        frames = video_io.to_uint8(frames)
+        video = video_io.write_mp4(frames, folder / "video.mp4", job.fps)
+        gif = video_io.write_gif(frames, folder / "video.gif", job.fps)
+        control = video_io.write_mp4(maps, folder / "control.mp4", job.fps) if maps is not None else None
+        manager = self.manager
+        seed = getattr(request, "seed", None)
+        params = write_params(
+            folder,
+            {
+                "mode": job.mode,
+                "request": asdict(request),
+                "seed": seed,
+                "fps": job.fps,
+                "frames": int(frames.shape[0]),
+                "width": int(frames.shape[2]),
+                "height": int(frames.shape[1]),
+                "preset": self.settings.preset,
+                "device": str(manager.device),
+                "dtype": str(manager.dtype),
+                "notes": notes,
+                **record,
+            },
+        )
+        return VideoResult(
+            video=str(video),
+            gif=str(gif),
+            params=str(params),
+            seed=int(seed or 0),
+            fps=float(job.fps),
+            num_frames=int(frames.shape[0]),
+            width=int(frames.shape[2]),
+            height=int(frames.shape[1]),
+            control=control,
+            notes=notes,
+        )
 
-            height, width = frames.shape[1:3]
-            video = self.pool.run(
-                job,
-                control,
-                fallback=_smaller_chunks(job, request.chunk_size),
-                estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
+    # ------------------------------------------------------------------ the modes
+    def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
+        request = self._validated(request)
+        t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
+        chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
+
+        def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
+            return engine.generate_text2video(
+                components,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                num_frames=request.num_frames,
+                height=request.height,
+                width=request.width,
+                steps=request.steps,
+                guidance_scale=request.guidance_scale,
+                motion_x=request.motion_x,
+                motion_y=request.motion_y,
+                t0=t0,
+                t1=t1,
+                seed=request.seed,
+                chunk_size=chunk_size,
+                on_step=control.step,
             )
-            return self._save(
-                "edit", video, fps, request=request,
-                extra={"model": self.settings.edit_model, "window_used": asdict(clip.used)},
+
+        return VideoJob(
+            mode="text2video",
+            request=request,
+            load=lambda manager: manager.components(request.model, scheduler="ddim"),
+            sample=sample,
+            fps=request.fps,
+            chunk_size=request.chunk_size,
+            estimate_s=estimate_gpu_seconds(request.steps * chunks, request.chunk_size, request.width, request.height),
+            record={"t0": t0, "t1": t1, "model": request.model, "scheduler": "ddim"},
+        )
+
+    def _control_job(self, request: ControlVideoRequest, *, preview: bool = False) -> VideoJob:
+        if preview:
+            request = request.validate(self.settings, preview=True)
+        else:
+            request = self._validated(request)
+        clip = self._read(request.window, request.video)
+        frames, fps = clip
+
+        if preview:
+            return VideoJob(
+                mode="control-preview",
+                request=request,
+                load=lambda manager: self._detector(manager, request),
+                sample=lambda detector, _chunk, control: self._control_maps(detector, request, frames, control),
+                fps=fps,
+                clip=clip,
+                record={"kind": request.kind},
             )
+
+        def load(manager: ModelManager):
+            return (
+                self._detector(manager, request),
+                manager.components(request.model, scheduler="ddim"),
+                manager.controlnet(request.kind),
+            )
+
+        def sample(loaded, chunk_size: int, control: JobControl):
+            detector, components, controlnet = loaded
+            maps = self._control_maps(detector, request, frames, control)
+            video = engine.generate_control_video(
+                components,
+                controlnet,
+                control=maps,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                steps=request.steps,
+                guidance_scale=request.guidance_scale,
+                conditioning_scale=request.conditioning_scale,
+                seed=request.seed,
+                chunk_size=chunk_size,
+                on_step=control.step,
+            )
+            return video, maps
+
+        height, width = frames.shape[1:3]
+        return VideoJob(
+            mode=f"{request.kind}2video",
+            request=request,
+            load=load,
+            sample=sample,
+            fps=fps,
+            chunk_size=request.chunk_size,
+            estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
+            clip=clip,
+            record={"model": request.model, "controlnet": self.settings.controlnets[request.kind], "scheduler": "ddim"},
+        )
+
+    def _edit_job(self, request: EditVideoRequest) -> VideoJob:
+        request = self._validated(request)
+        clip = self._read(request.window, request.video)
+        frames, fps = clip
+
+        def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
+            return engine.generate_edit_video(
+                components,
+                frames=frames,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                steps=request.steps,
+                guidance_scale=request.guidance_scale,
+                image_guidance_scale=request.image_guidance_scale,
+                seed=request.seed,
+                chunk_size=chunk_size,
+                on_step=control.step,
+            )
+
+        height, width = frames.shape[1:3]
+        return VideoJob(
+            mode="edit",
+            request=request,
+            load=lambda manager: manager.edit_components(request.scheduler),
+            sample=sample,
+            fps=fps,
+            chunk_size=request.chunk_size,
+            estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
+            clip=clip,
+            record={"model": self.settings.edit_model, "scheduler": request.scheduler},
+        )
 
     # ------------------------------------------------------------------ helpers
+    def _validated(self, request):
+        """The checked request, its seed resolved (-1 becomes the seed that will be used)."""
+        request = request.validate(self.settings)
+        return replace(request, seed=resolve_seed(request.seed))
+
     def _read(self, window: VideoWindow, path: str) -> video_io.VideoClip:
         limits = self.settings.limits
         return video_io.read_video(
@@ -269,59 +388,3 @@ class Studio:
         return annotators.control_maps(
             kind, frames, detector=detector, on_frame=on_frame, should_stop=control.check, **options
         )
-
-    def _save(self, mode: str, frames: np.ndarray, fps: float, *, request, extra: dict) -> VideoResult:
-        folder = self.outputs.new_folder(mode)
-        frames = video_io.to_uint8(frames)
-        video = video_io.write_mp4(frames, folder / "video.mp4", fps)
-        gif = video_io.write_gif(frames, folder / "video.gif", fps)
-        manager = self.manager
-        params = write_params(
-            folder,
-            {
-                "mode": mode,
-                "request": asdict(request),
-                "seed": getattr(request, "seed", None),
-                "fps": fps,
-                "frames": int(frames.shape[0]),
-                "width": int(frames.shape[2]),
-                "height": int(frames.shape[1]),
-                "preset": self.settings.preset,
-                "device": str(manager.device),
-                "dtype": str(manager.dtype),
-                **extra,
-            },
-        )
-        return VideoResult(
-            video=str(video),
-            gif=str(gif),
-            params=str(params),
-            seed=int(getattr(request, "seed", 0) or 0),
-            fps=float(fps),
-            num_frames=int(frames.shape[0]),
-            width=int(frames.shape[2]),
-            height=int(frames.shape[1]),
-        )
-
-
-def _smaller_chunks(job, chunk_size: int):
-    """The retry after an out-of-memory: half the chunk, where that still leaves a chunk."""
-    if chunk_size // 2 < 2:
-        return None
-    return lambda manager: job(manager, chunk_size=chunk_size // 2)
-
-
-@contextmanager
-def _user_errors():
-    """Turn failures a user can act on into StudioError; let Cancelled through; log the rest."""
-    try:
-        yield
-    except (StudioError, Cancelled):
-        raise
-    except UserError as error:
-        raise StudioError(str(error)) from error
-    except Exception as error:
-        log.exception("job failed")
-        raise StudioError(
-            f"The job failed ({type(error).__name__}: {error}). The server is ready for the next one."
-        ) from error

@@ -92,3 +92,27 @@ def sample_videos(tmp_path_factory):
         "mp4": clip("odd.mp4", 30, 90, 150, 15, video_io.write_mp4),  # 2 s, 150x90, 15 fps
         "gif": clip("odd.gif", 12, 70, 100, 6, video_io.write_gif),  # 2 s, 100x70, 6 fps
     }
+
+
+@pytest.fixture(scope="module")
+def app_factory(tmp_path_factory):
+    """Launch more tiny-preset apps with other settings (a small queue, a short TTL): (studio, demo, url).
+
+    Each gets its own port, outputs folder and worker; all are closed after the module.
+    """
+    from app import create_app, launch_options
+    from modules.settings import Settings
+
+    launched = []
+
+    def launch(**overrides):
+        overrides.setdefault("outputs_dir", str(tmp_path_factory.mktemp("outputs")))
+        settings = Settings.from_env(preset="tiny", host="127.0.0.1", port=free_port(), **overrides)
+        studio, demo = create_app(settings)
+        demo.launch(**launch_options(settings, studio), prevent_thread_lock=True, quiet=True)
+        launched.append(demo)
+        return studio, demo, f"http://{settings.host}:{settings.port}/"
+
+    yield launch
+    for demo in launched:
+        demo.close()

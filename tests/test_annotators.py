@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from modules import annotators  # noqa: E402
 from modules.annotators import AnnotatorError  # noqa: E402
@@ -96,9 +97,112 @@ def test_pose_maps_shape_dtype_and_progress(openpose, frames):
     assert len(stops) == FRAMES
 
 
-def test_pose_maps_with_hands_and_face(openpose, frames):
-    maps = annotators.pose_maps(frames[:1], openpose, hands=True, face=True, detect_resolution=DETECT_RESOLUTION)
-    assert maps.shape == (1, HEIGHT, WIDTH, 3) and maps.dtype == np.uint8
+# One standing person, as (x, y) fractions of the frame, in OpenPose's 18-part body order: nose, neck,
+# right shoulder/elbow/wrist, left shoulder/elbow/wrist, right hip/knee/ankle, left hip/knee/ankle,
+# right eye, left eye, right ear, left ear. Arms long and head wide enough for controlnet-aux's
+# hand boxes and face box (20 px at least) at 256 px.
+PERSON = [
+    (0.50, 0.20), (0.50, 0.32), (0.38, 0.33), (0.30, 0.50), (0.25, 0.68), (0.62, 0.33), (0.70, 0.50),
+    (0.75, 0.68), (0.43, 0.62), (0.42, 0.80), (0.42, 0.93), (0.57, 0.62), (0.58, 0.80), (0.58, 0.93),
+    (0.46, 0.17), (0.54, 0.17), (0.38, 0.19), (0.62, 0.19),
+]
+# controlnet-aux's body.py: the limbs (1-based parts) and the PAF channels (minus 19) of each.
+LIMBS = [[2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13], [13, 14],
+         [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [3, 17], [6, 18]]
+PAF_CHANNELS = [[31, 32], [39, 40], [33, 34], [35, 36], [41, 42], [43, 44], [19, 20], [21, 22], [23, 24],
+                [25, 26], [27, 28], [29, 30], [47, 48], [49, 50], [53, 54], [51, 52], [55, 56], [37, 38], [45, 46]]
+HAND = [(0.5 + 0.3 * np.cos(a), 0.5 + 0.3 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 21, endpoint=False)]
+FACE = [(0.5 + 0.35 * np.cos(a), 0.5 + 0.4 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 70, endpoint=False)]
+
+
+def _blobs(points, height: int, width: int, channels: int) -> torch.Tensor:
+    """Heat maps (1, channels, H, W): a unit Gaussian per point, at (x, y) fractions of the map."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    maps = torch.zeros(1, channels, height, width)
+    for channel, (x, y) in enumerate(points):
+        maps[0, channel] = torch.exp(-((xs - x * (width - 1)) ** 2 + (ys - y * (height - 1)) ** 2) / 2.0)
+    return maps
+
+
+class _Net(torch.nn.Module):
+    """Stands in for one of OpenPose's networks: what a trained one would output for `PERSON`.
+
+    Everything around the network is controlnet-aux's own: resizing, peak finding, limb
+    association, hand and face boxes, the hand and face estimators' peak extraction, drawing.
+    """
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.device_probe = torch.nn.Parameter(torch.zeros(1))  # the estimators read .parameters() for a device
+        self.calls = 0
+
+    def forward(self, data):
+        self.calls += 1
+        height, width = data.shape[2] // 8, data.shape[3] // 8  # OpenPose nets output at stride 8
+        if self.kind == "hand":
+            return _blobs(HAND, height, width, 22)
+        if self.kind == "face":
+            return [_blobs(FACE, height, width, 71)]
+        heat = _blobs(PERSON, height, width, 19)
+        pafs = torch.zeros(1, 38, height, width)
+        for (a, b), channels in zip(LIMBS, PAF_CHANNELS):
+            (xa, ya), (xb, yb) = PERSON[a - 1], PERSON[b - 1]
+            direction = np.array([(xb - xa) * width, (yb - ya) * height])
+            direction /= np.linalg.norm(direction)
+            pafs[0, channels[0] - 19], pafs[0, channels[1] - 19] = float(direction[0]), float(direction[1])
+        return pafs, heat
+
+
+@pytest.fixture
+def one_person(openpose, monkeypatch):
+    """The random detector with its three nets replaced by ones that 'see' PERSON, HAND and FACE."""
+    nets = {kind: _Net(kind) for kind in ("body", "hand", "face")}
+    monkeypatch.setattr(openpose.body_estimation, "model", nets["body"])
+    monkeypatch.setattr(openpose.hand_estimation, "model", nets["hand"])
+    monkeypatch.setattr(openpose.face_estimation, "model", nets["face"])
+    return nets
+
+
+def test_pose_maps_with_hands_and_face_run_the_hand_and_face_estimators(openpose, one_person):
+    """With a person found, hands and face are estimated (two hand boxes, one face box) and drawn."""
+    import importlib.util
+
+    from controlnet_aux.open_pose import util
+
+    assert importlib.util.find_spec("matplotlib"), (
+        "controlnet-aux draws hands with matplotlib (open_pose/util.py draw_handpose): without it "
+        "'Detect hands' fails on every frame with a person; add matplotlib to requirements.txt"
+    )
+
+    size = 256
+    frame = np.full((1, size, size, 3), 127, np.uint8)
+    body = annotators.pose_maps(frame, openpose, detect_resolution=size)[0]
+    assert one_person["body"].calls == 1 and one_person["hand"].calls == 0 and one_person["face"].calls == 0
+
+    # The person's skeleton is drawn where PERSON is: the neck-to-hips region is coloured.
+    assert body.any() and body[int(0.32 * size), int(0.5 * size)].any()
+    poses = openpose.detect_poses(frame[0][..., ::-1].copy())
+    assert len(poses) == 1 and all(keypoint is not None for keypoint in poses[0].body.keypoints)
+
+    full = annotators.pose_maps(frame, openpose, hands=True, face=True, detect_resolution=size)[0]
+    assert one_person["hand"].calls == 2 * 4  # two hands, controlnet-aux's four scales each
+    assert one_person["face"].calls == 1
+    changed = np.abs(full.astype(int) - body.astype(int)).sum(axis=-1) > 0
+    keypoints = poses[0].body.keypoints
+    scaled = [util.Keypoint(x=k.x * size, y=k.y * size) for k in keypoints]
+    body_px = util.BodyResult(keypoints=scaled, total_score=0, total_parts=18)
+    for x, y, width, _ in util.handDetect(body_px, frame[0]):  # each hand's box gets the hand's drawing
+        assert changed[y : y + width, x : x + width].sum() > 20
+    x, y, width = util.faceDetect(body_px, frame[0])
+    face_box = full[y : y + width, x : x + width]
+    assert (face_box == 255).all(axis=-1).sum() > 20  # face keypoints are drawn as white dots
+    assert not (body == 255).all(axis=-1).any()  # ... and only with the face on
+
+    hands_only = annotators.pose_maps(frame, openpose, hands=True, detect_resolution=size)[0]
+    assert one_person["face"].calls == 1  # unchanged: the face is opt-in
+    assert not (hands_only == 255).all(axis=-1).any() and (hands_only != body).any()
 
 
 def test_depth_maps_shape_dtype_and_range(midas, frames):

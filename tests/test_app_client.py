@@ -1,9 +1,10 @@
 """The launched app (tiny preset) through gradio_client, as a script would use it."""
 
 import json
+import re
+from dataclasses import asdict
 
 import pytest
-from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from modules import video_io
@@ -75,16 +76,106 @@ def test_params_json_repeats_the_run(served, client_factory):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(prompt="   "), "Please enter a prompt"),
-        (dict(num_frames=1000), "Frames"),
-        (dict(width=20), "Width"),
-        (dict(steps=10, t0=9, t1=12), "don't fit"),
-        (dict(width=1024, height=1024), "pixels per frame"),
+        (dict(prompt="   "), "Please enter a prompt."),
+        (dict(num_frames=1000), "Frames must be a whole number from 1 to 64; got 1000."),
+        (dict(width=20), "Width must be a whole number from 64 to 1024 pixels; got 20."),
+        (dict(steps=10, t0=9, t1=12), "t0=9 and t1=12 don't fit 10 steps"),
+        (dict(width=1024, height=1024), "1024x1024 is more than this server allows (589824 pixels per frame)"),
+        (dict(steps=2.5), "Steps must be a whole number from 2 to 100; got 2.5."),
+        (dict(seed="lucky"), "Seed must be a whole number from -1 to 4294967295 (-1 = random); got 'lucky'."),
     ],
 )
 def test_bad_input_is_a_clear_error(client_factory, overrides, message):
+    """Our validation's sentence, not Gradio's bounds check ("Value 1000 is greater than maximum value 64.")."""
     with pytest.raises(AppError) as error:
         client_factory().predict(**text2video_args(**overrides), api_name="/text2video")
     text = str(error.value)
-    assert message.lower() in text.lower() or "value" in text.lower(), text
-    assert "Traceback" not in text
+    assert message in text, text
+    assert "Traceback" not in text and "Value " not in text
+
+
+def test_cleared_fields_take_defaults_and_numbers_may_be_text(client_factory):
+    """A cleared number box arrives as None (the field's default); clients may send numbers as text."""
+    video, _, params, seed = client_factory().predict(
+        **text2video_args(guidance_scale=None, t0=None, t1=None, seed="17", num_frames="3"), api_name="/text2video"
+    )
+    record = json.load(open(params))
+    assert seed == 17 and record["request"]["guidance_scale"] == 7.5 and record["request"]["num_frames"] == 3
+    assert len(video_io.read_video(video_path(video))[0]) == 3
+
+
+def test_unexpected_failure_is_a_sentence_with_what_to_do(client_factory, monkeypatch, caplog):
+    """A bug deep down reaches the user as a sentence with a reference, never an exception name."""
+    from modules import engine
+
+    def broken(*args, **kwargs):
+        raise KeyError("unet.down_blocks.0")
+
+    monkeypatch.setattr(engine, "generate_text2video", broken)
+    with pytest.raises(AppError) as error:
+        client_factory().predict(**text2video_args(), api_name="/text2video")
+    text = str(error.value)
+    assert "Something went wrong on the server" in text and "please try again" in text
+    assert "KeyError" not in text and "unet.down_blocks" not in text and "Traceback" not in text
+    reference = text.split("(reference ")[1][:8]
+    assert any(reference in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+# --------------------------------------------------------------------------- Load params.json
+
+
+def _params_file(tmp_path, data, name="params.json"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos):
+    """The tabs' Load params.json: the form values in endpoint order, or a sentence (never a crash)."""
+    from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
+    from modules.settings import Settings
+    from modules.ui import controlnet, edit, text2video
+    from modules.ui.common import load_params
+
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
+    t2v = {"mode": "text2video", "request": asdict(Text2VideoRequest(prompt="a lighthouse", num_frames=3, seed=9,
+                                                                     width=1024, height=512))}
+    values = text2video.form_from_params(settings, t2v)
+    assert values[0] == "a lighthouse" and values[3] == 3 and values[12] == 9
+    assert values[4]["value"] == 1024 and values[5] == {"__type__": "update", "value": 512, "maximum": 576}
+
+    window = VideoWindow(start=0.5, end=1.5, fps=4, resolution=128)
+    edge = {"mode": "edge2video", "request": asdict(ControlVideoRequest(
+        kind="edge", video="/gone/clip.mp4", prompt="gold", window=window, canny_low=50, canny_high=150, seed=3))}
+    path = _params_file(tmp_path, edge)
+    values = controlnet.form_from_params(settings, "edge", edge, path)
+    assert values[0] == {"__type__": "update"}  # the video is not in params.json's folder: kept as is
+    assert values[1] == "gold" and values[4:8] == [0.5, 1.5, 4, 128] and values[-2:] == [50, 150]
+    preview = {"mode": "control-preview", "request": asdict(ControlVideoRequest(
+        kind="pose", video="/gone/clip.mp4", prompt="", window=window, pose_hands=True))}
+    values = controlnet.form_from_params(settings, "pose", preview, path)
+    assert values[1] == {"__type__": "update"} and values[4:8] == [0.5, 1.5, 4, 128] and values[-2] is True
+    edit_data = {"mode": "edit", "request": asdict(EditVideoRequest(video="/gone/clip.mp4", prompt="snow",
+                                                                     scheduler="ddim", window=window))}
+    assert edit.form_from_params(settings, edit_data, path)[6] == "ddim"
+
+    def load(data, fill):
+        count = 15
+        return load_params(_params_file(tmp_path, data, "upload.json"), fill, count)
+
+    t2v_fill = lambda data: text2video.form_from_params(settings, data)  # noqa: E731
+    assert load(t2v, t2v_fill)[-1] is None  # the upload box is emptied for the next file
+    for data, message in [
+        ("{not json", "not a params.json from this app (it is not readable JSON)"),
+        ({"prompt": "x"}, "has no \"mode\" and \"request\""),
+        (edge, "This params.json is from the Edge tab; open that tab and load it there."),
+        (preview, "This params.json is from the Pose tab"),
+        (edit_data, "This params.json is from the Video editing tab"),
+        ({"mode": "text2video", "request": {**t2v["request"], "steps": 500}},
+         "This params.json does not fit this server: Steps must be a whole number from 2 to 100; got 500."),
+        ({"mode": "text2video", "request": {**t2v["request"], "width": 1024, "height": 1024}}, "pixels per frame"),
+        ({"mode": "text2video", "request": {"negative_prompt": "x"}}, "The saved request lacks prompt."),
+    ]:
+        with pytest.warns(UserWarning, match=re.escape(message)):  # gr.Warning outside an event: a warning
+            result = load(data, t2v_fill)
+        assert result == [{"__type__": "update"}] * 15 + [None]  # the form is left as it was

@@ -1,5 +1,6 @@
 """One GPU worker for every tab: queue order, live progress, a cancel that stops, OOM recovery."""
 
+import json
 import threading
 import time
 
@@ -95,8 +96,12 @@ def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(serv
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "generate_text2video", out_of_memory_once)
-    video, *_ = client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
+    video, _, params, _ = client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
     assert attempts[-2:] == [8, 4] and video
+    # params.json records what ran, so that loading it repeats the run that made this video.
+    record = json.load(open(params))
+    assert record["request"]["chunk_size"] == 4 and record["chunk_size_used"] == 4
+    assert record["chunk_size_requested"] == 8 and "chunks of 4" in record["notes"][0]
 
     monkeypatch.setattr(engine, "generate_text2video", real)
     assert client_factory().predict(**text2video_args(seed=1), api_name="/text2video")[3] == 1

@@ -106,8 +106,28 @@ def test_out_of_range_values_are_clear_errors(client_factory, sample_videos):
         client.predict(*control_args("edge", sample_videos["mp4"], start=1.5, end=1.0), api_name="/edge2video")
     with pytest.raises(AppError, match="past the end"):
         client.predict(*control_args("edge", sample_videos["mp4"], start=5, end=0), api_name="/edge2video")
-    with pytest.raises(AppError, match="Image guidance|value"):
+    with pytest.raises(AppError, match=r"Image guidance must be a number from 0 to 5; got 9\."):
         client.predict(
             handle_file(sample_videos["mp4"]), "make it snow", "", 9.0, 7.5, 2, "euler_ancestral", 1,
             0, 0, 0, 96, 4, api_name="/edit_video",
         )
+
+
+def test_window_note_reaches_the_page_and_params_json(served, client_factory, sample_videos):
+    """A size lowered to fit the pixel cap is said (a gr.Info on the page) and recorded in params.json."""
+    from gradio_client.utils import StatusUpdate
+
+    client = client_factory()
+    # 150x90 at long side 1024 would be 1024x616: more than the 768x768 pixel cap, so it is lowered.
+    job = client.submit(handle_file(sample_videos["mp4"]), 0, 0.5, 2, 1024, 100, 200, api_name="/edge_preview")
+    frames, _ = video_io.read_video(video_path(job.result(timeout=120)))
+    width, height = frames.shape[2], frames.shape[1]
+    assert width * height <= 768 * 768 and width < 1024
+    updates = []
+    while not job.communicator.updates.empty():
+        updates.append(job.communicator.updates.get_nowait())
+    logs = [u.log for u in updates if isinstance(u, StatusUpdate) and u.log]
+    assert any("1024x616" in text and "pixels per frame" in text for text, level in logs), logs
+    records = [json.load(open(folder / "params.json")) for folder in served[0].outputs.root.glob("*-control-preview-*")]
+    record = next(r for r in records if r["request"]["window"] == dict(start=0, end=0.5, fps=2, resolution=1024))
+    assert "pixels per frame" in record["window_used"]["note"] and record["notes"] == [record["window_used"]["note"]]

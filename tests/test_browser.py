@@ -2,7 +2,6 @@
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -80,12 +79,64 @@ def test_edge_example_preview_then_generate(page, served):
     served[0].manager.evict("all-extras")  # so that the status line has something to follow
     tab = panel(page, "Edge")
     tab.locator(".gallery-item, [data-testid='dataset'] tr, table tbody tr").first.click()
+    tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)  # the example is in the input before we go on
     tab.get_by_role("button", name="Preview control").click()
     tab.locator("video").nth(1).wait_for(timeout=JOB_TIMEOUT_MS)  # input + control maps
     tab.get_by_role("button", name="Generate").click()
+    # The preview's maps are a video.mp4 too: the generation's result comes with its control.mp4.
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[role=tabpanel] video')].some(v => /video\\.mp4/.test(v.src))",
+        "() => [...document.querySelectorAll('[role=tabpanel] video')].some(v => /control\\.mp4/.test(v.src))",
         timeout=JOB_TIMEOUT_MS,
     )
     # The status line above the tabs follows what each job loaded: now the edge ControlNet alone.
     page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)
+
+
+def test_size_sliders_offer_only_sizes_that_fit(page):
+    """Width's maximum follows height (and back) so that width x height stays within the pixel cap."""
+    tab = panel(page, "Text to video")
+    tab.get_by_text("Advanced").click()
+    height = tab.get_by_label("number input for Height")
+    height.fill("1024")
+    height.press("Enter")
+    width_max = tab.get_by_label("range slider for Width")
+    page.wait_for_function("(e) => e.getAttribute('max') === '576'", arg=width_max.element_handle(), timeout=10_000)
+    assert tab.get_by_label("number input for Height").input_value() == "1024"  # 576 x 1024 fits 768 x 768
+
+
+def test_load_params_json_fills_the_form(page, served, sample_videos):
+    from modules.request_types import ControlVideoRequest, Text2VideoRequest, VideoWindow
+
+    studio = served[0]
+    made = studio.text2video(Text2VideoRequest(prompt="a lighthouse at dusk", num_frames=3, width=96, height=64,
+                                               steps=3, seed=4242, motion_x=-7))
+    tab = panel(page, "Text to video")
+    tab.get_by_text("Advanced").click()  # the seed is in there
+    tab.locator('input[type="file"]').set_input_files(made.params)
+    seed = tab.get_by_label("Seed (-1 = random)")
+    page.wait_for_function("(e) => e.value === '4242'", arg=seed.element_handle(), timeout=JOB_TIMEOUT_MS)
+    assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"
+    assert tab.get_by_label("number input for Frames").input_value() == "3"
+    assert tab.get_by_label("number input for Motion δx").input_value() == "-7"
+    page.get_by_text("Filled the form from params.json").first.wait_for(timeout=10_000)
+
+    # Another tab's params.json is refused with where it belongs.
+    other = studio.control_preview(ControlVideoRequest(kind="edge", video=sample_videos["mp4"], prompt="",
+                                                       window=VideoWindow(end=0.5, fps=2, resolution=64)))
+    tab.locator('input[type="file"]').set_input_files(other.params)
+    page.get_by_text("This params.json is from the Edge tab; open that tab and load it there.").first.wait_for(
+        timeout=JOB_TIMEOUT_MS)
+    assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"  # the form is kept
+
+
+def test_window_note_is_shown_on_the_page(page):
+    """An example at long side 1024 is more pixels than the server allows: the page says what it did."""
+    tab = panel(page, "Edge")
+    tab.locator(".gallery-item, [data-testid='dataset'] tr, table tbody tr").first.click()
+    tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    resolution = tab.get_by_label("number input for Resolution (long side, aspect kept; lowered to fit the server's pixel cap)")
+    resolution.fill("1024")
+    resolution.press("Enter")
+    tab.get_by_role("button", name="Preview control").click()
+    page.get_by_text(re.compile(r"to stay within this server's 589,824 pixels per frame")).first.wait_for(
+        timeout=JOB_TIMEOUT_MS)

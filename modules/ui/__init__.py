@@ -7,18 +7,32 @@ import gradio as gr
 from ..request_types import CONTROL_KINDS
 from . import controlnet, edit, text2video
 from .common import status_line
+from .queue import refuse_when_full
 
 DESCRIPTION = """# Text2Video-Zero Studio
 Zero-shot video generation and editing with Stable Diffusion 1.5
 ([Text2Video-Zero](https://arxiv.org/abs/2303.13439)): latent motion dynamics + cross-frame attention,
 with ControlNet (pose, edge, depth) and Instruct-Pix2Pix. One GPU worker serves every tab; jobs queue,
-show progress and stop when you press **Stop**."""
+show progress and stop when you press **Stop**. Each result's `params.json` repeats it: load it with
+**Load params.json** in its tab."""
+
+
+def cache_policy(ttl_s: int) -> tuple[int, int] | None:
+    """Gradio's delete_cache for our TTL: its copies of returned files live as long as our folders.
+
+    Gradio copies each returned file into its cache and, every `frequency` s, deletes copies
+    older than `age` s (by ctime, i.e. from when the result was returned); so a result stays
+    downloadable for at least the TTL, and at most TTL + frequency. TTL <= 0 keeps everything.
+    """
+    if ttl_s <= 0:
+        return None
+    return (max(1, min(ttl_s, 3600)), ttl_s)
 
 
 def build_demo(studio) -> gr.Blocks:
-    ttl = studio.settings.outputs_ttl_s
-    # Gradio keeps its own copies of returned files; they go after the same TTL as our folders.
-    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False, delete_cache=(min(ttl, 3600), ttl)) as demo:
+    settings = studio.settings
+    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False,
+                   delete_cache=cache_policy(settings.outputs_ttl_s)) as demo:
         gr.Markdown(DESCRIPTION)
         status = gr.Markdown()  # filled on page load: building the page must not import torch
         gpu_events = []
@@ -33,5 +47,6 @@ def build_demo(studio) -> gr.Blocks:
         demo.load(lambda: status_line(studio), None, status, api_visibility="private")
         for event in gpu_events:  # what is loaded changes with every job
             event.then(lambda: status_line(studio), None, status, api_visibility="private")
-    demo.queue(max_size=studio.settings.queue_size, default_concurrency_limit=len(studio.pool))
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=len(studio.pool))
+    refuse_when_full(demo, studio, settings.queue_size)
     return demo

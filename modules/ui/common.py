@@ -1,23 +1,183 @@
-"""Widgets and glue every tab shares: the only place that knows both Gradio and the Studio."""
+"""Widgets and glue every tab shares: the only place that knows both Gradio and the Studio.
+
+Error policy: a handler passes the widgets' raw values into a request dataclass (a cleared box
+is None, an API client may send text) and `run_job` calls the Studio; `validate()` coerces and
+checks every value, so the widgets' own bound checks are off (`Slider`, `Number` below) and a
+user always reads our sentence, never Gradio's "Value 1000 is greater than maximum value 64.".
+`UserError` is the only failure type shown as it is; anything else is logged and shown as a
+sentence that says what to do (modules.errors.unexpected).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import gradio as gr
 from gradio.context import LocalContext
 
-from ..request_types import MAX_SEED, VideoWindow
+from ..errors import UserError
+from ..request_types import (
+    MAX_FPS,
+    MAX_SEED,
+    MAX_WINDOW_SECONDS,
+    SIZE_MULTIPLE,
+    RequestError,
+    VideoWindow,
+    request_from_dict,
+)
 from ..settings import Settings
-from ..studio import StudioError, VideoResult
+from ..studio import VideoResult, user_errors
 from ..worker import Cancelled, JobControl
 
+log = logging.getLogger(__name__)
+
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".gif", ".avi", ".mkv"]
+MAX_PARAMS_BYTES = 1_000_000  # a params.json is a few kB
+STOPPED = "Stopped. The server is ready for the next job."
+# Tab titles by params.json "mode", for "this file is from the X tab".
+MODE_TABS = {
+    "text2video": "Text to video",
+    "pose2video": "Pose",
+    "edge2video": "Edge",
+    "depth2video": "Depth",
+    "edit": "Video editing",
+}
+KIND_TABS = {"pose": "Pose", "edge": "Edge", "depth": "Depth"}
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+@contextmanager
+def _no_stub_files():
+    """Gradio writes a .pyi stub beside the source of every Component subclass it sees defined
+    (gradio.component_meta.create_or_modify_pyi): not into our source tree."""
+    from gradio import component_meta
+
+    write_stub = component_meta.create_or_modify_pyi
+    component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        component_meta.create_or_modify_pyi = write_stub
+
+
+with _no_stub_files():
+
+    class Slider(gr.Slider):
+        """gr.Slider whose value goes to our validation as sent: its bounds guide the widget only."""
+
+        is_template = True  # rendered as a plain slider; a session's gr.update keeps this class
+
+        def preprocess(self, payload):
+            return payload
+
+    class Number(gr.Number):
+        """gr.Number whose value goes to our validation as sent (None when the box is cleared)."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+
+def floor_to(value: float, multiple: int) -> int:
+    return int(value // multiple * multiple)
+
+
+def ceil_to(value: float, multiple: int) -> int:
+    return int(-(-value // multiple) * multiple)
+
+
+def side_bounds(settings: Settings) -> tuple[int, int]:
+    """The sizes a side may take: within min_side..max_side and a multiple of 8."""
+    limits = settings.limits
+    return ceil_to(limits.min_side, SIZE_MULTIPLE), floor_to(limits.max_side, SIZE_MULTIPLE)
+
+
+def side_maximum(settings: Settings, other_side) -> int:
+    """The largest side that, with `other_side`, stays within max_pixels (and max_side)."""
+    low, high = side_bounds(settings)
+    try:
+        other = max(float(other_side), 1.0)
+    except (TypeError, ValueError):
+        other = low
+    if not math.isfinite(other):
+        other = low
+    return max(low, min(high, floor_to(settings.limits.max_pixels / other, SIZE_MULTIPLE)))
 
 
 def gpu_options(studio) -> dict:
     """Every GPU event shares one queue, served by as many jobs at once as there are workers."""
     return dict(concurrency_id="gpu", concurrency_limit=len(studio.pool))
+
+
+def seed_input(default: int = -1) -> gr.Number:
+    return Number(label="Seed (-1 = random)", value=default, precision=0, minimum=-1, maximum=MAX_SEED)
+
+
+def steps_slider(settings: Settings, default: int, *, minimum: int = 1, label: str = "Steps") -> gr.Slider:
+    return Slider(label=label, minimum=minimum, maximum=settings.limits.max_steps, step=1,
+                  value=min(max(settings.default_steps(default), minimum), settings.limits.max_steps))
+
+
+def chunk_slider(settings: Settings, default: int) -> gr.Slider:
+    maximum = max(2, settings.limits.max_frames)
+    return Slider(label="Chunk size (frames per pass)", minimum=2, maximum=maximum, step=1,
+                  value=min(default, maximum))
+
+
+def output_column() -> tuple[gr.Video, gr.File, gr.File, gr.Number]:
+    video = gr.Video(label="Result", format=None, autoplay=True, loop=True, buttons=["download"])
+    with gr.Row():
+        gif = gr.File(label="GIF download", height=90)
+        params = gr.File(label="params.json (repeat this run)", height=90)
+    used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
+    return video, gif, params, used_seed
+
+
+def run_buttons() -> tuple[gr.Button, gr.Button]:
+    with gr.Row():
+        run = gr.Button("Generate", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+    return run, stop
+
+
+def params_upload() -> gr.File:
+    return gr.File(label="Load params.json (fills this tab's form)", file_types=[".json"], type="filepath", height=90)
+
+
+def video_window_inputs(settings: Settings):
+    """Start, end, fps, resolution: which part of an uploaded video to use and how."""
+    low, high = side_bounds(settings)
+    with gr.Row():
+        start = Number(label="Start (s)", value=0.0, minimum=0.0, maximum=MAX_WINDOW_SECONDS)
+        end = Number(label="End (s, 0 = to the end)", value=0.0, minimum=0.0, maximum=MAX_WINDOW_SECONDS)
+    with gr.Row():
+        fps = Number(label="FPS (0 = the input's)", value=0.0, minimum=0.0, maximum=MAX_FPS)
+        resolution = Slider(
+            label="Resolution (long side, aspect kept; lowered to fit the server's pixel cap)",
+            minimum=low,
+            maximum=high,
+            step=SIZE_MULTIPLE,
+            value=min(max(settings.default_resolution, low), high),
+        )
+    return start, end, fps, resolution
+
+
+def window(start, end, fps, resolution) -> VideoWindow:
+    """The raw values: VideoWindow.validate reads text, treats None as its default, and checks."""
+    return VideoWindow(start=start, end=end, fps=fps, resolution=resolution)
+
+
+# --------------------------------------------------------------------------- running
 
 
 def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress) -> JobControl:
@@ -38,14 +198,24 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress) -> JobControl:
     return JobControl(should_stop=should_stop, progress=lambda fraction, text: progress(fraction, desc=text))
 
 
-def run_job(blocks: gr.Blocks, method: Callable[..., VideoResult], request, progress: gr.Progress) -> VideoResult:
-    """Call one Studio method; user-facing failures become gr.Error (the only text clients see)."""
+def run_job(
+    blocks: gr.Blocks, method: Callable[..., VideoResult], make_request: Callable[[], object], progress: gr.Progress
+) -> VideoResult:
+    """Build the request from raw values and call one Studio method; every failure is a sentence.
+
+    Notes on what the server changed to fit its caps (window, frame rate, size, chunk size) are
+    shown on the page, and stay until closed; params.json records them too.
+    """
     try:
-        return method(request, gradio_job_control(blocks, progress))
-    except StudioError as error:
-        raise gr.Error(str(error)) from error
+        with user_errors():
+            result = method(make_request(), gradio_job_control(blocks, progress))
+    except UserError as error:
+        raise gr.Error(str(error), print_exception=False) from error
     except Cancelled as error:
-        raise gr.Error("Cancelled.") from error
+        raise gr.Error(STOPPED, print_exception=False) from error
+    for note in result.notes:
+        gr.Info(note, duration=None, title="Adjusted to fit this server")
+    return result
 
 
 def video_outputs(result: VideoResult) -> tuple[str, str, str, int]:
@@ -53,48 +223,66 @@ def video_outputs(result: VideoResult) -> tuple[str, str, str, int]:
     return result.video, result.gif, result.params, result.seed
 
 
-def seed_input(default: int = -1) -> gr.Number:
-    return gr.Number(
-        label="Seed (-1 = random)", value=default, precision=0, minimum=-1, maximum=MAX_SEED
-    )
+# --------------------------------------------------------------------------- params.json
 
 
-def output_column() -> tuple[gr.Video, gr.File, gr.File, gr.Number]:
-    video = gr.Video(label="Result", format=None, autoplay=True, loop=True, buttons=["download"])
-    with gr.Row():
-        gif = gr.File(label="GIF download", height=90)
-        params = gr.File(label="params.json (repeat this run)", height=90)
-    used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
-    return video, gif, params, used_seed
+def read_params_file(path) -> dict:
+    """The parsed params.json an upload holds, or a UserError that says what is wrong with it."""
+    if not path:
+        raise UserError("Please choose a params.json file saved with a result of this app.")
+    path = Path(path)
+    try:
+        if os.path.getsize(path) > MAX_PARAMS_BYTES:
+            raise UserError("That file is too large to be a params.json from this app; please pick the params.json "
+                            "saved next to a result.")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise UserError("That file is not a params.json from this app (it is not readable JSON); please pick "
+                        "the params.json saved next to a result.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("request"), dict) or "mode" not in data:
+        raise UserError("That JSON file is not a params.json from this app (it has no \"mode\" and \"request\"); "
+                        "please pick the params.json saved next to a result.")
+    return data
 
 
-def run_buttons() -> tuple[gr.Button, gr.Button]:
-    with gr.Row():
-        run = gr.Button("Generate", variant="primary")
-        stop = gr.Button("Stop", variant="stop")
-    return run, stop
+def wrong_mode_message(data: dict, this_tab: str) -> str:
+    mode = data.get("mode")
+    tab = MODE_TABS.get(mode) if isinstance(mode, str) else None
+    if mode == "control-preview":
+        tab = KIND_TABS.get(data["request"].get("kind"))
+    if tab is None:
+        return (f"This params.json is from a mode this app does not know ({str(mode)[:40]!r}); it cannot fill the "
+                f"{this_tab} tab.")
+    return f"This params.json is from the {tab} tab; open that tab and load it there."
 
 
-def video_window_inputs(settings: Settings):
-    """Start, end, fps, resolution: which part of an uploaded video to use and how."""
-    limits = settings.limits
-    with gr.Row():
-        start = gr.Number(label="Start (s)", value=0.0, minimum=0.0)
-        end = gr.Number(label="End (s, 0 = to the end)", value=0.0, minimum=0.0)
-    with gr.Row():
-        fps = gr.Number(label="FPS (0 = the input's)", value=0.0, minimum=0.0, maximum=60.0)
-        resolution = gr.Slider(
-            label="Resolution (long side, aspect kept)",
-            minimum=limits.min_side,
-            maximum=limits.max_side,
-            step=8,
-            value=min(settings.default_resolution, limits.max_side),
-        )
-    return start, end, fps, resolution
+def request_from_params(cls, data: dict, settings: Settings, *, video_stand_in: str | None = None, **validate_options):
+    """The request stored in params.json, checked against this server's limits.
+
+    A video request's upload is not in params.json's folder and may be gone: `video_stand_in`
+    (any existing file) stands in for it so that every other field is checked.
+    """
+    request = request_from_dict(cls, data["request"])
+    if video_stand_in is not None:
+        request = replace(request, video=video_stand_in)
+    try:
+        return request.validate(settings, **validate_options)
+    except RequestError as error:
+        raise UserError(f"This params.json does not fit this server: {error}") from error
 
 
-def window(start, end, fps, resolution) -> VideoWindow:
-    return VideoWindow(start=float(start or 0), end=float(end or 0), fps=float(fps or 0), resolution=int(resolution))
+def load_params(path, fill: Callable[[dict], list], count: int) -> list:
+    """The `count` form values `fill(data)` makes of an uploaded params.json, then None for the upload.
+
+    The upload box is emptied either way, ready for another file; a file that cannot fill the
+    form leaves the form as it was and says why in a warning.
+    """
+    try:
+        with user_errors("reading the params.json"):
+            return [*fill(read_params_file(path)), None]
+    except UserError as error:
+        gr.Warning(str(error), duration=None, title="Could not load params.json")
+        return [gr.skip()] * count + [None]
 
 
 def status_line(studio) -> str:

@@ -1,4 +1,4 @@
-"""Pose, Edge and Depth tabs: one layout, three ControlNets (what differs is `KIND_OPTIONS`)."""
+"""Pose, Edge and Depth tabs: one layout, three ControlNets (what differs is `kind_options` and `OPTION_NAMES`)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,30 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_GUIDANCE, ControlVideoRequest
+from ..errors import UserError
+from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_CANNY, MAX_CONDITIONING, MAX_GUIDANCE, ControlVideoRequest
 from .common import (
-    gpu_options,
     VIDEO_TYPES,
+    KIND_TABS,
+    Slider,
+    chunk_slider,
+    gpu_options,
+    load_params,
     output_column,
+    params_upload,
+    request_from_params,
     run_buttons,
     run_job,
     seed_input,
+    steps_slider,
     video_outputs,
     video_window_inputs,
     window,
+    wrong_mode_message,
 )
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-TITLES = {"pose": "Pose", "edge": "Edge", "depth": "Depth"}
+TITLES = KIND_TABS
 EXAMPLE_PROMPTS = {
     "pose": "an astronaut dancing in outer space",
     "edge": "a shiny golden sculpture, studio light",
@@ -28,12 +37,15 @@ EXAMPLE_PROMPTS = {
 }
 
 
+OPTION_NAMES = {"pose": ("is_skeleton", "pose_hands", "pose_face"), "edge": ("canny_low", "canny_high"), "depth": ()}
+
+
 def kind_options(kind: str) -> list[gr.components.Component]:
-    """The widgets only one kind has, in the order its endpoint takes them."""
-    if kind == "edge":
+    """The widgets only one kind has, in the order its endpoint takes them (OPTION_NAMES)."""
+    if kind == "edge":  # each alone offers only what validation accepts: 0 <= low < high <= 255
         return [
-            gr.Slider(label="Canny low threshold", minimum=0, maximum=255, step=1, value=100),
-            gr.Slider(label="Canny high threshold", minimum=0, maximum=255, step=1, value=200),
+            Slider(label="Canny low threshold", minimum=0, maximum=MAX_CANNY - 1, step=1, value=100),
+            Slider(label="Canny high threshold", minimum=1, maximum=MAX_CANNY, step=1, value=200),
         ]
     if kind == "pose":
         return [
@@ -44,23 +56,35 @@ def kind_options(kind: str) -> list[gr.components.Component]:
     return []
 
 
-def option_values(kind: str, values: dict) -> dict:
-    if kind == "edge":
-        return {"canny_low": int(values["canny_low"]), "canny_high": int(values["canny_high"])}
-    if kind == "pose":
-        return {name: bool(values[name]) for name in ("is_skeleton", "pose_hands", "pose_face")}
-    return {}
-
-
 def examples(kind: str) -> list[list]:
     """[video, prompt] per example clip; the pose clips already are skeletons (no detection)."""
     skeleton = [True] if kind == "pose" else []
     return [[str(path), EXAMPLE_PROMPTS[kind], *skeleton] for path in sorted(ASSETS.glob(f"{kind}_*.mp4"))]
 
 
+def form_from_params(settings, kind: str, data: dict, path: str) -> list:
+    """The tab's generate inputs (in the endpoint's order; the video kept) from a parsed params.json.
+
+    A control preview's params.json fills the window and the kind's options only.
+    """
+    mode = data.get("mode")
+    is_preview = mode == "control-preview" and data["request"].get("kind") == kind
+    if mode != f"{kind}2video" and not is_preview:
+        raise UserError(wrong_mode_message(data, TITLES[kind]))
+    r = request_from_params(ControlVideoRequest, data, settings, video_stand_in=path, preview=is_preview)
+    w = r.window
+    where = f"{w.start:g}–{w.end:g} s" if w.end else f"from {w.start:g} s to the end"
+    gr.Info(f"Filled the form from params.json. Upload the same video ({where} is used) and press "
+            + ("Preview control." if is_preview else f"Generate (seed {r.seed}) to make the same video."))
+    keep = gr.skip()
+    generating = [keep] * 3 if is_preview else [r.prompt, r.negative_prompt, r.model]
+    tuning = [keep] * 5 if is_preview else [r.steps, r.guidance_scale, r.conditioning_scale, r.seed, r.chunk_size]
+    return [keep, *generating, w.start, w.end, w.fps, w.resolution, *tuning,
+            *(getattr(r, name) for name in OPTION_NAMES[kind])]
+
+
 def build(demo: gr.Blocks, studio, kind: str) -> list:
     settings = studio.settings
-    limits = settings.limits
     defaults = ControlVideoRequest(kind=kind, video="", prompt="")
     models = list(defaults.allowed_models(settings))
     with gr.Row():
@@ -78,36 +102,37 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps (DDIM)", minimum=1, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
-                    guidance = gr.Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
+                    steps = steps_slider(settings, defaults.steps, label="Steps (DDIM)")
+                    guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
-                    scale = gr.Slider(label="ControlNet conditioning scale", minimum=0, maximum=2, step=0.05, value=defaults.conditioning_scale)
-                    chunk_size = gr.Slider(label="Chunk size (frames per pass)", minimum=2, maximum=limits.max_frames, step=1, value=defaults.chunk_size)
+                    scale = Slider(label="ControlNet conditioning scale", minimum=0, maximum=MAX_CONDITIONING, step=0.05, value=defaults.conditioning_scale)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size)
                 seed = seed_input()
             preview = gr.Button("Preview control")
             run, stop = run_buttons()
+            load = params_upload()
         with gr.Column():
             control_video = gr.Video(label="Control maps", format=None, autoplay=True, loop=True)
             video, gif, params, used_seed = output_column()
 
     def request(values: dict) -> ControlVideoRequest:
-        return ControlVideoRequest(
-            kind=kind, video=values["video"] or "", prompt=values.get("prompt", ""),
-            negative_prompt=values.get("negative_prompt", ""), model=values.get("model", ""),
-            steps=int(values.get("steps", defaults.steps)),
-            guidance_scale=float(values.get("guidance_scale", defaults.guidance_scale)),
-            conditioning_scale=float(values.get("conditioning_scale", defaults.conditioning_scale)),
-            seed=int(values.get("seed", -1)), chunk_size=int(values.get("chunk_size", defaults.chunk_size)),
+        """Raw values in: ControlVideoRequest.validate coerces and checks them (None = the default)."""
+        fields = dict(
+            kind=kind, video=values["video"], prompt=values.get("prompt", ""),
             window=window(values["start"], values["end"], values["fps"], values["resolution"]),
-            **option_values(kind, values),
+            **{name: values[name] for name in OPTION_NAMES[kind]},
         )
+        for name in ("negative_prompt", "model", "steps", "guidance_scale", "conditioning_scale", "seed", "chunk_size"):
+            if name in values:
+                fields[name] = values[name]
+        return ControlVideoRequest(**fields)
 
     def generate(values: dict):
-        result = run_job(demo, studio.control_video, request(values), values["progress"])
+        result = run_job(demo, studio.control_video, lambda: request(values), values["progress"])
         return (*video_outputs(result), result.control)
 
     def preview_control(values: dict):
-        return run_job(demo, studio.control_preview, request(values), values["progress"]).video
+        return run_job(demo, studio.control_preview, lambda: request(values), values["progress"]).video
 
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
@@ -142,6 +167,11 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
         api_name=f"{kind}_preview", **gpu_options(studio),
     )
     stop.click(None, cancels=[event, preview_event])
+
+    load.upload(
+        lambda path: load_params(path, lambda data: form_from_params(settings, kind, data, path), len(inputs)),
+        load, [*inputs, load], api_name=f"load_{kind}_params", api_visibility="private",
+    )
     if examples(kind):
         gr.Examples(examples(kind), [video_in, prompt, *options[:1]] if kind == "pose" else [video_in, prompt])
     return [event, preview_event]

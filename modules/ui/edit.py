@@ -7,50 +7,90 @@ from pathlib import Path
 import gradio as gr
 
 from ..engine import SCHEDULER_NAMES
-from ..request_types import MAX_GUIDANCE, EditVideoRequest
-from .common import gpu_options, VIDEO_TYPES, output_column, run_buttons, run_job, seed_input, video_outputs, video_window_inputs, window
+from ..errors import UserError
+from ..request_types import MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, EditVideoRequest
+from .common import (
+    VIDEO_TYPES,
+    Slider,
+    chunk_slider,
+    gpu_options,
+    load_params,
+    output_column,
+    params_upload,
+    request_from_params,
+    run_buttons,
+    run_job,
+    seed_input,
+    steps_slider,
+    video_outputs,
+    video_window_inputs,
+    window,
+    wrong_mode_message,
+)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PROMPTS = ["make it a snowy winter night", "make it look like a Van Gogh painting"]
+TAB = "Video editing"
+
+
+def form_from_params(settings, data: dict, path: str) -> list:
+    """The tab's input values (in the endpoint's order; the video kept) from a parsed params.json."""
+    if data.get("mode") != "edit":
+        raise UserError(wrong_mode_message(data, TAB))
+    r = request_from_params(EditVideoRequest, data, settings, video_stand_in=path)
+    w = r.window
+    where = f"{w.start:g}–{w.end:g} s" if w.end else f"from {w.start:g} s to the end"
+    gr.Info(f"Filled the form from params.json. Upload the same video ({where} is used) and press Generate "
+            f"(seed {r.seed}) to make the same video.")
+    return [gr.skip(), r.prompt, r.negative_prompt, r.image_guidance_scale, r.guidance_scale, r.steps,
+            r.scheduler, r.seed, w.start, w.end, w.fps, w.resolution, r.chunk_size]
 
 
 def build(demo: gr.Blocks, studio) -> list:
     settings = studio.settings
-    limits = settings.limits
     defaults = EditVideoRequest(video="", prompt="")
     with gr.Row():
         with gr.Column():
             video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
             prompt = gr.Textbox(label="Instruction", placeholder="make it Van Gogh Starry Night style", lines=2)
-            image_guidance = gr.Slider(label="Image guidance (higher = closer to the input)", minimum=0, maximum=5, step=0.05, value=defaults.image_guidance_scale)
+            image_guidance = Slider(label="Image guidance (higher = closer to the input)", minimum=0,
+                                    maximum=MAX_IMAGE_GUIDANCE, step=0.05, value=defaults.image_guidance_scale)
             start, end, fps, resolution = video_window_inputs(settings)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt, lines=2)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps", minimum=1, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
-                    guidance = gr.Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
+                    steps = steps_slider(settings, defaults.steps)
+                    guidance = Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scheduler = gr.Dropdown(label="Scheduler", choices=list(SCHEDULER_NAMES), value=defaults.scheduler)
-                    chunk_size = gr.Slider(label="Chunk size (frames per pass)", minimum=2, maximum=limits.max_frames, step=1, value=defaults.chunk_size)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size)
                 seed = seed_input()
             run, stop = run_buttons()
+            load = params_upload()
         with gr.Column():
             video, gif, params, used_seed = output_column()
 
     def edit_video(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
                    seed, start, end, fps, resolution, chunk_size, progress=gr.Progress()):
-        request = EditVideoRequest(
-            video=video or "", prompt=prompt, negative_prompt=negative_prompt, steps=int(steps),
-            guidance_scale=float(guidance_scale), image_guidance_scale=float(image_guidance_scale),
-            scheduler=scheduler, seed=int(seed), chunk_size=int(chunk_size),
-            window=window(start, end, fps, resolution),
-        )
+        def request() -> EditVideoRequest:  # raw values: validate() coerces and checks them
+            return EditVideoRequest(
+                video=video, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+                guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
+                scheduler=scheduler, seed=seed, chunk_size=chunk_size,
+                window=window(start, end, fps, resolution),
+            )
+
         return video_outputs(run_job(demo, studio.edit_video, request, progress))
 
     inputs = [video_in, prompt, negative_prompt, image_guidance, guidance, steps, scheduler, seed, start, end, fps,
               resolution, chunk_size]
     event = run.click(edit_video, inputs, [video, gif, params, used_seed], api_name="edit_video", **gpu_options(studio))
     stop.click(None, cancels=[event])
+
+    load.upload(
+        lambda path: load_params(path, lambda data: form_from_params(settings, data, path), len(inputs)),
+        load, [*inputs, load], api_name="load_edit_params", api_visibility="private",
+    )
     clips = sorted(ASSETS.glob("edit_*.mp4"))
     if clips:
         gr.Examples([[str(p), EXAMPLE_PROMPTS[i % len(EXAMPLE_PROMPTS)]] for i, p in enumerate(clips)], [video_in, prompt])

@@ -1,64 +1,124 @@
-"""Text-to-video tab: lays out the widgets and wires one event to Studio.text2video."""
+"""Text-to-video tab: lays out the widgets and wires one event to Studio.text2video.
+
+Width and height: each slider's maximum is what fits the server's pixel cap with the other side
+(`side_maximum`), updated as the other one moves, so the page never offers a size that
+validation refuses (1024x512 is offered; 1024x1024 is not, with the default 768x768 cap).
+"""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_FPS, MAX_GUIDANCE, MAX_MOTION, Text2VideoRequest
-from .common import gpu_options, output_column, run_buttons, run_job, seed_input, video_outputs
+from ..errors import UserError
+from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_FPS, MAX_GUIDANCE, MAX_MOTION, SIZE_MULTIPLE, Text2VideoRequest
+from .common import (
+    Number,
+    Slider,
+    chunk_slider,
+    gpu_options,
+    load_params,
+    output_column,
+    params_upload,
+    request_from_params,
+    run_buttons,
+    run_job,
+    seed_input,
+    side_bounds,
+    side_maximum,
+    steps_slider,
+    video_outputs,
+    wrong_mode_message,
+)
 
 EXAMPLES = [
     ["an astronaut riding a horse on the moon", 12, 12],
     ["a panda playing guitar on times square", 12, 0],
     ["a sailing boat on a stormy sea, oil painting", -8, 4],
 ]
+TAB = "Text to video"
+
+
+def fitted_side(settings, value, other) -> dict:
+    """A size slider's update after the other side changed: its maximum, and its value kept under it."""
+    maximum = side_maximum(settings, other)
+    try:
+        value = min(int(value), maximum)
+    except (TypeError, ValueError):
+        value = maximum
+    return gr.update(maximum=maximum, value=value)
+
+
+def form_from_params(settings, data: dict) -> list:
+    """The tab's input values (in the endpoint's order) from a parsed params.json, checked."""
+    if data.get("mode") != "text2video":
+        raise UserError(wrong_mode_message(data, TAB))
+    r = request_from_params(Text2VideoRequest, data, settings)
+    gr.Info(f"Filled the form from params.json (seed {r.seed}); press Generate to make the same video.")
+    return [r.prompt, r.negative_prompt, r.model, r.num_frames,
+            gr.update(value=r.width, maximum=side_maximum(settings, r.height)),
+            gr.update(value=r.height, maximum=side_maximum(settings, r.width)),
+            r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps]
 
 
 def build(demo: gr.Blocks, studio) -> list:
     settings = studio.settings
     limits = settings.limits
     defaults = Text2VideoRequest(prompt="")
+    low, high = side_bounds(settings)
+    side = min(max(settings.default_resolution, low), side_maximum(settings, settings.default_resolution))
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", placeholder="a horse galloping on a street", lines=2)
             model = gr.Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
             with gr.Row():
-                num_frames = gr.Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1, value=defaults.num_frames)
-                fps = gr.Slider(label="FPS", minimum=1, maximum=MAX_FPS, step=1, value=defaults.fps)
+                num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1,
+                                    value=min(defaults.num_frames, limits.max_frames))
+                fps = Slider(label="FPS", minimum=1, maximum=MAX_FPS, step=1, value=defaults.fps)
             with gr.Row():
-                motion_x = gr.Slider(label="Motion δx", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_x)
-                motion_y = gr.Slider(label="Motion δy", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_y)
+                motion_x = Slider(label="Motion δx", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_x)
+                motion_y = Slider(label="Motion δy", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_y)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
-                    width = gr.Slider(label="Width", minimum=limits.min_side, maximum=limits.max_side, step=8, value=settings.default_resolution)
-                    height = gr.Slider(label="Height", minimum=limits.min_side, maximum=limits.max_side, step=8, value=settings.default_resolution)
+                    width = Slider(label="Width", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
+                    height = Slider(label="Height", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
                 with gr.Row():
-                    steps = gr.Slider(label="Steps (DDIM)", minimum=2, maximum=limits.max_steps, step=1, value=settings.default_steps(defaults.steps))
-                    guidance = gr.Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
+                    steps = steps_slider(settings, defaults.steps, minimum=2, label="Steps (DDIM)")
+                    guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
-                    t0 = gr.Number(label="t0 (-1 = 44 of 50, scaled)", value=-1, precision=0, minimum=-1)
-                    t1 = gr.Number(label="t1 (-1 = 47 of 50, scaled)", value=-1, precision=0, minimum=-1)
+                    t0 = Number(label="t0 (-1 = 44 of 50, scaled)", value=-1, precision=0, minimum=-1, maximum=limits.max_steps)
+                    t1 = Number(label="t1 (-1 = 47 of 50, scaled)", value=-1, precision=0, minimum=-1, maximum=limits.max_steps)
                 with gr.Row():
                     seed = seed_input()
-                    chunk_size = gr.Slider(label="Chunk size (frames per pass)", minimum=2, maximum=limits.max_frames, step=1, value=defaults.chunk_size)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size)
             run, stop = run_buttons()
+            load = params_upload()
         with gr.Column():
             video, gif, params, used_seed = output_column()
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
                    motion_x, motion_y, t0, t1, seed, chunk_size, fps, progress=gr.Progress()):
-        request = Text2VideoRequest(
-            prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=int(num_frames),
-            width=int(width), height=int(height), steps=int(steps), guidance_scale=float(guidance_scale),
-            motion_x=float(motion_x), motion_y=float(motion_y), t0=int(t0), t1=int(t1), seed=int(seed),
-            chunk_size=int(chunk_size), fps=float(fps),
-        )
+        def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
+            return Text2VideoRequest(
+                prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
+                height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
+                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps,
+            )
+
         return video_outputs(run_job(demo, studio.text2video, request, progress))
 
     inputs = [prompt, negative_prompt, model, num_frames, width, height, steps, guidance, motion_x, motion_y,
               t0, t1, seed, chunk_size, fps]
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
+
+    # Each side's maximum follows the other, so that width x height always fits max_pixels.
+    width.input(lambda w, h: fitted_side(settings, h, w), [width, height], height, queue=False, api_visibility="private")
+    height.input(lambda w, h: fitted_side(settings, w, h), [width, height], width, queue=False, api_visibility="private")
+
+    load.upload(
+        lambda path: load_params(path, lambda data: form_from_params(settings, data), len(inputs)),
+        load, [*inputs, load], api_name="load_text2video_params", api_visibility="private",
+    )
     gr.Examples(EXAMPLES, [prompt, motion_x, motion_y])
     return [event]
