@@ -30,6 +30,20 @@ CONTROL_KINDS = ("pose", "edge", "depth")
 # Text-to-video engines: the zero-shot method, and two trained video models on the same worker.
 ENGINES = ("text2video-zero", "animatediff", "modelscope")
 CONTROL_ENGINES = ("text2video-zero", "animatediff")  # ModelScope has no ControlNet
+# The engines' published defaults (the paper's / AnimateDiff's docs / ModelScope's pipeline and model card).
+ENGINE_DEFAULTS = {
+    "text2video-zero": dict(steps=50, guidance_scale=7.5, side=512),
+    "animatediff": dict(steps=25, guidance_scale=7.5, side=512),
+    "modelscope": dict(steps=25, guidance_scale=9.0, side=256),
+}
+ENGINE_LABELS = {
+    "text2video-zero": "Text2Video-Zero (zero-shot, SD 1.5)",
+    "animatediff": "AnimateDiff (motion adapter on the SD 1.5 base)",
+    "modelscope": "ModelScope 1.7B (non-commercial licence)",
+}
+MODELSCOPE_NOTICE = (
+    "ModelScope's weights are licensed CC BY-NC 4.0: videos made with this engine are for non-commercial use only."
+)
 MAX_GUIDANCE = 30.0
 MAX_MOTION = 40.0
 MAX_FPS = 60.0

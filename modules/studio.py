@@ -208,6 +208,8 @@ class Studio:
     # ------------------------------------------------------------------ the modes
     def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
         request = self._validated(request)
+        if request.engine != "text2video-zero":
+            return self._trained_video_job(request)
         t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
         chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
 
@@ -238,7 +240,47 @@ class Studio:
             fps=request.fps,
             chunk_size=request.chunk_size,
             estimate_s=estimate_gpu_seconds(request.steps * chunks, request.chunk_size, request.width, request.height),
-            record={"t0": t0, "t1": t1, "model": request.model, "scheduler": "ddim"},
+            record={"t0": t0, "t1": t1, "model": request.model, "scheduler": "ddim", "engine": request.engine},
+        )
+
+    def _trained_video_job(self, request: Text2VideoRequest) -> VideoJob:
+        """AnimateDiff (a motion adapter on the tab's SD 1.5 base) or ModelScope (its own 3D UNet)."""
+        common = dict(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            num_frames=request.num_frames,
+            height=request.height,
+            width=request.width,
+            steps=request.steps,
+            guidance_scale=request.guidance_scale,
+            seed=request.seed,
+        )
+        if request.engine == "animatediff":
+            record = {"model": request.model, "motion_adapter": self.settings.motion_adapter}
+
+            def load(manager: ModelManager):
+                return manager.components(request.model, scheduler="ddim"), manager.motion_adapter()
+
+            def sample(loaded, _chunk, control: JobControl) -> np.ndarray:
+                components, adapter = loaded
+                return engine.generate_animatediff(components, adapter, on_step=control.step, **common)
+        else:
+            record = {"model": self.settings.modelscope_model, "licence": "CC BY-NC 4.0 (non-commercial use only)"}
+
+            def load(manager: ModelManager):
+                return manager.modelscope_components(scheduler="ddim")
+
+            def sample(components, _chunk, control: JobControl) -> np.ndarray:
+                return engine.generate_modelscope(components, on_step=control.step, **common)
+
+        return VideoJob(
+            mode=f"text2video-{request.engine}",
+            request=request,
+            load=load,
+            sample=sample,
+            fps=request.fps,
+            estimate_s=estimate_gpu_seconds(request.steps, request.num_frames, request.width, request.height),
+            record={**record, "engine": request.engine, "scheduler": "ddim"},
         )
 
     def _control_job(self, request: ControlVideoRequest, *, preview: bool = False) -> VideoJob:
@@ -261,15 +303,25 @@ class Studio:
             )
 
         def load(manager: ModelManager):
-            return (
+            loaded = (
                 self._detector(manager, request),
                 manager.components(request.model, scheduler="ddim"),
                 manager.controlnet(request.kind),
             )
+            return (*loaded, manager.motion_adapter()) if request.engine == "animatediff" else loaded
 
         def sample(loaded, chunk_size: int, control: JobControl):
-            detector, components, controlnet = loaded
+            detector, components, controlnet, *adapter = loaded
             maps = self._control_maps(detector, request, frames, control)
+            if adapter:  # AnimateDiff: the same ControlNet and maps under a trained motion prior
+                height, width = maps.shape[1:3]
+                video = engine.generate_animatediff(
+                    components, adapter[0], prompt=request.prompt, negative_prompt=request.negative_prompt,
+                    num_frames=len(maps), height=height, width=width, steps=request.steps,
+                    guidance_scale=request.guidance_scale, seed=request.seed, on_step=control.step,
+                    controlnet=controlnet, control=maps, conditioning_scale=request.conditioning_scale,
+                )
+                return video, maps
             video = engine.generate_control_video(
                 components,
                 controlnet,
@@ -292,10 +344,11 @@ class Studio:
             load=load,
             sample=sample,
             fps=fps,
-            chunk_size=request.chunk_size,
+            chunk_size=request.chunk_size if request.engine == "text2video-zero" else None,
             estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
             clip=clip,
-            record={"model": request.model, "controlnet": self.settings.controlnets[request.kind], "scheduler": "ddim"},
+            record={"model": request.model, "controlnet": self.settings.controlnets[request.kind], "scheduler": "ddim",
+                    "engine": request.engine},
         )
 
     def _edit_job(self, request: EditVideoRequest) -> VideoJob:

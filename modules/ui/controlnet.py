@@ -7,7 +7,15 @@ from pathlib import Path
 import gradio as gr
 
 from ..errors import UserError
-from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_CANNY, MAX_CONDITIONING, MAX_GUIDANCE, ControlVideoRequest
+from ..request_types import (
+    CONTROL_ENGINES,
+    DEFAULT_NEGATIVE_PROMPT,
+    ENGINE_LABELS,
+    MAX_CANNY,
+    MAX_CONDITIONING,
+    MAX_GUIDANCE,
+    ControlVideoRequest,
+)
 from .common import (
     VIDEO_TYPES,
     KIND_TABS,
@@ -80,7 +88,7 @@ def form_from_params(settings, kind: str, data: dict, path: str) -> list:
     generating = [keep] * 3 if is_preview else [r.prompt, r.negative_prompt, r.model]
     tuning = [keep] * 5 if is_preview else [r.steps, r.guidance_scale, r.conditioning_scale, r.seed, r.chunk_size]
     return [keep, *generating, w.start, w.end, w.fps, w.resolution, *tuning,
-            *(getattr(r, name) for name in OPTION_NAMES[kind])]
+            *(getattr(r, name) for name in OPTION_NAMES[kind]), keep if is_preview else r.engine]
 
 
 def build(demo: gr.Blocks, studio, kind: str) -> list:
@@ -91,6 +99,8 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
         with gr.Column():
             video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
             prompt = gr.Textbox(label="Prompt", lines=2)
+            engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in CONTROL_ENGINES],
+                                 value=CONTROL_ENGINES[0])
             model = gr.Dropdown(
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
@@ -122,7 +132,8 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             window=window(values["start"], values["end"], values["fps"], values["resolution"]),
             **{name: values[name] for name in OPTION_NAMES[kind]},
         )
-        for name in ("negative_prompt", "model", "steps", "guidance_scale", "conditioning_scale", "seed", "chunk_size"):
+        for name in ("negative_prompt", "model", "steps", "guidance_scale", "conditioning_scale", "seed", "chunk_size",
+                     "engine"):
             if name in values:
                 fields[name] = values[name]
         return ControlVideoRequest(**fields)
@@ -136,15 +147,17 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
 
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                   conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
+                   conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, engine="text2video-zero",
+                   progress=gr.Progress()):
         return generate(dict(locals()))
 
     def edge2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                   conditioning_scale, seed, chunk_size, canny_low, canny_high, progress=gr.Progress()):
+                   conditioning_scale, seed, chunk_size, canny_low, canny_high, engine="text2video-zero",
+                   progress=gr.Progress()):
         return generate(dict(locals()))
 
     def depth2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                    conditioning_scale, seed, chunk_size, progress=gr.Progress()):
+                    conditioning_scale, seed, chunk_size, engine="text2video-zero", progress=gr.Progress()):
         return generate(dict(locals()))
 
     def pose_preview(video, start, end, fps, resolution, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
@@ -160,7 +173,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     preview_fn = {"pose": pose_preview, "edge": edge_preview, "depth": depth_preview}[kind]
 
     inputs = [video_in, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance, scale, seed,
-              chunk_size, *options]
+              chunk_size, *options, engine]
     event = run.click(generate_fn, inputs, [video, gif, params, used_seed, control_video], api_name=f"{kind}2video", **gpu_options(studio))
     preview_event = preview.click(
         preview_fn, [video_in, start, end, fps, resolution, *options], control_video,

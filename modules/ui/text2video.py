@@ -10,7 +10,18 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import UserError
-from ..request_types import DEFAULT_NEGATIVE_PROMPT, MAX_FPS, MAX_GUIDANCE, MAX_MOTION, SIZE_MULTIPLE, Text2VideoRequest
+from ..request_types import (
+    DEFAULT_NEGATIVE_PROMPT,
+    ENGINE_DEFAULTS,
+    ENGINE_LABELS,
+    ENGINES,
+    MAX_FPS,
+    MAX_GUIDANCE,
+    MAX_MOTION,
+    MODELSCOPE_NOTICE,
+    SIZE_MULTIPLE,
+    Text2VideoRequest,
+)
 from .common import (
     Number,
     Slider,
@@ -57,7 +68,27 @@ def form_from_params(settings, data: dict) -> list:
     return [r.prompt, r.negative_prompt, r.model, r.num_frames,
             gr.update(value=r.width, maximum=side_maximum(settings, r.height)),
             gr.update(value=r.height, maximum=side_maximum(settings, r.width)),
-            r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps]
+            r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps, r.engine]
+
+
+def engine_form(settings, engine: str) -> list:
+    """Updates when the engine changes: only its own parameters shown, its published defaults set.
+
+    In order: model, motion x, motion y, t0, t1, chunk size, steps, guidance, width, height, notice.
+    """
+    defaults = ENGINE_DEFAULTS.get(engine, ENGINE_DEFAULTS["text2video-zero"])
+    zero_shot, on_base = engine == "text2video-zero", engine != "modelscope"
+    side = min(settings.default_resolution, defaults["side"]) if settings.preset == "tiny" else defaults["side"]
+    side = min(side, side_maximum(settings, side))
+    return [
+        gr.update(visible=on_base),
+        *(gr.update(visible=zero_shot) for _ in range(5)),
+        gr.update(value=settings.default_steps(defaults["steps"])),
+        gr.update(value=defaults["guidance_scale"]),
+        gr.update(value=side),
+        gr.update(value=side),
+        gr.update(visible=engine == "modelscope"),
+    ]
 
 
 def build(demo: gr.Blocks, studio) -> list:
@@ -68,7 +99,12 @@ def build(demo: gr.Blocks, studio) -> list:
     side = min(max(settings.default_resolution, low), side_maximum(settings, settings.default_resolution))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", placeholder="a horse galloping on a street", lines=2)
+            prompt = gr.Textbox(
+                label="Prompt (or a storyboard for AnimateDiff: one '<frame>: <prompt>' line per key frame)",
+                placeholder="a horse galloping on a street", lines=2,
+            )
+            engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in ENGINES], value=ENGINES[0])
+            notice = gr.Markdown(MODELSCOPE_NOTICE, visible=False)
             model = gr.Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
             with gr.Row():
                 num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1,
@@ -97,20 +133,23 @@ def build(demo: gr.Blocks, studio) -> list:
             video, gif, params, used_seed = output_column()
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
-                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, progress=gr.Progress()):
+                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine="text2video-zero", progress=gr.Progress()):
         def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
             return Text2VideoRequest(
                 prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
                 height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
-                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps,
+                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine,
             )
 
         return video_outputs(run_job(demo, studio.text2video, request, progress))
 
     inputs = [prompt, negative_prompt, model, num_frames, width, height, steps, guidance, motion_x, motion_y,
-              t0, t1, seed, chunk_size, fps]
+              t0, t1, seed, chunk_size, fps, engine]
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
+    engine.change(lambda name: engine_form(settings, name), engine,
+                  [model, motion_x, motion_y, t0, t1, chunk_size, steps, guidance, width, height, notice],
+                  queue=False, api_visibility="private")
 
     # Each side's maximum follows the other, so that width x height always fits max_pixels.
     width.input(lambda w, h: fitted_side(settings, h, w), [width, height], height, queue=False, api_visibility="private")

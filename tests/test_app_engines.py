@@ -1,0 +1,56 @@
+"""The trained engines beside the zero-shot one, through gradio_client on the tiny preset."""
+
+import json
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from modules import video_io
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def video_path(value) -> str:
+    return value["video"] if isinstance(value, dict) else value
+
+
+def text2video(client, **overrides):
+    args = dict(prompt="a horse galloping", negative_prompt="", model="dreamlike-art/dreamlike-photoreal-2.0",
+                num_frames=4, width=64, height=64, steps=2, guidance_scale=7.5, motion_x=12, motion_y=12, t0=-1,
+                t1=-1, seed=5, chunk_size=8, fps=4)
+    args.update(overrides)
+    return client.predict(**args, api_name="/text2video")
+
+
+@pytest.mark.parametrize("engine", ["animatediff", "modelscope"])
+def test_trained_engines_make_a_video(client_factory, engine):
+    video, gif, params, seed = text2video(client_factory(), engine=engine)
+    frames, fps = video_io.read_video(video_path(video))
+    assert frames.shape == (4, 64, 64, 3) and fps == pytest.approx(4, abs=0.01)
+    record = json.load(open(params))
+    assert record["engine"] == engine and record["mode"] == f"text2video-{engine}" and seed == 5
+    if engine == "modelscope":
+        assert "non-commercial" in record["licence"]
+
+
+def test_animatediff_storyboard_over_many_frames(client_factory):
+    video, *_ = text2video(client_factory(), engine="animatediff", num_frames=24,
+                           prompt="0: a cat sleeping\n8: the cat wakes up\n16: the cat runs")
+    assert video_io.read_video(video_path(video))[0].shape[0] == 24
+
+
+def test_modelscope_refuses_a_storyboard(client_factory):
+    with pytest.raises(AppError, match="ModelScope takes one prompt"):
+        text2video(client_factory(), engine="modelscope", prompt="0: a\n2: b")
+
+
+def test_animatediff_follows_the_edge_maps(client_factory):
+    video, gif, params, seed, control = client_factory().predict(
+        handle_file(str(ASSETS / "edge_box.mp4")), "a robot", "", "dreamlike-art/dreamlike-photoreal-2.0",
+        0, 1, 4, 64, 2, 9.0, 1.0, 3, 8, 100, 200, "animatediff", api_name="/edge2video",
+    )
+    frames, _ = video_io.read_video(video_path(video))
+    assert frames.shape == video_io.read_video(video_path(control))[0].shape
+    assert json.load(open(params))["engine"] == "animatediff"
