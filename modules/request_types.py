@@ -442,6 +442,61 @@ class EditVideoRequest:
         return replace(self, **values)
 
 
+@dataclass(frozen=True)
+class CompareRequest:
+    """One prompt and one seed through several text-to-video engines, each at its published defaults."""
+
+    prompt: str
+    engines: tuple[str, ...] = ENGINES
+    negative_prompt: str = ""
+    model: str = ""  # the SD 1.5 base of the zero-shot and AnimateDiff engines
+    num_frames: int = 8
+    width: int = 512
+    height: int = 512
+    steps: int = 0  # 0 = each engine's own default
+    seed: int = -1
+    fps: float = 4.0
+
+    def validate(self, settings: Settings) -> "CompareRequest":
+        engines = self.engines
+        if isinstance(engines, str):
+            engines = [e.strip() for e in engines.split(",")]
+        _check(isinstance(engines, (list, tuple)) and len(engines) > 0,
+               f"Pick at least one engine to compare: {', '.join(ENGINES)}.")
+        chosen = tuple(dict.fromkeys(_choice(e, "Engine", ENGINES) for e in engines))
+        limits = settings.limits
+        cls = type(self)
+        values = dict(
+            prompt=_check_prompt(self.prompt),
+            engines=chosen,
+            negative_prompt=_text(self.negative_prompt, "The negative prompt"),
+            model=_choice(self.model, "Model", settings.base_models, default=settings.default_base_model,
+                          what=" here"),
+            num_frames=_number(self.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
+            width=_number(self.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
+                          whole=True, hint=" pixels"),
+            height=_number(self.height, "Height", limits.min_side, limits.max_side,
+                           default=_default(cls, "height"), whole=True, hint=" pixels"),
+            steps=_number(self.steps, "Steps", 0, limits.max_steps, default=0, whole=True,
+                          hint=" (0 = each engine's default)"),
+            seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
+            fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
+        )
+        _check(values["steps"] != 1, "Steps must be 0 (each engine's default) or at least 2; got 1.")
+        _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
+        check_size(values["width"], values["height"], settings)
+        return replace(self, **values)
+
+    def for_engine(self, engine: str, settings: Settings) -> Text2VideoRequest:
+        """The text-to-video request one engine runs: shared prompt, size, seed; the engine's own steps/guidance."""
+        defaults = ENGINE_DEFAULTS[engine]
+        return Text2VideoRequest(
+            prompt=self.prompt, negative_prompt=self.negative_prompt, model=self.model, num_frames=self.num_frames,
+            width=self.width, height=self.height, steps=self.steps or settings.default_steps(defaults["steps"]),
+            guidance_scale=defaults["guidance_scale"], seed=self.seed, fps=self.fps, engine=engine,
+        )
+
+
 def request_to_dict(request) -> dict:
     return asdict(request)
 

@@ -20,6 +20,7 @@ meant for them; any other failure becomes one (logged with its traceback, see
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -29,9 +30,11 @@ import numpy as np
 
 from . import engine, video_io
 from .engine import chunk_frame_ids, resolve_t0_t1
+from .compare import side_by_side
 from .errors import UserError, unexpected
 from .outputs import Outputs, write_params
 from .request_types import (
+    CompareRequest,
     MAX_SEED,
     ControlVideoRequest,
     EditVideoRequest,
@@ -87,6 +90,13 @@ class VideoJob:
     record: dict = field(default_factory=dict)  # more params.json fields
 
 
+@dataclass
+class CompareResult:
+    video: str  # the engines side by side, labelled with their seconds
+    seed: int
+    engines: dict  # engine -> {"video", "params", "seconds"}
+
+
 def resolve_seed(seed: int) -> int:
     return random.SystemRandom().randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed)
 
@@ -129,6 +139,35 @@ class Studio:
 
     def edit_video(self, request: EditVideoRequest, control: JobControl | None = None) -> VideoResult:
         return self._run(lambda: self._edit_job(request), control)
+
+    def compare(self, request: CompareRequest, control: JobControl | None = None) -> CompareResult:
+        """One prompt and seed through each engine, one worker job each, then one labelled side-by-side mp4."""
+        control = control or JobControl()
+        with user_errors("comparing the engines"):
+            request = request.validate(self.settings)
+            request = replace(request, seed=resolve_seed(request.seed))
+            runs: dict[str, tuple[VideoResult, float]] = {}
+            count = len(request.engines)
+            for index, name in enumerate(request.engines):
+                def report(fraction: float, text: str, index=index, name=name) -> None:
+                    control.report((index + fraction) / count, f"{name} ({index + 1}/{count}): {text}")
+
+                engine_control = JobControl(should_stop=control.should_stop, progress=report,
+                                            cancel_event=control.cancel_event)
+                started = time.monotonic()
+                result = self.text2video(request.for_engine(name, self.settings), engine_control)
+                runs[name] = (result, time.monotonic() - started)
+            clips = [video_io.read_video(result.video) for result, _ in runs.values()]
+            frames = side_by_side([clip.frames for clip in clips],
+                                  [f"{name} · {seconds:.1f} s" for name, (_, seconds) in runs.items()],
+                                  [request.fps] * len(clips))
+            folder = self.outputs.new_folder("compare")
+            video = video_io.write_mp4(frames, folder / "compare.mp4", request.fps)
+            summary = {name: {"video": result.video, "params": result.params, "seconds": round(seconds, 2)}
+                       for name, (result, seconds) in runs.items()}
+            write_params(folder, {"mode": "compare", "request": asdict(request), "seed": request.seed,
+                                  "engines": summary, "preset": self.settings.preset})
+            return CompareResult(video=str(video), seed=request.seed, engines=summary)
 
     # ------------------------------------------------------------------ the generic job
     def _run(self, make_job: Callable[[], VideoJob], control: JobControl | None) -> VideoResult:

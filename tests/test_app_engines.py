@@ -54,3 +54,23 @@ def test_animatediff_follows_the_edge_maps(client_factory):
     frames, _ = video_io.read_video(video_path(video))
     assert frames.shape == video_io.read_video(video_path(control))[0].shape
     assert json.load(open(params))["engine"] == "animatediff"
+
+
+def test_compare_runs_each_engine_and_returns_them_side_by_side(client_factory):
+    client = client_factory()
+    video, videos, seconds, seed = client.predict(
+        "a lighthouse in a storm", ["text2video-zero", "animatediff", "modelscope"], "",
+        "dreamlike-art/dreamlike-photoreal-2.0", 3, 64, 64, 2, 11, 4, api_name="/compare",
+    )
+    frames, _ = video_io.read_video(video_path(video))
+    assert frames.shape[0] == 3 and frames.shape[2] > 3 * 64  # three 64-wide clips and gaps
+    assert len(videos) == 3 and set(seconds) == {"text2video-zero", "animatediff", "modelscope"}
+    assert all(value > 0 for value in seconds.values()) and seed == 11
+    for path in videos:
+        assert video_io.read_video(path if isinstance(path, str) else path["path"])[0].shape == (3, 64, 64, 3)
+
+
+def test_compare_needs_an_engine(client_factory):
+    with pytest.raises(AppError, match="at least one engine"):
+        client_factory().predict("a", [], "", "dreamlike-art/dreamlike-photoreal-2.0", 3, 64, 64, 2, 11, 4,
+                                 api_name="/compare")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..request_types import CONTROL_KINDS
-from . import controlnet, edit, text2video
+from . import compare, controlnet, edit, text2video
 from .common import status_line
 from .queue import refuse_when_full
 
@@ -44,6 +44,8 @@ def build_demo(studio) -> gr.Blocks:
                     gpu_events += controlnet.build(demo, studio, kind)
             with gr.Tab("Video editing", id="edit"):
                 gpu_events += edit.build(demo, studio)
+            with gr.Tab("Compare engines", id="compare"):
+                gpu_events += compare.build(demo, studio)
         demo.load(lambda: status_line(studio), None, status, api_visibility="private")
         for event in gpu_events:  # what is loaded changes with every job
             event.then(lambda: status_line(studio), None, status, api_visibility="private")
