@@ -251,11 +251,14 @@ class Studio:
             return self._trained_video_job(request)
         t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
         chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
+        prompt = engine.parse_storyboard(request.prompt)  # text, or {frame: text} key frames
+        first_frame = video_io.read_image(request.image, request.width, request.height) if request.image else None
 
         def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
             return engine.generate_text2video(
                 components,
-                prompt=request.prompt,
+                prompt=prompt,
+                first_frame=first_frame,
                 negative_prompt=request.negative_prompt,
                 num_frames=request.num_frames,
                 height=request.height,

@@ -698,3 +698,26 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
     except OSError as error:
         raise VideoError(f"Could not write the GIF '{path.name}': {error.strerror or error}.") from error
     return os.fspath(path)
+
+
+def read_image(path: str | os.PathLike, width: int, height: int) -> np.ndarray:
+    """An uploaded picture as uint8 (height, width, 3) RGB, cropped to the aspect then resized.
+
+    Centre-cropped rather than stretched, so a photo of another shape keeps its proportions.
+    """
+    path = Path(path)
+    try:
+        image = np.asarray(iio.imread(path, index=0))
+    except Exception as error:  # imageio raises many kinds for a file it can't read
+        raise VideoError(f"Could not read the first-frame image {path.name}: upload a PNG, JPEG or WebP picture.") from error
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    image = to_rgb(image)
+    h, w = image.shape[:2]
+    scale = min(w / width, h / height)
+    crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    image = image[top : top + crop_h, left : left + crop_w]
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)

@@ -160,7 +160,7 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     assert edit.form_from_params(settings, edit_data, path)[6] == "ddim"
 
     def load(data, fill):
-        count = 16
+        count = 17
         return load_params(_params_file(tmp_path, data, "upload.json"), fill, count)
 
     t2v_fill = lambda data: text2video.form_from_params(settings, data)  # noqa: E731
@@ -178,4 +178,4 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     ]:
         with pytest.warns(UserWarning, match=re.escape(message)):  # gr.Warning outside an event: a warning
             result = load(data, t2v_fill)
-        assert result == [{"__type__": "update"}] * 16 + [None]  # the form is left as it was
+        assert result == [{"__type__": "update"}] * 17 + [None]  # the form is left as it was

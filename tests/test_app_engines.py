@@ -74,3 +74,17 @@ def test_compare_needs_an_engine(client_factory):
     with pytest.raises(AppError, match="at least one engine"):
         client_factory().predict("a", [], "", "dreamlike-art/dreamlike-photoreal-2.0", 3, 64, 64, 2, 11, 4,
                                  api_name="/compare")
+
+
+def test_zero_shot_storyboard_and_first_frame_image(client_factory, tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    picture = tmp_path / "first.png"
+    iio.imwrite(picture, np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    client = client_factory()
+    video, _, params, _ = text2video(client, prompt="0: a cat sleeping\n3: a cat running", image=handle_file(str(picture)))
+    assert video_io.read_video(video_path(video))[0].shape == (4, 64, 64, 3)
+    assert json.load(open(params))["request"]["image"]
+    with pytest.raises(AppError, match="Only the Text2Video-Zero engine starts from an image"):
+        text2video(client, engine="animatediff", image=handle_file(str(picture)))

@@ -140,3 +140,32 @@ def test_window_note_is_shown_on_the_page(page):
     tab.get_by_role("button", name="Preview control").click()
     page.get_by_text(re.compile(r"to stay within this server's 589,824 pixels per frame")).first.wait_for(
         timeout=JOB_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("engine, label", [("animatediff", "AnimateDiff"), ("modelscope", "ModelScope")])
+def test_each_engine_makes_a_video_in_the_page(page, engine, label):
+    tab = panel(page, "Text to video")
+    tab.get_by_label("Engine").click()
+    page.get_by_role("option", name=re.compile(label)).click()
+    motion = tab.get_by_label("number input for Motion δx")
+    motion.wait_for(state="hidden")  # zero-shot only: hidden for the trained engines
+    if engine == "modelscope":
+        tab.get_by_text("non-commercial use only").first.wait_for()
+    tab.get_by_label("Prompt").first.fill("a red balloon over a city")
+    tab.get_by_label("number input for Frames").fill("3")
+    tab.get_by_label("number input for Frames").press("Enter")
+    tab.get_by_role("button", name="Generate").click()
+    video = tab.locator("video").first
+    video.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert re.search(r"video\.mp4", video.get_attribute("src") or "")
+
+
+def test_compare_tab_returns_the_side_by_side_video(page):
+    tab = panel(page, "Compare engines")
+    tab.get_by_label("Prompt").fill("a lighthouse")
+    tab.get_by_label("number input for Frames").fill("2")
+    tab.get_by_label("number input for Frames").press("Enter")
+    tab.get_by_role("button", name="Compare").click()
+    video = tab.locator("video").first
+    video.wait_for(timeout=3 * JOB_TIMEOUT_MS)
+    assert re.search(r"compare\.mp4", video.get_attribute("src") or "")

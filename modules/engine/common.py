@@ -11,11 +11,13 @@ import numpy as np
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     ControlNetModel,
     DDIMScheduler,
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
     UNet2DConditionModel,
 )
 from diffusers.utils.torch_utils import randn_tensor
@@ -26,6 +28,10 @@ SCHEDULERS = {  # one class per name in schedule.SCHEDULER_NAMES
     "euler_ancestral": EulerAncestralDiscreteScheduler,
     "euler": EulerDiscreteScheduler,
     "dpm++_2m": DPMSolverMultistepScheduler,
+    # Latent Consistency sampling, for a UNet with the LCM-LoRA active (fast mode, 2-8 steps):
+    # each step predicts the clean latent and re-noises it to the next timestep with the frame's
+    # own noise (`step_kwargs` passes the per-frame generators).
+    "lcm": LCMScheduler,
 }
 
 # on_step(done, total, phase) after every UNet call; it may raise to stop the generation.
@@ -45,6 +51,9 @@ class Components:
     # Where the generation runs. With CPU offload the models wait on the CPU and move in when
     # they run, so their own `.device` is not where tensors must go.
     execution_device: torch.device | None = None
+    # A fast decoder (diffusers' AutoencoderTiny, i.e. TAESD) that `decode_latents` uses instead
+    # of the VAE when set. The VAE still encodes (Instruct-Pix2Pix) and sets the latent scale.
+    decoder: AutoencoderTiny | None = None
 
     @property
     def device(self) -> torch.device:
@@ -142,18 +151,23 @@ def noise(shape, generators: Sequence[torch.Generator], c: Components) -> torch.
 def decode_latents(c: Components, latents: torch.Tensor) -> np.ndarray:
     """Frames (F, H, W, 3) float32 in [0, 1], decoded a few at a time to bound peak memory.
 
-    Half-precision VAEs can overflow to NaN (black frames); such a slice is decoded again in
+    `c.decoder` (TAESD) decodes when set, else the VAE. Both take the UNet's latents divided by
+    their config's `scaling_factor`: SD's VAE has 0.18215 (its decoder wants unscaled latents),
+    AutoencoderTiny has 1.0 because TAESD was trained on SD's scaled latents directly (as
+    diffusers' pipelines do with `vae=AutoencoderTiny`). Both return [-1, 1] images.
+    Half-precision decoders can overflow to NaN (black frames); such a slice is decoded again in
     float32.
     """
-    vae = c.vae
+    decoder = c.decoder if c.decoder is not None else c.vae
     frames = []
     for start in range(0, latents.shape[0], max(1, c.vae_decode_batch)):
-        part = latents[start : start + c.vae_decode_batch].to(vae.dtype) / vae.config.scaling_factor
+        part = latents[start : start + c.vae_decode_batch].to(decoder.dtype) / decoder.config.scaling_factor
         with torch.no_grad():
-            image = vae.decode(part, return_dict=False)[0]
-            if vae.dtype != torch.float32 and not torch.isfinite(image).all():
-                image = vae.float().decode(part.float(), return_dict=False)[0]
-                vae.to(c.dtype)
+            image = decoder.decode(part, return_dict=False)[0]
+            if decoder.dtype != torch.float32 and not torch.isfinite(image).all():
+                dtype = c.dtype if decoder is c.vae else decoder.dtype
+                image = decoder.float().decode(part.float(), return_dict=False)[0]
+                decoder.to(dtype)
         image = (image / 2 + 0.5).clamp(0, 1)
         frames.append(image.float().permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(frames)
@@ -209,13 +223,17 @@ def denoise(
 ) -> torch.Tensor:
     """Classifier-free-guided steps over `timesteps` for a batch of frames.
 
-    `embeds` is (groups, tokens, dim): [negative, positive] with guidance, [positive] without.
+    `embeds` is (groups, tokens, dim): [negative, positive] with guidance, [positive] without;
+    or (groups, frames, tokens, dim) with one embedding per frame (a storyboard).
     `control` (frames, 3, H, W) in [0, 1] conditions the UNet through `controlnet`.
     `generators` holds one noise stream per frame (see `frame_generator`), for stochastic steps.
     """
     groups = embeds.shape[0]
     frames = latents.shape[0]
-    frame_embeds = embeds.repeat_interleave(frames, dim=0)
+    if embeds.dim() == 4:  # per frame, group-major as the model input is
+        frame_embeds = embeds.reshape(groups * frames, *embeds.shape[2:])
+    else:
+        frame_embeds = embeds.repeat_interleave(frames, dim=0)
     if control is not None:
         control = torch.cat([control] * groups)
     if len(generators) != frames:
@@ -242,6 +260,24 @@ def denoise(
         latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
         count_step()
     return latents
+
+
+def storyboard_embeds(
+    c: Components, board: dict[int, str], negative_prompt: str, guidance_scale: float, frame_ids: Sequence[int]
+) -> torch.Tensor:
+    """(groups, frames, tokens, dim): each frame's text embedding, linear between key frames' prompts.
+
+    Each key prompt is encoded once; the negative prompt is shared by every frame.
+    """
+    from .storyboard import key_frame_weights
+
+    keys = sorted(board)
+    encoded = {k: guidance_embeds(c, board[k], negative_prompt, guidance_scale) for k in keys}
+    per_frame = []
+    for frame in frame_ids:
+        before, after, weight = key_frame_weights(keys, frame)
+        per_frame.append(torch.lerp(encoded[before], encoded[after], weight))
+    return torch.stack(per_frame, dim=1)
 
 
 def guidance_embeds(c: Components, prompt: str, negative_prompt: str, guidance_scale: float) -> torch.Tensor:

@@ -289,7 +289,8 @@ def status_line(studio) -> str:
     manager = studio.manager
     resident = manager.resident()
     loaded = ", ".join(f"{k}: {', '.join(v)}" for k, v in resident.items() if v) or "nothing yet (loads on first use)"
+    loading = f" · loading **{manager.loading}** now" if manager.loading else ""  # never waits for the load
     return (
         f"Preset **{studio.settings.preset}** · device **{manager.device}** ({str(manager.dtype).replace('torch.', '')})"
-        f" · workers {len(studio.pool)} · loaded: {loaded}"
+        f" · workers {len(studio.pool)} · loaded: {loaded}{loading}"
     )

@@ -68,13 +68,14 @@ def form_from_params(settings, data: dict) -> list:
     return [r.prompt, r.negative_prompt, r.model, r.num_frames,
             gr.update(value=r.width, maximum=side_maximum(settings, r.height)),
             gr.update(value=r.height, maximum=side_maximum(settings, r.width)),
-            r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps, r.engine]
+            r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps, r.engine,
+            gr.skip()]  # the first-frame image is not in params.json's folder: upload it again
 
 
 def engine_form(settings, engine: str) -> list:
     """Updates when the engine changes: only its own parameters shown, its published defaults set.
 
-    In order: model, motion x, motion y, t0, t1, chunk size, steps, guidance, width, height, notice.
+    In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height, notice.
     """
     defaults = ENGINE_DEFAULTS.get(engine, ENGINE_DEFAULTS["text2video-zero"])
     zero_shot, on_base = engine == "text2video-zero", engine != "modelscope"
@@ -82,7 +83,7 @@ def engine_form(settings, engine: str) -> list:
     side = min(side, side_maximum(settings, side))
     return [
         gr.update(visible=on_base),
-        *(gr.update(visible=zero_shot) for _ in range(5)),
+        *(gr.update(visible=zero_shot) for _ in range(6)),
         gr.update(value=settings.default_steps(defaults["steps"])),
         gr.update(value=defaults["guidance_scale"]),
         gr.update(value=side),
@@ -100,11 +101,13 @@ def build(demo: gr.Blocks, studio) -> list:
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(
-                label="Prompt (or a storyboard for AnimateDiff: one '<frame>: <prompt>' line per key frame)",
+                label="Prompt (or a storyboard: one '<frame>: <prompt>' line per key frame, from 0)",
                 placeholder="a horse galloping on a street", lines=2,
             )
             engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in ENGINES], value=ENGINES[0])
             notice = gr.Markdown(MODELSCOPE_NOTICE, visible=False)
+            first_frame = gr.Image(label="First frame (optional): the clip starts from this picture; a lower t1 keeps more of it",
+                                   type="filepath", sources=["upload"], height=160)
             model = gr.Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
             with gr.Row():
                 num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1,
@@ -133,22 +136,23 @@ def build(demo: gr.Blocks, studio) -> list:
             video, gif, params, used_seed = output_column()
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
-                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine="text2video-zero", progress=gr.Progress()):
+                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine="text2video-zero", image=None,
+                   progress=gr.Progress()):
         def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
             return Text2VideoRequest(
                 prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
                 height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
-                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine,
+                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine, image=image,
             )
 
         return video_outputs(run_job(demo, studio.text2video, request, progress))
 
     inputs = [prompt, negative_prompt, model, num_frames, width, height, steps, guidance, motion_x, motion_y,
-              t0, t1, seed, chunk_size, fps, engine]
+              t0, t1, seed, chunk_size, fps, engine, first_frame]
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
     engine.change(lambda name: engine_form(settings, name), engine,
-                  [model, motion_x, motion_y, t0, t1, chunk_size, steps, guidance, width, height, notice],
+                  [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice],
                   queue=False, api_visibility="private")
 
     # Each side's maximum follows the other, so that width x height always fits max_pixels.
