@@ -49,6 +49,8 @@ class ModelManager:
         self._edit: dict[str, Part] = {}
         self._video: dict[str, Part] = {}  # ModelScope's parts (a model of its own, evictable)
         self._adapters: OrderedDict[str, Part] = OrderedDict()  # AnimateDiff motion adapters
+        self._fast: dict[str, Part] = {}  # fast mode: the tiny decoder (TAESD)
+        self._lora: dict | None = None  # the LCM-LoRA's state dict, attached to UNets on demand
         self._controlnets: OrderedDict[str, Part] = OrderedDict()
         self._annotators: OrderedDict[str, object] = OrderedDict()
         self._usage: dict[str, float] = {}  # extra's name -> last use, for LRU eviction
@@ -108,6 +110,30 @@ class ModelManager:
                 self._trim(self._adapters, 1)
                 self.enforce_budget(keep={id(part.module)})
             return self._adapters[repo].module
+
+    def lcm_lora(self, unet) -> None:
+        """Attach the LCM-LoRA to `unet` (inactive until `engine.lora_active`); read once, kept attached."""
+        from .engine.fast import LCM_LORA_FILE, LCM_LORA_REPO, attach_lora
+
+        with self._guard:
+            if self._lora is None:
+                with self._loading(LCM_LORA_REPO):
+                    self._lora = self.source.lora(LCM_LORA_REPO, LCM_LORA_FILE, unet=unet, report=self._report)
+                self.loads["lora"] += 1
+            attach_lora(unet, self._lora)
+
+    def tiny_decoder(self):
+        """TAESD (AutoencoderTiny): fast decoding of SD latents, loaded on first use."""
+        from .engine.fast import TAESD_REPO
+
+        with self._guard:
+            if "taesd" not in self._fast:
+                with self._loading(TAESD_REPO):
+                    part = self.source.tiny_decoder(TAESD_REPO, reuse=self._shared, report=self._report)
+                part.module = self.residency.adopt(part.module, stage="vae")
+                self.loads["taesd"] += 1
+                self._fast["taesd"] = part
+            return self._fast["taesd"].module
 
     def controlnet(self, kind: str):
         """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
@@ -276,7 +302,7 @@ class ModelManager:
         return min(candidates)[1] if candidates else None
 
     def _all_modules(self):
-        for parts in (self._base, self._edit, self._video, self._adapters):
+        for parts in (self._base, self._edit, self._video, self._adapters, self._fast):
             for part in parts.values():
                 if isinstance(part.module, torch.nn.Module):
                     yield part.module

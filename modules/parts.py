@@ -83,6 +83,16 @@ class TinySource:
 
         return Part(f"tiny:{repo}", tiny.build_motion_adapter(seed=tiny_seed(repo)))
 
+    def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
+        from . import tiny
+
+        return tiny.build_lcm_lora(unet, seed=tiny_seed(repo))
+
+    def tiny_decoder(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        from . import tiny
+
+        return Part(f"tiny:{repo}", tiny.build_taesd(seed=tiny_seed(repo)))
+
     def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> str:
         from .annotators import RANDOM_SOURCE
 
@@ -124,6 +134,19 @@ class HubSource:
 
     def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
         return self._part(hub.list_files(repo), "", "motion_adapter", reuse, report)
+
+    def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
+        """A LoRA's state dict (one safetensors file of the repo)."""
+        from safetensors.torch import load_file
+
+        listing = hub.list_files(repo)
+        if filename not in listing.sizes:
+            raise ModelLoadError(f"{repo} has no {filename}.")
+        root = hub.fetch(listing, [filename], label=f"{repo} (LoRA)", report=report)
+        return load_file(str(root / filename))
+
+    def tiny_decoder(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        return self._part(hub.list_files(repo), "", "taesd", reuse, report)
 
     def annotator_source(self, repo: str, kind: str, report: Report | None = None) -> Path:
         from .annotators import ANNOTATOR_FILES
@@ -190,6 +213,7 @@ class HubSource:
 def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
     from diffusers import (
         AutoencoderKL,
+        AutoencoderTiny,
         ControlNetModel,
         DDIMScheduler,
         MotionAdapter,
@@ -209,6 +233,7 @@ def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | 
         "unet3d": UNet3DConditionModel,
         "controlnet": ControlNetModel,
         "motion_adapter": MotionAdapter,
+        "taesd": AutoencoderTiny,
     }[role]
     return cls.from_pretrained(
         path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ from .worker import Cancelled, JobControl, WorkerPool
 if TYPE_CHECKING:
     from .models import ModelManager
 
+FAST_MAX_GUIDANCE = 2.0  # LCM-LoRA's card: guidance 1 (off) to 2; above that frames over-saturate
 # Seconds of GPU per UNet call per 512x512 frame on a ZeroGPU slice, and fixed overhead.
 GPU_SECONDS_PER_FRAME_STEP = 0.05
 GPU_OVERHEAD_S = 20.0
@@ -88,6 +89,7 @@ class VideoJob:
     chunk_size: int | None = None  # None: one pass, no smaller-chunk retry
     clip: video_io.VideoClip | None = None  # the uploaded clip as read
     record: dict = field(default_factory=dict)  # more params.json fields
+    notes: list[str] = field(default_factory=list)  # what the server changed, for the page and params.json
 
 
 @dataclass
@@ -95,6 +97,44 @@ class CompareResult:
     video: str  # the engines side by side, labelled with their seconds
     seed: int
     engines: dict  # engine -> {"video", "params", "seconds"}
+
+
+def fast_settings(request, tab: str):
+    """Fast mode's steps, guidance and scheduler: the request's where they suit LCM-LoRA, else the
+    tab's fast defaults, with a note; the request returned is the one that runs (and params.json keeps)."""
+    from .engine.fast import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS
+
+    if not request.fast:
+        return request, []
+    defaults = FAST_DEFAULTS[tab]
+    changes = {}
+    if not LCM_MIN_STEPS <= request.steps <= LCM_MAX_STEPS:
+        changes["steps"] = defaults["steps"]
+        if hasattr(request, "t0"):
+            changes.update(t0=-1, t1=-1)  # the paper's t0/t1, scaled to the fast steps
+    if request.guidance_scale > FAST_MAX_GUIDANCE:
+        changes["guidance_scale"] = defaults["guidance_scale"]
+    if "scheduler" in defaults and getattr(request, "scheduler", defaults["scheduler"]) != defaults["scheduler"]:
+        changes["scheduler"] = defaults["scheduler"]
+    if not changes:
+        return request, []
+    used = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items() if name not in ("t0", "t1"))
+    note = (f"Fast mode (LCM-LoRA) runs {LCM_MIN_STEPS}-{LCM_MAX_STEPS} steps with guidance up to "
+            f"{FAST_MAX_GUIDANCE:g}: used {used}.")
+    return replace(request, **changes), [note]
+
+
+def fast_components(manager: ModelManager, components, fast: bool):
+    """In fast mode, the LCM-LoRA attached to the job's UNet (off until `fast_context`) and TAESD to decode."""
+    if fast:
+        manager.lcm_lora(components.unet)
+        components.decoder = manager.tiny_decoder()
+    return components
+
+
+def fast_context(components, fast: bool):
+    """The LCM-LoRA on for the sampling of a fast job, and off again after it, whatever happens."""
+    return engine.lora_active(components.unet) if fast else nullcontext()
 
 
 def resolve_seed(seed: int) -> int:
@@ -192,7 +232,7 @@ class Studio:
             return self._save(job, frames, maps, chunk_size=ran_with[-1])
 
     def _save(self, job: VideoJob, frames: np.ndarray, maps: np.ndarray | None, *, chunk_size: int | None) -> VideoResult:
-        request, notes, record = job.request, [], dict(job.record)
+        request, notes, record = job.request, list(job.notes), dict(job.record)
         if job.clip is not None:
             record["window_used"] = asdict(job.clip.used)
             if job.clip.used.note:
@@ -248,13 +288,24 @@ class Studio:
     def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
         request = self._validated(request)
         if request.engine != "text2video-zero":
+            if request.fast:
+                raise UserError(
+                    "Fast mode runs the Text2Video-Zero engine (LCM-LoRA); switch Fast off for "
+                    f"{request.engine}, or pick Text2Video-Zero."
+                )
             return self._trained_video_job(request)
+        request, notes = fast_settings(request, "text2video")
+        scheduler = "lcm" if request.fast else "ddim"
         t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
         chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
         prompt = engine.parse_storyboard(request.prompt)  # text, or {frame: text} key frames
         first_frame = video_io.read_image(request.image, request.width, request.height) if request.image else None
 
         def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
+            with fast_context(components, request.fast):
+                return sample_text2video(components, chunk_size, control)
+
+        def sample_text2video(components, chunk_size: int, control: JobControl) -> np.ndarray:
             return engine.generate_text2video(
                 components,
                 prompt=prompt,
@@ -277,12 +328,13 @@ class Studio:
         return VideoJob(
             mode="text2video",
             request=request,
-            load=lambda manager: manager.components(request.model, scheduler="ddim"),
+            load=lambda manager: fast_components(manager, manager.components(request.model, scheduler), request.fast),
             sample=sample,
             fps=request.fps,
             chunk_size=request.chunk_size,
             estimate_s=estimate_gpu_seconds(request.steps * chunks, request.chunk_size, request.width, request.height),
-            record={"t0": t0, "t1": t1, "model": request.model, "scheduler": "ddim", "engine": request.engine},
+            record={"t0": t0, "t1": t1, "model": request.model, "scheduler": scheduler, "engine": request.engine},
+            notes=notes,
         )
 
     def _trained_video_job(self, request: Text2VideoRequest) -> VideoJob:
@@ -344,15 +396,25 @@ class Studio:
                 record={"kind": request.kind},
             )
 
+        notes: list[str] = []
+        if request.fast and request.engine != "text2video-zero":
+            raise UserError("Fast mode runs the Text2Video-Zero engine (LCM-LoRA); switch Fast off for AnimateDiff.")
+        request, notes = fast_settings(request, "control")
+        scheduler = "lcm" if request.fast else "ddim"
+
         def load(manager: ModelManager):
             loaded = (
                 self._detector(manager, request),
-                manager.components(request.model, scheduler="ddim"),
+                fast_components(manager, manager.components(request.model, scheduler=scheduler), request.fast),
                 manager.controlnet(request.kind),
             )
             return (*loaded, manager.motion_adapter()) if request.engine == "animatediff" else loaded
 
         def sample(loaded, chunk_size: int, control: JobControl):
+            with fast_context(loaded[1], request.fast):
+                return sample_control(loaded, chunk_size, control)
+
+        def sample_control(loaded, chunk_size: int, control: JobControl):
             detector, components, controlnet, *adapter = loaded
             maps = self._control_maps(detector, request, frames, control)
             if adapter:  # AnimateDiff: the same ControlNet and maps under a trained motion prior
@@ -389,40 +451,44 @@ class Studio:
             chunk_size=request.chunk_size if request.engine == "text2video-zero" else None,
             estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
             clip=clip,
-            record={"model": request.model, "controlnet": self.settings.controlnets[request.kind], "scheduler": "ddim",
-                    "engine": request.engine},
+            record={"model": request.model, "controlnet": self.settings.controlnets[request.kind],
+                    "scheduler": scheduler, "engine": request.engine},
+            notes=notes,
         )
 
     def _edit_job(self, request: EditVideoRequest) -> VideoJob:
-        request = self._validated(request)
+        request, notes = fast_settings(self._validated(request), "edit")
         clip = self._read(request.window, request.video)
         frames, fps = clip
 
         def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
-            return engine.generate_edit_video(
-                components,
-                frames=frames,
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt,
-                steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                image_guidance_scale=request.image_guidance_scale,
-                seed=request.seed,
-                chunk_size=chunk_size,
-                on_step=control.step,
-            )
+            with fast_context(components, request.fast):
+                return engine.generate_edit_video(
+                    components,
+                    frames=frames,
+                    prompt=request.prompt,
+                    negative_prompt=request.negative_prompt,
+                    steps=request.steps,
+                    guidance_scale=request.guidance_scale,
+                    image_guidance_scale=request.image_guidance_scale,
+                    seed=request.seed,
+                    chunk_size=chunk_size,
+                    on_step=control.step,
+                    skip_unused_guidance=request.fast,
+                )
 
         height, width = frames.shape[1:3]
         return VideoJob(
             mode="edit",
             request=request,
-            load=lambda manager: manager.edit_components(request.scheduler),
+            load=lambda manager: fast_components(manager, manager.edit_components(request.scheduler), request.fast),
             sample=sample,
             fps=fps,
             chunk_size=request.chunk_size,
             estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
             clip=clip,
             record={"model": self.settings.edit_model, "scheduler": request.scheduler},
+            notes=notes,
         )
 
     # ------------------------------------------------------------------ helpers

@@ -259,3 +259,64 @@ def build_motion_adapter(arch: str = "tiny", seed: int = 0, mid_block: bool = Fa
             if isinstance(module, AnimateDiffTransformer3D):
                 torch.nn.init.normal_(module.proj_out.weight, std=module.proj_out.in_features**-0.5)
     return adapter.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast mode (modules/engine/fast.py): LCM-LoRA, TAESD, AnimateDiff-Lightning, with random weights.
+
+
+def build_lcm_lora(unet: UNet2DConditionModel, seed: int = 0, rank: int = 4) -> dict[str, torch.Tensor]:
+    """A random LoRA for `unet` in the key format of latent-consistency/lcm-lora-sdv1-5's
+    `pytorch_lora_weights.safetensors`: kohya/A1111 keys on diffusers module names,
+    `lora_unet_<module path with "_" for ".">.lora_down.weight`, `.lora_up.weight` and `.alpha`
+    (a 0-d tensor), on the modules the LCM-LoRA trains (`engine.fast.LCM_LORA_TARGETS`: attention
+    projections, feed-forwards, resnet convs, time projections, down/up-sampler convs; not
+    conv_in, so the same dict fits the 8-channel Instruct-Pix2Pix UNet). Linear layers get
+    (rank, in) / (out, rank) matrices, convolutions (rank, in, kh, kw) / (out, rank, 1, 1), as
+    kohya's LoRA convs. alpha = rank (scale 1); the update's entries have half the standard
+    deviation of the layer's own weights, so the frames clearly change.
+    """
+    from .engine.fast import LCM_LORA_TARGETS
+
+    state: dict[str, torch.Tensor] = {}
+    generator = torch.Generator().manual_seed(seed)
+    for name, module in unet.named_modules():
+        if not any(name == t or name.endswith("." + t) for t in LCM_LORA_TARGETS):
+            continue
+        if isinstance(module, torch.nn.Conv2d):
+            down_shape, up_shape = (rank, module.in_channels, *module.kernel_size), (module.out_channels, rank, 1, 1)
+        elif isinstance(module, torch.nn.Linear):
+            down_shape, up_shape = (rank, module.in_features), (module.out_features, rank)
+        else:
+            continue
+        std = 0.5 * float(module.weight.detach().float().std()) / rank**0.5
+        key = "lora_unet_" + name.replace(".", "_")
+        state[f"{key}.lora_down.weight"] = torch.randn(down_shape, generator=generator)
+        state[f"{key}.lora_up.weight"] = torch.randn(up_shape, generator=generator) * std
+        state[f"{key}.alpha"] = torch.tensor(float(rank))
+    return state
+
+
+def build_taesd(seed: int = 0):
+    """TAESD (diffusers' `AutoencoderTiny`) with madebyollin/taesd's config (diffusers' defaults:
+    64 channels, 4 blocks, x8, 4 latent channels, scaling_factor 1.0), random weights. It decodes
+    SD 1.5's scaled latents; at 64x64 it takes a few milliseconds per frame on a CPU, so the
+    tiny preset uses the real architecture too."""
+    from diffusers import AutoencoderTiny
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoencoderTiny().eval()
+
+
+def build_lightning_adapter_state(adapter) -> dict[str, torch.Tensor]:
+    """`adapter`'s weights as an AnimateDiff-Lightning diffusers file holds them.
+
+    ByteDance/AnimateDiff-Lightning's `animatediff_lightning_{1,2,4,8}step_diffusers.safetensors`
+    are plain `MotionAdapter` state dicts: the model card loads them with
+    `MotionAdapter().load_state_dict(load_file(...))` (strict), i.e. MotionAdapter's default
+    config, which has the mid-block motion module; build `adapter` with
+    `build_motion_adapter(arch, mid_block=True)` to mirror the real file. No config.json comes
+    with those files: a loader builds the adapter from its config and loads this dict into it.
+    """
+    return {key: value.detach().clone().contiguous() for key, value in adapter.state_dict().items()}

@@ -150,17 +150,17 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     path = _params_file(tmp_path, edge)
     values = controlnet.form_from_params(settings, "edge", edge, path)
     assert values[0] == {"__type__": "update"}  # the video is not in params.json's folder: kept as is
-    assert values[1] == "gold" and values[4:8] == [0.5, 1.5, 4, 128] and values[-3:] == [50, 150, "text2video-zero"]
+    assert values[1] == "gold" and values[4:8] == [0.5, 1.5, 4, 128] and values[-4:] == [50, 150, "text2video-zero", False]
     preview = {"mode": "control-preview", "request": asdict(ControlVideoRequest(
         kind="pose", video="/gone/clip.mp4", prompt="", window=window, pose_hands=True))}
     values = controlnet.form_from_params(settings, "pose", preview, path)
-    assert values[1] == {"__type__": "update"} and values[4:8] == [0.5, 1.5, 4, 128] and values[-3] is True
+    assert values[1] == {"__type__": "update"} and values[4:8] == [0.5, 1.5, 4, 128] and values[-4] is True
     edit_data = {"mode": "edit", "request": asdict(EditVideoRequest(video="/gone/clip.mp4", prompt="snow",
                                                                      scheduler="ddim", window=window))}
     assert edit.form_from_params(settings, edit_data, path)[6] == "ddim"
 
     def load(data, fill):
-        count = 17
+        count = 18
         return load_params(_params_file(tmp_path, data, "upload.json"), fill, count)
 
     t2v_fill = lambda data: text2video.form_from_params(settings, data)  # noqa: E731
@@ -178,4 +178,4 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     ]:
         with pytest.warns(UserWarning, match=re.escape(message)):  # gr.Warning outside an event: a warning
             result = load(data, t2v_fill)
-        assert result == [{"__type__": "update"}] * 17 + [None]  # the form is left as it was
+        assert result == [{"__type__": "update"}] * 18 + [None]  # the form is left as it was

@@ -88,3 +88,32 @@ def test_zero_shot_storyboard_and_first_frame_image(client_factory, tmp_path):
     assert json.load(open(params))["request"]["image"]
     with pytest.raises(AppError, match="Only the Text2Video-Zero engine starts from an image"):
         text2video(client, engine="animatediff", image=handle_file(str(picture)))
+
+
+def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_factory, served):
+    """Fast: LCM-LoRA on the shared base for the job only, TAESD decoding; the next normal job is as before."""
+    from modules.engine.fast import lora_enabled
+
+    client = client_factory()
+    before, *_ = text2video(client, seed=21)
+    fast_video, _, params, _ = text2video(client, seed=21, fast=True, steps=50, guidance_scale=7.5)
+    record = json.load(open(params))
+    assert record["request"]["fast"] and record["request"]["steps"] == 4 and record["scheduler"] == "lcm"
+    assert record["request"]["guidance_scale"] == 1.0 and any("Fast mode" in note for note in record["notes"])
+    after, *_ = text2video(client, seed=21)
+    a, b = video_io.read_video(video_path(before))[0], video_io.read_video(video_path(after))[0]
+    assert (a == b).all()  # the LoRA is off again: exactly the frames of before
+    assert not (video_io.read_video(video_path(fast_video))[0] == a).all()
+    assert not lora_enabled(served[0].manager.components().unet)
+    clip = ASSETS / "edge_box.mp4"
+    video, _, params, _, _ = client.predict(
+        handle_file(str(clip)), "a robot", "", "dreamlike-art/dreamlike-photoreal-2.0", 0, 1, 4, 64, 20, 9.0, 1.0, 3, 8,
+        100, 200, "text2video-zero", True, api_name="/edge2video")
+    assert json.load(open(params))["scheduler"] == "lcm"
+    video, _, params, _ = client.predict(
+        handle_file(str(clip)), "make it snow", "", 1.0, 7.5, 50, "euler_ancestral", 5, 0, 1, 4, 64, 8, True,
+        api_name="/edit_video")
+    record = json.load(open(params))
+    assert record["request"]["scheduler"] == "lcm" and record["request"]["steps"] == 4
+    with pytest.raises(AppError, match="Fast mode runs the Text2Video-Zero engine"):
+        text2video(client, engine="modelscope", fast=True)

@@ -13,10 +13,8 @@ from .schedule import SCHEDULER_NAMES, ScheduleError, chunk_frame_ids, default_t
 
 _LAZY = {
     "DEFAULT_ADAPTER": "animatediff",
-    "StoryboardError": "animatediff",
     "generate_animatediff": "animatediff",
     "motion_unet": "animatediff",
-    "parse_storyboard": "animatediff",
     "CrossFrameAttnProcessor": "attention",
     "cross_frame_attention": "attention",
     "Components": "common",
@@ -26,9 +24,20 @@ _LAZY = {
     "frame_generators": "common",
     "make_scheduler": "common",
     "generate_control_video": "controlnet",
+    "FAST_DEFAULTS": "fast",
+    "attach_lora": "fast",
+    "detach_lora": "fast",
+    "has_lora": "fast",
+    "lcm_scheduler": "fast",
+    "lightning_scheduler": "fast",
+    "lora_active": "fast",
     "generate_modelscope": "modelscope",
     "warp_latents": "motion",
     "generate_edit_video": "pix2pix",
+    "StoryboardError": "storyboard",
+    "check_storyboard": "storyboard",
+    "key_frame_weights": "storyboard",
+    "parse_storyboard": "storyboard",
     "generate_text2video": "text2video",
 }
 

@@ -294,3 +294,23 @@ def status_line(studio) -> str:
         f"Preset **{studio.settings.preset}** · device **{manager.device}** ({str(manager.dtype).replace('torch.', '')})"
         f" · workers {len(studio.pool)} · loaded: {loaded}{loading}"
     )
+
+
+FAST_LABEL = "Fast (LCM-LoRA, 4 steps, TAESD decoder)"
+
+
+def fast_checkbox() -> gr.Checkbox:
+    return gr.Checkbox(label=FAST_LABEL, value=False)
+
+
+def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float) -> None:
+    """Ticking Fast sets the tab's fast steps and guidance (still adjustable); unticking restores its defaults."""
+    def update(on: bool):
+        from ..engine.fast import FAST_DEFAULTS  # torch: only once a user ticks the box
+
+        fast_defaults = FAST_DEFAULTS[tab]
+        if on:
+            return gr.update(value=fast_defaults["steps"]), gr.update(value=fast_defaults["guidance_scale"])
+        return gr.update(value=settings.default_steps(normal_steps)), gr.update(value=normal_guidance)
+
+    fast.change(update, fast, [steps, guidance], queue=False, api_visibility="private")

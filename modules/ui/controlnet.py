@@ -17,6 +17,8 @@ from ..request_types import (
     ControlVideoRequest,
 )
 from .common import (
+    fast_checkbox,
+    wire_fast,
     VIDEO_TYPES,
     KIND_TABS,
     Slider,
@@ -88,7 +90,7 @@ def form_from_params(settings, kind: str, data: dict, path: str) -> list:
     generating = [keep] * 3 if is_preview else [r.prompt, r.negative_prompt, r.model]
     tuning = [keep] * 5 if is_preview else [r.steps, r.guidance_scale, r.conditioning_scale, r.seed, r.chunk_size]
     return [keep, *generating, w.start, w.end, w.fps, w.resolution, *tuning,
-            *(getattr(r, name) for name in OPTION_NAMES[kind]), keep if is_preview else r.engine]
+            *(getattr(r, name) for name in OPTION_NAMES[kind]), *([keep] * 2 if is_preview else [r.engine, r.fast])]
 
 
 def build(demo: gr.Blocks, studio, kind: str) -> list:
@@ -105,6 +107,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
             start, end, fps, resolution = video_window_inputs(settings)
+            fast = fast_checkbox()
             with gr.Accordion(f"{TITLES[kind]} detection", open=kind != "depth"):
                 options = kind_options(kind)
                 if not options:
@@ -133,7 +136,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             **{name: values[name] for name in OPTION_NAMES[kind]},
         )
         for name in ("negative_prompt", "model", "steps", "guidance_scale", "conditioning_scale", "seed", "chunk_size",
-                     "engine"):
+                     "engine", "fast"):
             if name in values:
                 fields[name] = values[name]
         return ControlVideoRequest(**fields)
@@ -148,16 +151,17 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
                    conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, engine="text2video-zero",
-                   progress=gr.Progress()):
+                   fast=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def edge2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
                    conditioning_scale, seed, chunk_size, canny_low, canny_high, engine="text2video-zero",
-                   progress=gr.Progress()):
+                   fast=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def depth2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                    conditioning_scale, seed, chunk_size, engine="text2video-zero", progress=gr.Progress()):
+                    conditioning_scale, seed, chunk_size, engine="text2video-zero", fast=False,
+                    progress=gr.Progress()):
         return generate(dict(locals()))
 
     def pose_preview(video, start, end, fps, resolution, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
@@ -173,13 +177,14 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     preview_fn = {"pose": pose_preview, "edge": edge_preview, "depth": depth_preview}[kind]
 
     inputs = [video_in, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance, scale, seed,
-              chunk_size, *options, engine]
+              chunk_size, *options, engine, fast]
     event = run.click(generate_fn, inputs, [video, gif, params, used_seed, control_video], api_name=f"{kind}2video", **gpu_options(studio))
     preview_event = preview.click(
         preview_fn, [video_in, start, end, fps, resolution, *options], control_video,
         api_name=f"{kind}_preview", **gpu_options(studio),
     )
     stop.click(None, cancels=[event, preview_event])
+    wire_fast(fast, steps, guidance, settings, "control", defaults.steps, defaults.guidance_scale)
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, kind, data, path), len(inputs)),

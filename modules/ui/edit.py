@@ -10,6 +10,8 @@ from ..engine import SCHEDULER_NAMES
 from ..errors import UserError
 from ..request_types import MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, EditVideoRequest
 from .common import (
+    fast_checkbox,
+    wire_fast,
     VIDEO_TYPES,
     Slider,
     chunk_slider,
@@ -43,7 +45,7 @@ def form_from_params(settings, data: dict, path: str) -> list:
     gr.Info(f"Filled the form from params.json. Upload the same video ({where} is used) and press Generate "
             f"(seed {r.seed}) to make the same video.")
     return [gr.skip(), r.prompt, r.negative_prompt, r.image_guidance_scale, r.guidance_scale, r.steps,
-            r.scheduler, r.seed, w.start, w.end, w.fps, w.resolution, r.chunk_size]
+            r.scheduler, r.seed, w.start, w.end, w.fps, w.resolution, r.chunk_size, r.fast]
 
 
 def build(demo: gr.Blocks, studio) -> list:
@@ -56,6 +58,7 @@ def build(demo: gr.Blocks, studio) -> list:
             image_guidance = Slider(label="Image guidance (higher = closer to the input)", minimum=0,
                                     maximum=MAX_IMAGE_GUIDANCE, step=0.05, value=defaults.image_guidance_scale)
             start, end, fps, resolution = video_window_inputs(settings)
+            fast = fast_checkbox()
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt, lines=2)
                 with gr.Row():
@@ -71,21 +74,22 @@ def build(demo: gr.Blocks, studio) -> list:
             video, gif, params, used_seed = output_column()
 
     def edit_video(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
-                   seed, start, end, fps, resolution, chunk_size, progress=gr.Progress()):
+                   seed, start, end, fps, resolution, chunk_size, fast=False, progress=gr.Progress()):
         def request() -> EditVideoRequest:  # raw values: validate() coerces and checks them
             return EditVideoRequest(
                 video=video, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
                 guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                 scheduler=scheduler, seed=seed, chunk_size=chunk_size,
-                window=window(start, end, fps, resolution),
+                window=window(start, end, fps, resolution), fast=fast,
             )
 
         return video_outputs(run_job(demo, studio.edit_video, request, progress))
 
     inputs = [video_in, prompt, negative_prompt, image_guidance, guidance, steps, scheduler, seed, start, end, fps,
-              resolution, chunk_size]
+              resolution, chunk_size, fast]
     event = run.click(edit_video, inputs, [video, gif, params, used_seed], api_name="edit_video", **gpu_options(studio))
     stop.click(None, cancels=[event])
+    wire_fast(fast, steps, guidance, settings, "edit", defaults.steps, defaults.guidance_scale)
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, data, path), len(inputs)),

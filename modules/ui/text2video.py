@@ -23,6 +23,8 @@ from ..request_types import (
     Text2VideoRequest,
 )
 from .common import (
+    fast_checkbox,
+    wire_fast,
     Number,
     Slider,
     chunk_slider,
@@ -69,7 +71,7 @@ def form_from_params(settings, data: dict) -> list:
             gr.update(value=r.width, maximum=side_maximum(settings, r.height)),
             gr.update(value=r.height, maximum=side_maximum(settings, r.width)),
             r.steps, r.guidance_scale, r.motion_x, r.motion_y, r.t0, r.t1, r.seed, r.chunk_size, r.fps, r.engine,
-            gr.skip()]  # the first-frame image is not in params.json's folder: upload it again
+            gr.skip(), r.fast]  # the first-frame image is not in params.json's folder: upload it again
 
 
 def engine_form(settings, engine: str) -> list:
@@ -116,6 +118,7 @@ def build(demo: gr.Blocks, studio) -> list:
             with gr.Row():
                 motion_x = Slider(label="Motion δx", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_x)
                 motion_y = Slider(label="Motion δy", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_y)
+            fast = fast_checkbox()
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
@@ -137,20 +140,21 @@ def build(demo: gr.Blocks, studio) -> list:
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
                    motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine="text2video-zero", image=None,
-                   progress=gr.Progress()):
+                   fast=False, progress=gr.Progress()):
         def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
             return Text2VideoRequest(
                 prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
                 height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
-                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine, image=image,
+                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine, image=image, fast=fast,
             )
 
         return video_outputs(run_job(demo, studio.text2video, request, progress))
 
     inputs = [prompt, negative_prompt, model, num_frames, width, height, steps, guidance, motion_x, motion_y,
-              t0, t1, seed, chunk_size, fps, engine, first_frame]
+              t0, t1, seed, chunk_size, fps, engine, first_frame, fast]
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
+    wire_fast(fast, steps, guidance, settings, "text2video", defaults.steps, defaults.guidance_scale)
     engine.change(lambda name: engine_form(settings, name), engine,
                   [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice],
                   queue=False, api_visibility="private")
