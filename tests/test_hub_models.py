@@ -253,3 +253,17 @@ def test_hub_video_engines_fetch_their_real_layouts(hub, tmp_path):
     adapter = models.motion_adapter()
     assert type(adapter).__name__ == "MotionAdapter"
     assert hub.downloaded(Settings().motion_adapter) == {"config.json", "diffusion_pytorch_model.safetensors"}
+
+
+def test_hub_fast_mode_fetches_the_lcm_lora_and_taesd_only(hub, tmp_path):
+    from modules.engine.fast import lora_active
+
+    models = manager(tmp_path)
+    components = models.components()
+    models.lcm_lora(components.unet)
+    decoder = models.tiny_decoder()
+    assert type(decoder).__name__ == "AutoencoderTiny"
+    assert hub.downloaded("latent-consistency/lcm-lora-sdv1-5") == {"pytorch_lora_weights.safetensors"}
+    assert hub.downloaded("madebyollin/taesd") == {"config.json", "diffusion_pytorch_model.safetensors"}
+    with lora_active(components.unet):
+        pass

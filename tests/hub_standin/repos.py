@@ -34,7 +34,8 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
     layout = layout or LAYOUTS[repo]
     files = layout["files"]
     contents: dict[str, object] = {}
-    root_model = {"controlnet" in repo.split("/")[-1]: "controlnet", "motion-adapter" in repo: "motion_adapter"}.get(True)
+    root_model = {"controlnet" in repo.split("/")[-1]: "controlnet", "motion-adapter" in repo: "motion_adapter",
+                  repo == "madebyollin/taesd": "taesd"}.get(True)
     if "config.json" not in files or "unet/config.json" in files:
         root_model = None
     for path in files:
@@ -46,6 +47,8 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
             contents[path] = lambda path=path: _component_file(repo, root_model, path)
         elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
             contents[path] = lambda path=path, folder=folder: _component_file(repo, folder, path)
+        elif path == "pytorch_lora_weights.safetensors":
+            contents[path] = lambda: safetensors_bytes(tiny.build_lcm_lora(tiny.build_unet(seed=1), seed=tiny_seed(repo)))
         elif folder == "tokenizer":
             contents[path] = lambda name=pure.name: _tokenizer_files().get(name, PLACEHOLDER)
         elif path == "scheduler/scheduler_config.json":
@@ -108,6 +111,8 @@ def _model(repo: str, role: str):
         return tiny.build_unet(in_channels=8 if "pix2pix" in repo else 4, seed=tiny_seed(repo + role))
     if role == "motion_adapter":
         return tiny.build_motion_adapter(seed=tiny_seed(repo))
+    if role == "taesd":
+        return tiny.build_taesd(seed=tiny_seed(repo))
     if role == "controlnet":
         return tiny.build_controlnet(tiny.build_unet(seed=1), seed=tiny_seed(repo))
     raise KeyError(role)
