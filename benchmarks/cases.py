@@ -45,6 +45,9 @@ class Case:
     reference: Callable[[int], np.ndarray]
     chunked_matches_reference: bool  # whether chunking leaves the frames equal to the reference's
     parts: dict[str, torch.nn.Module] = field(default_factory=dict)  # named components, for --breakdown
+    # What both sides run on (tokenizer, text_encoder, vae, unet, controlnet, scheduler_config),
+    # for runners built on the same weights (`--fast`).
+    components: dict = field(default_factory=dict)
 
 
 def control_maps(frames: int, size: int, mode: str, seed: int = 0) -> np.ndarray:
@@ -144,6 +147,10 @@ def build_case(
     text_encoder = place(tiny.build_text_encoder(tokenizer, arch))
     vae = place(tiny.build_vae(arch))
     parts = dict(text_encoder=text_encoder, vae_encoder=vae.encoder, vae_decoder=vae.decoder)
+    shared = dict(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler_config=tiny.build_scheduler().config,
+        place=place,
+    )  # fmt: skip
     common = dict(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, safety_checker=None,
         feature_extractor=None, requires_safety_checker=False,
@@ -184,7 +191,7 @@ def build_case(
             ).images  # fmt: skip
 
         # Noise is drawn per frame: a chunked clip is the reference's.
-        return Case(mode, unet, ours, reference, True, dict(parts, unet=unet))
+        return Case(mode, unet, ours, reference, True, dict(parts, unet=unet), dict(shared, unet=unet))
 
     if mode in CONTROL_KINDS:
         unet = place(tiny.build_unet(arch, seed=1))
@@ -223,7 +230,10 @@ def build_case(
                 _restore_processors(models, saved)
 
         # Every chunk starts from the same latent and re-makes the same anchor: chunking is exact.
-        return Case(mode, unet, ours, reference, True, dict(parts, unet=unet, controlnet=controlnet))
+        return Case(
+            mode, unet, ours, reference, True, dict(parts, unet=unet, controlnet=controlnet),
+            dict(shared, unet=unet, controlnet=controlnet),
+        )  # fmt: skip
 
     # edit
     unet = place(tiny.build_unet(arch, in_channels=8, seed=3))
@@ -255,4 +265,4 @@ def build_case(
             _restore_processors((unet,), saved)
 
     # Each frame draws its own noise (initial latent, ancestral steps): a chunked clip is the reference's.
-    return Case(mode, unet, ours, reference, True, dict(parts, unet=unet))
+    return Case(mode, unet, ours, reference, True, dict(parts, unet=unet), dict(shared, unet=unet))

@@ -52,6 +52,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile our side's UNet and ControlNet (inductor; with freezing on CPU); "
                         "the warm-up pays the compile, so keep --warmup >= 1")
+    parser.add_argument("--fast", action="store_true",
+                        help="fast mode (LCM-LoRA + LCMScheduler at 4 steps + TAESD; random weights in the real "
+                        "files' formats) against the default mode (e.g. 50 DDIM steps, guidance, the full VAE) and "
+                        "diffusers' reference at their default step count, scaled from one run at --steps steps")
+    parser.add_argument("--default-steps", type=int, default=None,
+                        help="with --fast: the default mode's step count the scaled figures are for "
+                        "(default 50; 20 for pose/edge/depth)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
@@ -67,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--chunk-size must be at least 2")
     if args.size is not None and (args.size < 8 or args.size % 8):
         parser.error("--size must be a positive multiple of 8")
+    if args.fast and (args.mode == "switching" or args.frames_sweep or args.compile or args.breakdown):
+        parser.error("--fast runs alone: not with --mode switching, --frames-sweep, --compile or --breakdown")
+    if args.default_steps is not None and args.default_steps < 2:
+        parser.error("--default-steps must be at least 2")
     if args.frames_sweep:
         try:
             args.frames_sweep = [int(n) for n in args.frames_sweep.split(",") if n.strip()]
@@ -248,18 +259,25 @@ def benchmark(args: argparse.Namespace) -> dict:
     if breakdown:
         breakdown.remove()
 
-    result.update(
+    result.update(environment(device))
+    result["build_seconds"] = build_s
+    result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]  # 1 min, before/after
+    return result
+
+
+def environment(device) -> dict:
+    import diffusers
+    import torch
+
+    return dict(
         torch=torch.__version__,
         diffusers=diffusers.__version__,
         python=platform.python_version(),
         num_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        build_seconds=build_s,
-        loadavg=[load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],  # 1 min, before/after
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    return result
 
 
 def table(r: dict) -> str:
@@ -326,6 +344,18 @@ def main(argv=None) -> int:
         )
         if not args.json_only:
             print(switching.table(result), flush=True)
+        print(json.dumps(result), flush=True)
+        return 0
+    if args.fast:
+        from . import fast
+
+        device, dtype = resolve(args)
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        result = fast.fast_benchmark(args, device, dtype, lambda *parts: log(args, *parts))
+        result.update(environment(device))
+        result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
+        if not args.json_only:
+            print(fast.table(result), flush=True)
         print(json.dumps(result), flush=True)
         return 0
     result = benchmark(args)

@@ -73,3 +73,20 @@ def test_compiled_engine_makes_the_reference_frames():
     assert result["compile"] is True and "torch.compile'd" in stdout
     assert result["unet_calls_ours"] == result["unet_calls_reference"] > 0
     assert 0 <= result["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("mode, calls_fast, calls_default", [("text2video", 5, 53), ("pose", 4, 20), ("edit", 4, 50)])
+def test_fast_benchmark_reports_fast_and_scaled_default(mode, calls_fast, calls_default):
+    """--fast: LCM-LoRA + LCM at 4 steps + TAESD against the default mode, scaled to its step count
+    from a run at --steps 3 (tiny components; no timing asserts)."""
+    result, stdout = run_benchmark("--mode", mode, "--frames", "3", "--fast")
+    assert result["fast"] is True and result["mode"] == mode and result["fast_frames_ok"] is True
+    for key in ("seconds_fast", "seconds_default", "seconds_default_measured", "seconds_reference", "speedup_fast",
+                "speedup_fast_vs_reference", "lora_attach_seconds"):  # fmt: skip
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert result["seconds_default_scaled"] is True and result["seconds_reference_scaled"] is True
+    assert (result["steps_fast"], result["measured_default_steps"]) == (4, 3)
+    assert (result["unet_calls_fast"], result["unet_calls_default"]) == (calls_fast, calls_default)
+    assert result["unet_calls_default_measured"] == result["unet_calls_reference_measured"] > 0
+    assert (result["scheduler_fast"], result["decoder_fast"], result["decoder_default"]) == ("lcm", "taesd", "vae")
+    assert "speed-up fast vs default" in stdout

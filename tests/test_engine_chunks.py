@@ -79,6 +79,10 @@ def _run(mode: str, scheduler: str, tiny_parts, chunk_size: int) -> np.ndarray:
         ("control", "euler_ancestral"),  # a stochastic step: per-frame step noise
         ("edit", "euler_ancestral"),  # the app's default for editing
         ("edit", "ddim"),
+        # Fast mode's sampler: every LCM step but the last re-noises with the frame's own stream.
+        ("text2video", "lcm"),
+        ("control", "lcm"),
+        ("edit", "lcm"),
     ],
 )
 def test_chunk_size_changes_no_frame(tiny_parts, mode, scheduler):
@@ -93,7 +97,9 @@ def test_chunk_size_changes_no_frame(tiny_parts, mode, scheduler):
         assert diff < CHUNK_TOLERANCE, (chunk_size, diff)
 
 
-@pytest.mark.parametrize("mode, scheduler", [("edit", "euler_ancestral"), ("control", "euler_ancestral")])
+@pytest.mark.parametrize(
+    "mode, scheduler", [("edit", "euler_ancestral"), ("control", "euler_ancestral"), ("edit", "lcm")]
+)
 def test_anchor_is_the_same_in_every_chunk(tiny_parts, monkeypatch, mode, scheduler):
     """The anchor (frame 0, re-made by each chunk) comes out the same in every chunk, short last one included."""
     import modules.engine.controlnet as controlnet_module
@@ -139,6 +145,7 @@ def test_starting_noise_of_a_frame_does_not_depend_on_its_batch():
         ("euler_ancestral", {}),
         ("ddim", {}),  # stochastic with eta > 0
         ("dpm++_2m", {"algorithm_type": "sde-dpmsolver++"}),
+        ("lcm", {}),  # fast mode: noise drawn at every step but the last
     ],
 )
 def test_stochastic_steps_draw_each_frames_noise_from_its_own_stream(scheduler, config):
