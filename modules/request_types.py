@@ -203,6 +203,20 @@ def _common(r, settings: Settings, *, min_steps: int = 1) -> dict:
     )
 
 
+def _clip_shape(r, settings: Settings) -> dict:
+    """Base model, frame count and size: the fields of every request that makes a clip from text."""
+    limits = settings.limits
+    cls = type(r)
+    return dict(
+        model=_choice(r.model, "Model", settings.base_models, default=settings.default_base_model, what=" here"),
+        num_frames=_number(r.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
+        width=_number(r.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
+                      whole=True, hint=" pixels"),
+        height=_number(r.height, "Height", limits.min_side, limits.max_side, default=_default(cls, "height"),
+                       whole=True, hint=" pixels"),
+    )
+
+
 def check_size(width: int, height: int, settings: Settings) -> None:
     limits = settings.limits
     for name, value in (("Width", width), ("Height", height)):
@@ -241,17 +255,10 @@ class Text2VideoRequest:
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
-        cls = type(self)
         values = dict(
             prompt=_check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
-            model=_choice(self.model, "Model", settings.base_models, default=settings.default_base_model,
-                          what=" here"),
-            num_frames=_number(self.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
-            width=_number(self.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
-                          whole=True, hint=" pixels"),
-            height=_number(self.height, "Height", limits.min_side, limits.max_side,
-                           default=_default(cls, "height"), whole=True, hint=" pixels"),
+            **_clip_shape(self, settings),
             **_common(self, settings, min_steps=2),
             motion_x=_number(self.motion_x, "Motion x", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
             motion_y=_number(self.motion_y, "Motion y", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
@@ -465,18 +472,11 @@ class CompareRequest:
                f"Pick at least one engine to compare: {', '.join(ENGINES)}.")
         chosen = tuple(dict.fromkeys(_choice(e, "Engine", ENGINES) for e in engines))
         limits = settings.limits
-        cls = type(self)
         values = dict(
             prompt=_check_prompt(self.prompt),
             engines=chosen,
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
-            model=_choice(self.model, "Model", settings.base_models, default=settings.default_base_model,
-                          what=" here"),
-            num_frames=_number(self.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
-            width=_number(self.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
-                          whole=True, hint=" pixels"),
-            height=_number(self.height, "Height", limits.min_side, limits.max_side,
-                           default=_default(cls, "height"), whole=True, hint=" pixels"),
+            **_clip_shape(self, settings),
             steps=_number(self.steps, "Steps", 0, limits.max_steps, default=0, whole=True,
                           hint=" (0 = each engine's default)"),
             seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),

@@ -303,27 +303,24 @@ class Studio:
 
         def sample(components, chunk_size: int, control: JobControl) -> np.ndarray:
             with fast_context(components, request.fast):
-                return sample_text2video(components, chunk_size, control)
-
-        def sample_text2video(components, chunk_size: int, control: JobControl) -> np.ndarray:
-            return engine.generate_text2video(
-                components,
-                prompt=prompt,
-                first_frame=first_frame,
-                negative_prompt=request.negative_prompt,
-                num_frames=request.num_frames,
-                height=request.height,
-                width=request.width,
-                steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                motion_x=request.motion_x,
-                motion_y=request.motion_y,
-                t0=t0,
-                t1=t1,
-                seed=request.seed,
-                chunk_size=chunk_size,
-                on_step=control.step,
-            )
+                return engine.generate_text2video(
+                    components,
+                    prompt=prompt,
+                    first_frame=first_frame,
+                    negative_prompt=request.negative_prompt,
+                    num_frames=request.num_frames,
+                    height=request.height,
+                    width=request.width,
+                    steps=request.steps,
+                    guidance_scale=request.guidance_scale,
+                    motion_x=request.motion_x,
+                    motion_y=request.motion_y,
+                    t0=t0,
+                    t1=t1,
+                    seed=request.seed,
+                    chunk_size=chunk_size,
+                    on_step=control.step,
+                )
 
         return VideoJob(
             mode="text2video",
