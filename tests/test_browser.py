@@ -112,7 +112,7 @@ def test_load_params_json_fills_the_form(page, served, sample_videos):
                                                steps=3, seed=4242, motion_x=-7))
     tab = panel(page, "Text to video")
     tab.get_by_text("Advanced").click()  # the seed is in there
-    tab.locator('input[type="file"]').set_input_files(made.params)
+    tab.locator('input[type="file"][accept=".json"]').set_input_files(made.params)
     seed = tab.get_by_label("Seed (-1 = random)")
     page.wait_for_function("(e) => e.value === '4242'", arg=seed.element_handle(), timeout=JOB_TIMEOUT_MS)
     assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"
@@ -123,7 +123,7 @@ def test_load_params_json_fills_the_form(page, served, sample_videos):
     # Another tab's params.json is refused with where it belongs.
     other = studio.control_preview(ControlVideoRequest(kind="edge", video=sample_videos["mp4"], prompt="",
                                                        window=VideoWindow(end=0.5, fps=2, resolution=64)))
-    tab.locator('input[type="file"]').set_input_files(other.params)
+    tab.locator('input[type="file"][accept=".json"]').set_input_files(other.params)
     page.get_by_text("This params.json is from the Edge tab; open that tab and load it there.").first.wait_for(
         timeout=JOB_TIMEOUT_MS)
     assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"  # the form is kept
