@@ -151,7 +151,7 @@ def test_each_engine_makes_a_video_in_the_page(page, engine, label):
     motion.wait_for(state="hidden")  # zero-shot only: hidden for the trained engines
     if engine == "modelscope":
         tab.get_by_text("non-commercial use only").first.wait_for()
-    tab.get_by_label("Prompt").first.fill("a red balloon over a city")
+    tab.get_by_label("Prompt", exact=True).fill("a red balloon over a city")
     tab.get_by_label("number input for Frames").fill("3")
     tab.get_by_label("number input for Frames").press("Enter")
     tab.get_by_role("button", name="Generate").click()
