@@ -103,8 +103,9 @@ def build(demo: gr.Blocks, studio) -> list:
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(
-                label="Prompt", placeholder="a horse galloping on a street", lines=2,
-                info="Or a storyboard: one '<frame>: <prompt>' line per key frame, starting at 0.",
+                label="Prompt", lines=2,
+                placeholder="a horse galloping on a street
+(or a storyboard, one line per key frame: 0: a cat sleeping / 16: the cat wakes up)",
             )
             engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in ENGINES], value=ENGINES[0])
             notice = gr.Markdown(MODELSCOPE_NOTICE, visible=False)
