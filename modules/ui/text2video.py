@@ -104,8 +104,7 @@ def build(demo: gr.Blocks, studio) -> list:
         with gr.Column():
             prompt = gr.Textbox(
                 label="Prompt", lines=2,
-                placeholder="a horse galloping on a street
-(or a storyboard, one line per key frame: 0: a cat sleeping / 16: the cat wakes up)",
+                placeholder="a horse galloping on a street (or a storyboard, one line per key frame: 0: a cat sleeping / 16: the cat wakes up)",
             )
             engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in ENGINES], value=ENGINES[0])
             notice = gr.Markdown(MODELSCOPE_NOTICE, visible=False)
