@@ -159,7 +159,6 @@ def log(args, *parts) -> None:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
-    import diffusers
     import numpy as np
     import torch
 

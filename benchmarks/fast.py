@@ -260,7 +260,9 @@ def table(r: dict) -> str:
         f"{r['seconds_reference_measured']:.2f} s at {r['measured_default_steps']} steps)"
     )
     lines.append("")
-    lines.append(f"speed-up fast vs default: {r['speedup_fast']:.1f}x, vs reference: {r['speedup_fast_vs_reference']:.1f}x")
+    lines.append(
+        f"speed-up fast vs default: {r['speedup_fast']:.1f}x, vs reference: {r['speedup_fast_vs_reference']:.1f}x"
+    )
     lines.append(f"LCM-LoRA attach (once per process): {r['lora_attach_seconds']:.2f} s")
     share = r.get("other_cpu_share")
     if share is not None and share > 0.1:

@@ -3,14 +3,17 @@
 bfloat16 halves the memory traffic of SD 1.5's convolutions and matmuls, but whether it is
 faster depends on the CPU and on PyTorch's kernels for it: measured on this project's machines,
 an AMD EPYC ran a video in 12.9 s in bfloat16 vs 26.0 s in float32, while an Intel Xeon with
-avx512_bf16 took 27.0 s vs 20.3 s. So no CPU flag decides it; a short probe does.
+avx512_bf16 took 27.0 s vs 20.3 s, and an AVX2-only AMD EPYC runs bfloat16 convolutions in
+PyTorch's `_slow_conv2d_forward` (this probe: bfloat16 0.07x as fast; an SD 1.5 VAE decode at
+64x64 took 83 s). So no CPU flag decides it; a short probe does.
 
 `pick_cpu_dtype()` times work shaped like SD 1.5's UNet (a 3x3 convolution 320 -> 320 and a
 linear layer 768 -> 3072 over 1024 tokens, i.e. a 32x32 latent) in both dtypes, a few
 repetitions each after a warm-up (under a second on 2 cores; a small pilot first stops early
 where bfloat16 is far slower), and picks bfloat16 only when it is at least `MARGIN` times
-faster. The result is cached in a small JSON file keyed by the CPU model
-and the torch version (and the thread count, which changes the ratio), so later starts read it.
+faster. The result is cached in a small JSON file keyed by the CPU model (with its
+bfloat16-relevant ISA flags), the torch version and the thread count (which changes the ratio),
+so later starts read it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+# ISA flags that decide PyTorch's bfloat16 kernels (oneDNN has bfloat16 convolutions only from
+# AVX-512 on; AVX512-BF16 and AMX add native ones). Part of the cache key: virtual machines often
+# report a bare model name ("AMD EPYC") for hosts of different generations.
+_BF16_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_vnni")
+
+
+def cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return ",".join(flag for flag in _BF16_FLAGS if flag in present) or "-"
+    except OSError:
+        pass
+    return "?"
+
+
 def default_cache_path() -> Path:
     """$T2VZ_DTYPE_PROBE_CACHE, else <XDG cache>/text2video-zero-studio/cpu_dtype_probe.json."""
     if os.environ.get(CACHE_ENV):
@@ -56,7 +77,7 @@ def default_cache_path() -> Path:
 
 
 def cache_key() -> str:
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    return f"{cpu_model()} [{cpu_flags()}] | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 
 def _workload(dtype: torch.dtype, side: int = 32, tokens: int = 1024) -> Callable[[], None]:
@@ -148,8 +169,8 @@ def pick_cpu_dtype(
     (torch.bfloat16, "bfloat16: 1.9× faster than float32 on this CPU (probe, cached)").
 
     The first call on a machine runs the probe (`probe`, default `measure`, under ~1 s) and
-    stores the result in `cache_path` (default `default_cache_path()`), keyed by CPU model,
-    torch version and thread count; later calls, in this process or the next, read it. Never
+    stores the result in `cache_path` (default `default_cache_path()`), keyed by CPU model and
+    ISA flags, torch version and thread count; later calls, in this process or the next, read it. Never
     raises: an unreadable or unwritable cache just means probing.
     """
     path = Path(cache_path) if cache_path is not None else default_cache_path()

@@ -40,7 +40,7 @@ def test_result_is_cached_by_cpu_and_torch_version(tmp_path, monkeypatch):
     dtype_probe.pick_cpu_dtype(path, probe=_probe(2.0, calls))
     data = json.loads(path.read_text())
     (key,) = data
-    assert dtype_probe.cpu_model() in key and torch.__version__ in key
+    assert dtype_probe.cpu_model() in key and dtype_probe.cpu_flags() in key and torch.__version__ in key
     assert data[key]["speedup"] == 2.0 and "date" in data[key]
 
     monkeypatch.setattr(dtype_probe, "_memo", {})  # a new process: reads the file, no probe
@@ -127,7 +127,8 @@ def test_bfloat16_frames_stay_close_to_float32_at_the_real_architecture():
         generator = frame_generator(seed, 0)
         latents = noise((1, 4, 4, 4), [generator], c) * scheduler.init_noise_sigma
         with torch.no_grad():
-            latents = denoise(c, scheduler, latents, scheduler.timesteps, embeds, 7.5, StepCounter(2, None), [generator])
+            steps = scheduler.timesteps
+            latents = denoise(c, scheduler, latents, steps, embeds, 7.5, StepCounter(2, None), [generator])
             return decode_latents(c, latents)
 
     fp32 = frames(torch.float32, 0)

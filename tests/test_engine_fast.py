@@ -35,9 +35,8 @@ def _maps(frames=3, seed=0):
 
 def _components(parts, unet, scheduler="ddim", decoder=None):
     config = tiny.build_scheduler().config
-    return Components(
-        parts["tokenizer"], parts["text_encoder"], unet, parts["vae"], make_scheduler(scheduler, config), decoder=decoder
-    )
+    scheduler = make_scheduler(scheduler, config)
+    return Components(parts["tokenizer"], parts["text_encoder"], unet, parts["vae"], scheduler, decoder=decoder)
 
 
 def _normal(parts, unet):
@@ -233,7 +232,9 @@ def test_lcm_lora_applies_to_the_pix2pix_unet_without_conv_in(tiny_parts):
     assert edited.shape == pristine.shape and np.abs(edited - plain_lcm).max() > 0.05
 
 
-@pytest.mark.parametrize("guidance, image_guidance, groups", [(2.0, 1.0, 2), (1.0, 1.0, 1), (3.0, 3.0, 2), (7.5, 1.5, 3)])
+@pytest.mark.parametrize(
+    "guidance, image_guidance, groups", [(2.0, 1.0, 2), (1.0, 1.0, 1), (3.0, 3.0, 2), (7.5, 1.5, 3)]
+)
 def test_skipping_zero_weight_guidance_branches_is_the_same_prediction(
     tiny_parts, monkeypatch, guidance, image_guidance, groups
 ):

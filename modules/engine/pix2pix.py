@@ -30,6 +30,11 @@ from .schedule import chunk_frame_ids, new_frames
 GROUPS = 3  # text, image, unconditional
 
 
+def branch_weights(guidance_scale: float, image_guidance_scale: float) -> dict[str, float]:
+    """Each branch's weight in uncond + g*(text - image) + ig*(image - uncond)."""
+    return {"text": guidance_scale, "image": image_guidance_scale - guidance_scale, "uncond": 1 - image_guidance_scale}
+
+
 def guidance_branches(guidance_scale: float, image_guidance_scale: float, skip_unused: bool) -> tuple[str, ...]:
     """The UNet branches a step needs, in batch order: all three, or (`skip_unused`) only those
     with a non-zero weight in uncond + g*(text - image) + ig*(image - uncond)
@@ -40,7 +45,7 @@ def guidance_branches(guidance_scale: float, image_guidance_scale: float, skip_u
     """
     if not skip_unused:
         return ("text", "image", "uncond")
-    weights = {"text": guidance_scale, "image": image_guidance_scale - guidance_scale, "uncond": 1 - image_guidance_scale}
+    weights = branch_weights(guidance_scale, image_guidance_scale)
     return tuple(name for name in ("text", "image", "uncond") if weights[name] != 0) or ("text",)
 
 
@@ -76,7 +81,7 @@ def edit_chunk(
     frame_embeds = embeds.repeat_interleave(count, dim=0)
     extra = step_kwargs(scheduler, generators)
     three_way = branches == ("text", "image", "uncond")
-    weights = {"text": guidance_scale, "image": image_guidance_scale - guidance_scale, "uncond": 1 - image_guidance_scale}
+    weights = branch_weights(guidance_scale, image_guidance_scale)
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(branches)), t)
         model_input = torch.cat([model_input, image_latents], dim=1)
