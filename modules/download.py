@@ -23,25 +23,37 @@ CHOICES = ("default", "all")
 
 @dataclass(frozen=True)
 class Planned:
-    kind: str  # model, controlnet, pose, depth
+    kind: str  # model, controlnet, pose, depth, motion_adapter, taesd, file:<name>
     repo: str
     files: list[str]
     bytes: int
 
 
 def models_to_download(settings: Settings, which: str = "default") -> list[tuple[str, str]]:
-    """(kind, repo) pairs: the default base, the ControlNets, the editing model, the annotators;
-    `all` adds every offered base model and the Edge tab's DreamBooth styles."""
+    """(kind, repo) pairs: the default base, the ControlNets, the editing model, the annotators and
+    fast mode's LCM-LoRA and TAESD; `all` adds every offered base model, the Edge tab's DreamBooth
+    styles and the other engines (AnimateDiff's motion adapter and its 4-step Lightning file, ModelScope)."""
+    from .engine.fast import FAST_DEFAULTS, LCM_LORA_FILE, LCM_LORA_REPO, LIGHTNING_REPO, TAESD_REPO, lightning_file
+
     bases = [settings.default_base_model]
     if which == "all":
         bases = list(dict.fromkeys([*settings.base_models, *settings.edge_style_models]))
-    return [
+    models = [
         *(("model", repo) for repo in bases),
         *(("controlnet", repo) for repo in settings.controlnets.values()),
         ("model", settings.edit_model),
         ("pose", settings.annotators),
         ("depth", settings.annotators),
+        (f"file:{LCM_LORA_FILE}", LCM_LORA_REPO),
+        ("taesd", TAESD_REPO),
     ]
+    if which == "all":
+        models += [
+            ("motion_adapter", settings.motion_adapter),
+            (f"file:{lightning_file(FAST_DEFAULTS['animatediff']['steps'])}", LIGHTNING_REPO),
+            ("model", settings.modelscope_model),
+        ]
+    return models
 
 
 def plan(settings: Settings, which: str = "default", dtype: torch.dtype | None = None) -> list[Planned]:

@@ -96,20 +96,31 @@ class ModelManager:
             self.enforce_budget(keep={id(p.module) for p in self._video.values()})
             return self._components(self._video, scheduler)
 
-    def motion_adapter(self) -> torch.nn.Module:
-        """The AnimateDiff motion adapter, adopted beside the UNet it runs with (same stage)."""
+    def motion_adapter(self, lightning_steps: int | None = None) -> torch.nn.Module:
+        """The AnimateDiff motion adapter, adopted beside the UNet it runs with (same stage); with
+        `lightning_steps`, AnimateDiff-Lightning's adapter distilled for that many steps instead.
+        The last two used stay loaded (normal and fast jobs alternate), within the memory budget."""
+        from .engine.fast import LIGHTNING_REPO, lightning_file
+
         repo = self.settings.motion_adapter
+        key = repo if lightning_steps is None else f"{LIGHTNING_REPO}/{lightning_file(lightning_steps)}"
         with self._guard:
             self._touch("motion_adapter")
-            if repo not in self._adapters:
-                with self._loading(repo):
-                    part = self.source.motion_adapter(repo, reuse=self._shared, report=self._report)
+            if key not in self._adapters:
+                with self._loading(key):
+                    if lightning_steps is None:
+                        part = self.source.motion_adapter(repo, reuse=self._shared, report=self._report)
+                    else:
+                        part = self.source.lightning_adapter(
+                            LIGHTNING_REPO, lightning_file(lightning_steps), reuse=self._shared, report=self._report
+                        )
                 part.module = self.residency.adopt(part.module, stage="unet")
                 self.loads["motion_adapter"] += 1
-                self._adapters[repo] = part
-                self._trim(self._adapters, 1)
-                self.enforce_budget(keep={id(part.module)})
-            return self._adapters[repo].module
+                self._adapters[key] = part
+                self._trim(self._adapters, 2)
+            self._adapters.move_to_end(key)
+            self.enforce_budget(keep={id(self._adapters[key].module)})
+            return self._adapters[key].module
 
     def lcm_lora(self, unet) -> None:
         """Attach the LCM-LoRA to `unet` (inactive until `engine.lora_active`); read once, kept attached."""
@@ -242,8 +253,8 @@ class ModelManager:
             return [victim] if victim else []
 
     def evict(self, name: str) -> None:
-        """Drop one extra: 'edit', 'modelscope', 'motion_adapter', 'controlnet:<kind>', 'annotator:<kind>',
-        or 'all-extras'."""
+        """Drop one extra: 'edit', 'modelscope', 'motion_adapter' (all of them), 'motion_adapter:<key>',
+        'controlnet:<kind>', 'annotator:<kind>', or 'all-extras'."""
         with self._guard:
             if name in ("edit", "all-extras"):
                 self._edit = {}
@@ -258,6 +269,8 @@ class ModelManager:
                 self._controlnets.pop(name.split(":", 1)[1], None)
             elif name.startswith("annotator:"):
                 self._annotators.pop(name.split(":", 1)[1], None)
+            elif name.startswith("motion_adapter:"):
+                self._adapters.pop(name.split(":", 1)[1], None)
             self._usage.pop(name, None)
         free_memory()
 
@@ -296,9 +309,12 @@ class ModelManager:
             for kind, part in self._controlnets.items()
             if id(part.module) not in keep
         ]
-        for name, parts in (("edit", self._edit), ("modelscope", self._video), ("motion_adapter", self._adapters)):
+        for name, parts in (("edit", self._edit), ("modelscope", self._video)):
             if parts and not any(id(part.module) in keep for part in parts.values()):
                 candidates.append((self._usage.get(name, 0.0), name))
+        adapters = [key for key, part in self._adapters.items() if id(part.module) not in keep]
+        if adapters:  # the least recent of them (the cache is in order of use)
+            candidates.append((self._usage.get("motion_adapter", 0.0), f"motion_adapter:{adapters[0]}"))
         return min(candidates)[1] if candidates else None
 
     def _all_modules(self):

@@ -83,6 +83,13 @@ class TinySource:
 
         return Part(f"tiny:{repo}", tiny.build_motion_adapter(seed=tiny_seed(repo)))
 
+    def lightning_adapter(self, repo: str, filename: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        from . import tiny
+        from .engine.fast import lightning_adapter
+
+        state = tiny.build_lightning_adapter_state(tiny.build_motion_adapter(seed=tiny_seed(f"{repo}/{filename}"), mid_block=True))
+        return Part(f"tiny:{repo}/{filename}", lightning_adapter(state))
+
     def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
         from . import tiny
 
@@ -135,6 +142,25 @@ class HubSource:
     def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
         return self._part(hub.list_files(repo), "", "motion_adapter", reuse, report)
 
+    def lightning_adapter(self, repo: str, filename: str, *, reuse: Reuse, report: Report | None = None) -> Part:
+        """An AnimateDiff-Lightning motion adapter: one bare state-dict file of the repo (no config)."""
+        from safetensors.torch import load_file
+
+        from .engine.fast import lightning_adapter
+
+        listing = hub.list_files(repo)
+        if filename not in listing.sizes:
+            raise ModelLoadError(f"{repo} has no {filename}.")
+        root = hub.fetch(listing, [filename], label=f"{repo} ({filename})", report=report)
+        fingerprint = hub.fingerprint(root, filename)
+        shared = reuse(fingerprint)
+        if shared is not None:
+            return shared
+        try:
+            return Part(fingerprint, lightning_adapter(load_file(str(root / filename))))
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            raise ModelLoadError(f"Could not load {filename} of {repo} as a motion adapter: {str(error)[:300]}") from error
+
     def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
         """A LoRA's state dict (one safetensors file of the repo)."""
         from safetensors.torch import load_file
@@ -174,7 +200,8 @@ class HubSource:
         return total
 
     def files(self, repo: str, kind: str) -> tuple[hub.RepoFiles, list[str]]:
-        """The files loading `repo` as `kind` (model, controlnet, pose, depth) reads: what a prefetch gets."""
+        """The files loading `repo` as `kind` reads (model, controlnet, pose, depth, motion_adapter, taesd,
+        file:<name>): what a prefetch gets."""
         from .annotators import ANNOTATOR_FILES
 
         listing = hub.list_files(repo)
@@ -182,8 +209,10 @@ class HubSource:
             return listing, list(ANNOTATOR_FILES[kind])
         if kind == "controlnet":
             return listing, hub.component_files(listing, "", "controlnet", self.variant)[0]
-        if kind == "motion_adapter":
+        if kind in ("motion_adapter", "taesd"):
             return listing, hub.component_files(listing, "", kind, self.variant)[0]
+        if kind.startswith("file:"):  # one bare weights file: a LoRA, an AnimateDiff-Lightning adapter
+            return listing, [kind.removeprefix("file:")]
         return listing, [f for role in MODEL_ROLES for f in hub.component_files(listing, role, role, self.variant)[0]]
 
     def _part(self, listing: hub.RepoFiles, folder: str, role: str, reuse: Reuse, report: Report | None) -> Part:

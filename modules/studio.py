@@ -100,15 +100,27 @@ class CompareResult:
 
 
 def fast_settings(request, tab: str):
-    """Fast mode's steps, guidance and scheduler: the request's where they suit LCM-LoRA, else the
-    tab's fast defaults, with a note; the request returned is the one that runs (and params.json keeps)."""
-    from .engine.fast import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS
+    """Fast mode's steps, guidance and scheduler: the request's where they suit the fast weights
+    (LCM-LoRA; AnimateDiff-Lightning's 2/4/8-step files on the AnimateDiff engine), else the tab's
+    fast defaults, with a note; the request returned is the one that runs (and params.json keeps)."""
+    from .engine.fast import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS, LIGHTNING_STEPS
 
     if not request.fast:
         return request, []
-    defaults = FAST_DEFAULTS[tab]
+    engine_name = getattr(request, "engine", "text2video-zero")
+    if engine_name == "modelscope":
+        raise UserError("Fast mode has no few-step weights for ModelScope; switch Fast off, or pick "
+                        "Text2Video-Zero (LCM-LoRA) or AnimateDiff (AnimateDiff-Lightning).")
+    lightning = engine_name == "animatediff"
+    defaults = FAST_DEFAULTS["animatediff" if lightning else tab]
+    if lightning:
+        name, allowed = "AnimateDiff-Lightning", [n for n in LIGHTNING_STEPS if n >= 2]
+        steps_text = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}"
+    else:
+        name, allowed = "LCM-LoRA", range(LCM_MIN_STEPS, LCM_MAX_STEPS + 1)
+        steps_text = f"{LCM_MIN_STEPS}-{LCM_MAX_STEPS}"
     changes = {}
-    if not LCM_MIN_STEPS <= request.steps <= LCM_MAX_STEPS:
+    if request.steps not in allowed:
         changes["steps"] = defaults["steps"]
         if hasattr(request, "t0"):
             changes.update(t0=-1, t1=-1)  # the paper's t0/t1, scaled to the fast steps
@@ -119,8 +131,7 @@ def fast_settings(request, tab: str):
     if not changes:
         return request, []
     used = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items() if name not in ("t0", "t1"))
-    note = (f"Fast mode (LCM-LoRA) runs {LCM_MIN_STEPS}-{LCM_MAX_STEPS} steps with guidance up to "
-            f"{FAST_MAX_GUIDANCE:g}: used {used}.")
+    note = f"Fast mode ({name}) runs {steps_text} steps with guidance up to {FAST_MAX_GUIDANCE:g}: used {used}."
     return replace(request, **changes), [note]
 
 
@@ -287,14 +298,9 @@ class Studio:
     # ------------------------------------------------------------------ the modes
     def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
         request = self._validated(request)
-        if request.engine != "text2video-zero":
-            if request.fast:
-                raise UserError(
-                    "Fast mode runs the Text2Video-Zero engine (LCM-LoRA); switch Fast off for "
-                    f"{request.engine}, or pick Text2Video-Zero."
-                )
-            return self._trained_video_job(request)
         request, notes = fast_settings(request, "text2video")
+        if request.engine != "text2video-zero":
+            return self._trained_video_job(request, notes)
         scheduler = "lcm" if request.fast else "ddim"
         t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
         chunks = len(chunk_frame_ids(request.num_frames, request.chunk_size))
@@ -334,8 +340,9 @@ class Studio:
             notes=notes,
         )
 
-    def _trained_video_job(self, request: Text2VideoRequest) -> VideoJob:
-        """AnimateDiff (a motion adapter on the tab's SD 1.5 base) or ModelScope (its own 3D UNet)."""
+    def _trained_video_job(self, request: Text2VideoRequest, notes: list[str]) -> VideoJob:
+        """AnimateDiff (a motion adapter on the tab's SD 1.5 base; in fast mode AnimateDiff-Lightning's)
+        or ModelScope (its own 3D UNet)."""
         common = dict(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -346,15 +353,20 @@ class Studio:
             guidance_scale=request.guidance_scale,
             seed=request.seed,
         )
+        scheduler = "ddim"
         if request.engine == "animatediff":
-            record = {"model": request.model, "motion_adapter": self.settings.motion_adapter}
+            record = {"model": request.model, "motion_adapter": self._motion_adapter_name(request)}
+            scheduler = "lightning" if request.fast else "ddim"
 
             def load(manager: ModelManager):
-                return manager.components(request.model, scheduler="ddim"), manager.motion_adapter()
+                return self._animatediff_parts(manager, request)
 
             def sample(loaded, _chunk, control: JobControl) -> np.ndarray:
                 components, adapter = loaded
-                return engine.generate_animatediff(components, adapter, on_step=control.step, **common)
+                return engine.generate_animatediff(
+                    components, adapter, on_step=control.step, scheduler=self._animatediff_scheduler(request, components),
+                    **common,
+                )
         else:
             record = {"model": self.settings.modelscope_model, "licence": "CC BY-NC 4.0 (non-commercial use only)"}
 
@@ -371,8 +383,27 @@ class Studio:
             sample=sample,
             fps=request.fps,
             estimate_s=estimate_gpu_seconds(request.steps, request.num_frames, request.width, request.height),
-            record={**record, "engine": request.engine, "scheduler": "ddim"},
+            record={**record, "engine": request.engine, "scheduler": scheduler},
+            notes=notes,
         )
+
+    def _motion_adapter_name(self, request) -> str:
+        from .engine.fast import LIGHTNING_REPO, lightning_file
+
+        return f"{LIGHTNING_REPO}/{lightning_file(request.steps)}" if request.fast else self.settings.motion_adapter
+
+    @staticmethod
+    def _animatediff_parts(manager: ModelManager, request):
+        """The base and the motion adapter; in fast mode AnimateDiff-Lightning's for the step count and TAESD."""
+        components = manager.components(request.model, scheduler="ddim")
+        if request.fast:
+            components.decoder = manager.tiny_decoder()
+        return components, manager.motion_adapter(lightning_steps=request.steps if request.fast else None)
+
+    @staticmethod
+    def _animatediff_scheduler(request, components):
+        """None (AnimateDiff's own DDIM recipe), or in fast mode the Lightning recipe."""
+        return engine.lightning_scheduler(components.scheduler.config) if request.fast else None
 
     def _control_job(self, request: ControlVideoRequest, *, preview: bool = False) -> VideoJob:
         if preview:
@@ -393,22 +424,20 @@ class Studio:
                 record={"kind": request.kind},
             )
 
-        notes: list[str] = []
-        if request.fast and request.engine != "text2video-zero":
-            raise UserError("Fast mode runs the Text2Video-Zero engine (LCM-LoRA); switch Fast off for AnimateDiff.")
         request, notes = fast_settings(request, "control")
-        scheduler = "lcm" if request.fast else "ddim"
+        animatediff = request.engine == "animatediff"
+        scheduler = ("lightning" if animatediff else "lcm") if request.fast else "ddim"
 
         def load(manager: ModelManager):
-            loaded = (
-                self._detector(manager, request),
-                fast_components(manager, manager.components(request.model, scheduler=scheduler), request.fast),
-                manager.controlnet(request.kind),
-            )
-            return (*loaded, manager.motion_adapter()) if request.engine == "animatediff" else loaded
+            detector = self._detector(manager, request)
+            if animatediff:
+                components, adapter = self._animatediff_parts(manager, request)
+                return detector, components, manager.controlnet(request.kind), adapter
+            components = fast_components(manager, manager.components(request.model, scheduler=scheduler), request.fast)
+            return detector, components, manager.controlnet(request.kind)
 
         def sample(loaded, chunk_size: int, control: JobControl):
-            with fast_context(loaded[1], request.fast):
+            with fast_context(loaded[1], request.fast and not animatediff):
                 return sample_control(loaded, chunk_size, control)
 
         def sample_control(loaded, chunk_size: int, control: JobControl):
@@ -421,6 +450,7 @@ class Studio:
                     num_frames=len(maps), height=height, width=width, steps=request.steps,
                     guidance_scale=request.guidance_scale, seed=request.seed, on_step=control.step,
                     controlnet=controlnet, control=maps, conditioning_scale=request.conditioning_scale,
+                    scheduler=self._animatediff_scheduler(request, components),
                 )
                 return video, maps
             video = engine.generate_control_video(
@@ -449,7 +479,8 @@ class Studio:
             estimate_s=estimate_gpu_seconds(request.steps, len(frames), width, height),
             clip=clip,
             record={"model": request.model, "controlnet": self.settings.controlnets[request.kind],
-                    "scheduler": scheduler, "engine": request.engine},
+                    "scheduler": scheduler, "engine": request.engine,
+                    **({"motion_adapter": self._motion_adapter_name(request)} if animatediff else {})},
             notes=notes,
         )
 

@@ -115,5 +115,35 @@ def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_facto
         api_name="/edit_video")
     record = json.load(open(params))
     assert record["request"]["scheduler"] == "lcm" and record["request"]["steps"] == 4
-    with pytest.raises(AppError, match="Fast mode runs the Text2Video-Zero engine"):
+    video, _, params, _, _ = client.predict(
+        handle_file(str(ASSETS / "depth_ball.mp4")), "a planet", "", "dreamlike-art/dreamlike-photoreal-2.0", 0, 1, 4,
+        64, 20, 9.0, 1.0, 3, 8, "text2video-zero", True, api_name="/depth2video")
+    assert json.load(open(params))["scheduler"] == "lcm" and video_io.read_video(video_path(video))[0].shape[0] == 4
+    with pytest.raises(AppError, match="no few-step weights for ModelScope"):
         text2video(client, engine="modelscope", fast=True)
+
+
+def test_fast_animatediff_runs_lightning_for_the_step_count(client_factory, served):
+    """AnimateDiff + Fast: AnimateDiff-Lightning's adapter for 2/4/8 steps, its Euler recipe, TAESD;
+    the normal adapter's frames are unchanged after."""
+    client = client_factory()
+    before, *_ = text2video(client, engine="animatediff", seed=3)
+    video, _, params, _ = text2video(client, engine="animatediff", fast=True, steps=25, guidance_scale=7.5, seed=3)
+    record = json.load(open(params))
+    assert record["scheduler"] == "lightning" and record["request"]["steps"] == 4
+    assert record["request"]["guidance_scale"] == 1.0
+    assert record["motion_adapter"] == "ByteDance/AnimateDiff-Lightning/animatediff_lightning_4step_diffusers.safetensors"
+    assert any("AnimateDiff-Lightning" in note for note in record["notes"])
+    fast_frames = video_io.read_video(video_path(video))[0]
+    assert fast_frames.shape == (4, 64, 64, 3)
+    _, _, params, _ = text2video(client, engine="animatediff", fast=True, steps=8, guidance_scale=1.0, seed=3)
+    assert json.load(open(params))["motion_adapter"].endswith("_8step_diffusers.safetensors")
+    after, *_ = text2video(client, engine="animatediff", seed=3)
+    a, b = video_io.read_video(video_path(before))[0], video_io.read_video(video_path(after))[0]
+    assert (a == b).all() and not (fast_frames == a).all()
+    video, _, params, _, _ = client.predict(
+        handle_file(str(ASSETS / "pose_walk.mp4")), "an astronaut", "", "dreamlike-art/dreamlike-photoreal-2.0", 0, 1,
+        4, 64, 2, 1.0, 1.0, 3, 8, False, False, False, "animatediff", True, api_name="/pose2video")
+    record = json.load(open(params))
+    assert record["scheduler"] == "lightning" and record["request"]["steps"] == 2
+    assert record["motion_adapter"].endswith("_2step_diffusers.safetensors")

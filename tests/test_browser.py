@@ -169,3 +169,32 @@ def test_compare_tab_returns_the_side_by_side_video(page):
     video = tab.locator("video").first
     video.wait_for(timeout=3 * JOB_TIMEOUT_MS)
     assert re.search(r"compare\.mp4", video.get_attribute("src") or "")
+
+
+def test_fast_switch_follows_the_engine(page):
+    """Fast on AnimateDiff sets Lightning's 4 steps and guidance 1 and makes a video; ModelScope has no
+    fast mode, so picking it hides the switch and turns it off."""
+    tab = panel(page, "Text to video")
+    tab.get_by_label("Engine").click()
+    page.get_by_role("option", name=re.compile("AnimateDiff")).click()
+    tab.get_by_label("number input for Motion δx").wait_for(state="hidden")
+    fast = tab.get_by_role("checkbox", name=re.compile(r"Fast \(4 steps"))
+    fast.check()
+    tab.get_by_role("button", name="Advanced").click()
+    steps = tab.get_by_label("number input for Steps (DDIM)")
+    page.wait_for_function("el => el.value === '4'", arg=steps.element_handle(), timeout=10_000)
+    assert tab.get_by_label("number input for Guidance scale").input_value() == "1"
+    tab.get_by_label("Prompt", exact=True).fill("a paper boat on a river")
+    tab.get_by_label("number input for Frames").fill("3")
+    tab.get_by_label("number input for Frames").press("Enter")
+    tab.get_by_role("button", name="Generate").click()
+    video = tab.locator("video").first
+    video.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert re.search(r"video\.mp4", video.get_attribute("src") or "")
+    tab.get_by_label("Engine").click()
+    page.get_by_role("option", name=re.compile("ModelScope")).click()
+    fast.wait_for(state="hidden")
+    tab.get_by_label("Engine").click()
+    page.get_by_role("option", name=re.compile("AnimateDiff")).click()
+    fast.wait_for()
+    assert not fast.is_checked()  # ModelScope turned it off

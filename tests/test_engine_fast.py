@@ -343,3 +343,47 @@ def test_lightning_state_is_a_plain_motion_adapter_state_dict():
         assert torch.equal(value, state[key]), key
     state[next(iter(state))].add_(1)  # a copy: the adapter itself is untouched
     assert not torch.equal(adapter.state_dict()[next(iter(state))], state[next(iter(state))])
+
+
+def test_lightning_adapter_config_is_read_from_the_file_shapes():
+    """The real files load into MotionAdapter() (the card's defaults): reading the shapes gives
+    exactly that config; a tiny adapter's file gives the tiny adapter's config back."""
+    from diffusers import MotionAdapter
+
+    from modules.engine.fast import lightning_adapter, lightning_adapter_config
+
+    with torch.device("meta"):
+        default = MotionAdapter()
+    config = lightning_adapter_config(default.state_dict())
+    assert {**default.config, **config} == dict(default.config)
+    small = tiny.build_motion_adapter("tiny", seed=2, mid_block=True)
+    loaded = lightning_adapter(tiny.build_lightning_adapter_state(small))
+    assert {k: v for k, v in loaded.config.items() if not k.startswith("_")} == {
+        k: v for k, v in small.config.items() if not k.startswith("_")
+    }
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), small.state_dict().values()))
+    with pytest.raises(ValueError, match="not an AnimateDiff motion adapter"):
+        lightning_adapter_config({"unet.conv_in.weight": torch.zeros(1)})
+
+
+def test_lightning_generates_with_its_recipe_on_a_base_that_carries_the_lcm_lora(tiny_parts, unet):
+    """AnimateDiff (normal or Lightning) on a base UNet that a fast zero-shot job left the LCM-LoRA
+    attached to (off): the motion UNet runs the plain layers, so the frames are those without it."""
+    from modules.engine.animatediff import generate_animatediff
+    from modules.engine.fast import lightning_adapter
+
+    adapter = lightning_adapter(tiny.build_lightning_adapter_state(tiny.build_motion_adapter(seed=5, mid_block=True)))
+    steps = []
+    args = dict(prompt="a boat", num_frames=4, height=SIZE, width=SIZE, steps=4, guidance_scale=1.0, seed=2)
+
+    def run():
+        c = _components(tiny_parts, unet)
+        return generate_animatediff(c, adapter, scheduler=lightning_scheduler(c.scheduler.config),
+                                    on_step=lambda done, total, _: steps.append((done, total)), **args)
+
+    plain = run()
+    assert steps[-1] == (4, 4) and plain.shape == (4, SIZE, SIZE, 3)
+    attach_lora(unet, tiny.build_lcm_lora(unet))
+    assert np.array_equal(run(), plain)
+    c = _components(tiny_parts, unet)
+    assert not np.array_equal(generate_animatediff(c, adapter, **args), plain)  # the DDIM recipe differs

@@ -222,6 +222,7 @@ def test_hub_download_flag_prefetches_exactly_what_the_tabs_load(contents, tmp_p
         for kind in ("pose", "edge", "depth"):
             models.controlnet(kind)
         models.annotator("pose"), models.annotator("depth")
+        models.lcm_lora(models.components().unet), models.tiny_decoder()  # fast mode's parts are in the default set
     forget_listings()
 
 
@@ -267,3 +268,22 @@ def test_hub_fast_mode_fetches_the_lcm_lora_and_taesd_only(hub, tmp_path):
     assert hub.downloaded("madebyollin/taesd") == {"config.json", "diffusion_pytorch_model.safetensors"}
     with lora_active(components.unet):
         pass
+
+
+def test_hub_animatediff_lightning_fetches_one_step_file_and_loads_it_strictly(hub, tmp_path):
+    """Fast AnimateDiff: only the diffusers file for the step count (no ComfyUI twin, no other
+    step counts, no samples), a bare state dict loaded into a MotionAdapter of the file's shapes."""
+    from modules.engine.animatediff import generate_animatediff
+    from modules.engine.fast import LIGHTNING_REPO, lightning_scheduler
+
+    models = manager(tmp_path)
+    adapter = models.motion_adapter(lightning_steps=4)
+    assert type(adapter).__name__ == "MotionAdapter" and adapter.config.use_motion_mid_block
+    assert hub.downloaded(LIGHTNING_REPO) == {"animatediff_lightning_4step_diffusers.safetensors"}
+    assert models.motion_adapter(lightning_steps=4) is adapter  # kept
+    models.motion_adapter(lightning_steps=2)
+    assert hub.downloaded(LIGHTNING_REPO) == {f"animatediff_lightning_{n}step_diffusers.safetensors" for n in (2, 4)}
+    components = models.components()
+    frames = generate_animatediff(components, adapter, prompt="a boat", num_frames=3, height=64, width=64, steps=4,
+                                  guidance_scale=1.0, scheduler=lightning_scheduler(components.scheduler.config))
+    assert frames.shape == (3, 64, 64, 3)

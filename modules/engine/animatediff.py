@@ -133,7 +133,13 @@ def motion_unet(unet2d: UNet2DConditionModel, adapter: MotionAdapter) -> UNetMot
     motion = dict(adapter.named_modules(remove_duplicate=False))
 
     def source_of(path: str) -> nn.Module | None:
-        return motion.get(path) if ".motion_modules." in f".{path}." else base.get(path)
+        if ".motion_modules." in f".{path}.":
+            return motion.get(path)
+        layer = base.get(path)
+        # A LoRA attached to the base (fast mode's LCM-LoRA, off outside its jobs) wraps layers in
+        # PEFT layers; the motion UNet runs the plain layer inside, which is what the wrapper
+        # computes while the LoRA is off.
+        return layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
 
     _share_layers(model, source_of)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
@@ -279,6 +285,7 @@ def generate_animatediff(
     controlnet: ControlNetModel | None = None,
     control: np.ndarray | None = None,
     conditioning_scale: float = 1.0,
+    scheduler=None,
 ) -> np.ndarray:
     """Frames (F, H, W, 3) float32 in [0, 1] from AnimateDiff on `c`'s base and `adapter`.
 
@@ -286,7 +293,8 @@ def generate_animatediff(
     linear beta schedule (`animatediff_scheduler`, applied to `c.scheduler`'s kind and config).
     `prompt` / `negative_prompt` may be storyboards ({frame: text} or `parse_storyboard` text).
     `free_noise`: None = on for storyboards and clips longer than 16 frames, False = off, True or
-    a dict of `enable_free_noise` settings = on. With `controlnet`, `control` holds one uint8 map
+    a dict of `enable_free_noise` settings = on. `scheduler`: a scheduler to sample with instead
+    (AnimateDiff-Lightning's `fast.lightning_scheduler`). With `controlnet`, `control` holds one uint8 map
     (F, H, W, 3) per frame. `on_step(done, total, "")` runs after every step; it may raise to stop.
     Noise comes from a CPU generator seeded with `seed`.
     """
@@ -308,7 +316,7 @@ def generate_animatediff(
         tokenizer=c.tokenizer,
         unet=unet,
         motion_adapter=adapter,
-        scheduler=animatediff_scheduler(c.scheduler),
+        scheduler=scheduler if scheduler is not None else animatediff_scheduler(c.scheduler),
     )
     extra = {}
     if controlnet is None:

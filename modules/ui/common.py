@@ -296,21 +296,28 @@ def status_line(studio) -> str:
     )
 
 
-FAST_LABEL = "Fast (LCM-LoRA, 4 steps, TAESD decoder)"
+FAST_LABEL = "Fast (4 steps: LCM-LoRA, or AnimateDiff-Lightning on AnimateDiff; TAESD decoder)"
 
 
 def fast_checkbox() -> gr.Checkbox:
     return gr.Checkbox(label=FAST_LABEL, value=False)
 
 
-def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float) -> None:
-    """Ticking Fast sets the tab's fast steps and guidance (still adjustable); unticking restores its defaults."""
-    def update(on: bool):
+def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float,
+              engine: gr.Dropdown | None = None) -> None:
+    """Ticking Fast sets the tab's fast steps and guidance (still adjustable); unticking restores its
+    defaults (with `engine`, the chosen engine's). Only a user's tick: the engine switch sets Fast itself."""
+    def update(on: bool, engine_name: str | None = None):
         from ..engine.fast import FAST_DEFAULTS  # torch: only once a user ticks the box
+        from ..request_types import ENGINE_DEFAULTS
 
-        fast_defaults = FAST_DEFAULTS[tab]
         if on:
+            fast_defaults = FAST_DEFAULTS["animatediff" if engine_name == "animatediff" else tab]
             return gr.update(value=fast_defaults["steps"]), gr.update(value=fast_defaults["guidance_scale"])
+        if tab == "text2video" and engine_name in ENGINE_DEFAULTS:
+            normal = ENGINE_DEFAULTS[engine_name]
+            return gr.update(value=settings.default_steps(normal["steps"])), gr.update(value=normal["guidance_scale"])
         return gr.update(value=settings.default_steps(normal_steps)), gr.update(value=normal_guidance)
 
-    fast.change(update, fast, [steps, guidance], queue=False, api_visibility="private")
+    inputs = [fast] if engine is None else [fast, engine]
+    fast.input(update, inputs, [steps, guidance], queue=False, api_visibility="private")

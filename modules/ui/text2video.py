@@ -74,23 +74,31 @@ def form_from_params(settings, data: dict) -> list:
             gr.skip(), r.fast]  # the first-frame image is not in params.json's folder: upload it again
 
 
-def engine_form(settings, engine: str) -> list:
-    """Updates when the engine changes: only its own parameters shown, its published defaults set.
+def engine_form(settings, engine: str, fast: bool = False) -> list:
+    """Updates when the engine changes: only its own parameters shown, its published defaults set
+    (fast mode's steps and guidance while Fast is on; ModelScope has no fast mode, so Fast goes off).
 
-    In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height, notice.
+    In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height,
+    notice, fast.
     """
+    from ..engine.fast import FAST_DEFAULTS
+
     defaults = ENGINE_DEFAULTS.get(engine, ENGINE_DEFAULTS["text2video-zero"])
     zero_shot, on_base = engine == "text2video-zero", engine != "modelscope"
+    fast = bool(fast) and on_base
+    if fast:
+        defaults = {**defaults, **FAST_DEFAULTS["text2video" if zero_shot else "animatediff"]}
     side = min(settings.default_resolution, defaults["side"]) if settings.preset == "tiny" else defaults["side"]
     side = min(side, side_maximum(settings, side))
     return [
         gr.update(visible=on_base),
         *(gr.update(visible=zero_shot) for _ in range(6)),
-        gr.update(value=settings.default_steps(defaults["steps"])),
+        gr.update(value=defaults["steps"] if fast else settings.default_steps(defaults["steps"])),
         gr.update(value=defaults["guidance_scale"]),
         gr.update(value=side),
         gr.update(value=side),
         gr.update(visible=engine == "modelscope"),
+        gr.update(visible=on_base, value=fast),
     ]
 
 
@@ -154,9 +162,10 @@ def build(demo: gr.Blocks, studio) -> list:
               t0, t1, seed, chunk_size, fps, engine, first_frame, fast]
     event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
     stop.click(None, cancels=[event])
-    wire_fast(fast, steps, guidance, settings, "text2video", defaults.steps, defaults.guidance_scale)
-    engine.change(lambda name: engine_form(settings, name), engine,
-                  [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice],
+    wire_fast(fast, steps, guidance, settings, "text2video", defaults.steps, defaults.guidance_scale, engine)
+    engine.change(lambda name, fast_on: engine_form(settings, name, fast_on), [engine, fast],
+                  [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice,
+                   fast],
                   queue=False, api_visibility="private")
 
     # Each side's maximum follows the other, so that width x height always fits max_pixels.

@@ -47,6 +47,10 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
             contents[path] = lambda path=path: _component_file(repo, root_model, path)
         elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
             contents[path] = lambda path=path, folder=folder: _component_file(repo, folder, path)
+        elif repo == "ByteDance/AnimateDiff-Lightning" and path.endswith("_diffusers.safetensors"):
+            # a bare MotionAdapter state dict, as the real files (no config.json): the tiny base's shapes
+            contents[path] = lambda path=path: safetensors_bytes(tiny.build_lightning_adapter_state(
+                tiny.build_motion_adapter(seed=tiny_seed(f"{repo}/{path}"), mid_block=True)))
         elif path == "pytorch_lora_weights.safetensors":
             contents[path] = lambda: safetensors_bytes(tiny.build_lcm_lora(tiny.build_unet(seed=1), seed=tiny_seed(repo)))
         elif folder == "tokenizer":
