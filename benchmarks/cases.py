@@ -24,6 +24,7 @@ import torch
 from modules.request_types import CONTROL_KINDS
 
 MODES = ("text2video", *CONTROL_KINDS, "edit")
+ENGINE_MODES = ("animatediff", "modelscope")  # benchmarks/engines.py
 
 PROMPT = "a horse galloping on a street"
 NEGATIVE = "blurry, low quality"
@@ -48,6 +49,8 @@ class Case:
     # What both sides run on (tokenizer, text_encoder, vae, unet, controlnet, scheduler_config),
     # for runners built on the same weights (`--fast`).
     components: dict = field(default_factory=dict)
+    counted: list = field(default_factory=list)  # modules whose calls are the UNet calls (default: `unet`)
+    weights_mb: dict = field(default_factory=dict)  # side -> MB of weights it holds, where they differ
 
 
 def control_maps(frames: int, size: int, mode: str, seed: int = 0) -> np.ndarray:
@@ -118,11 +121,11 @@ def build_case(
     )
     from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
         CrossFrameAttnProcessor2_0,
-        TextToVideoZeroPipeline,
     )
     from diffusers.utils.torch_utils import randn_tensor
 
     from modules import tiny
+    from modules.engine.references import FramewiseTextToVideoZero
     from modules.engine import (
         Components,
         default_t0_t1,
@@ -134,8 +137,13 @@ def build_case(
         make_scheduler,
     )
 
+    if mode in ENGINE_MODES:
+        from . import engines
+
+        build = engines.build_animatediff_case if mode == "animatediff" else engines.build_modelscope_case
+        return build(arch=arch, size=size, steps=steps, device=device, dtype=dtype, seed=seed)
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES + ENGINE_MODES)}")
 
     def place(model):
         return model.to(device=device, dtype=dtype)
@@ -159,14 +167,6 @@ def build_case(
     if mode == "text2video":
         unet = place(tiny.build_unet(arch, seed=1))
         t0, t1 = default_t0_t1(steps)
-        class FramewiseTextToVideoZero(TextToVideoZeroPipeline):
-            """Re-noises frame k with frame k's noise stream, as our engine does (see the engine tests)."""
-
-            renoise_generators = None
-
-            def forward_loop(self, x_t0, t0, t1, generator):
-                return super().forward_loop(x_t0, t0, t1, generator=self.renoise_generators)
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe = FramewiseTextToVideoZero(unet=unet, scheduler=tiny.build_scheduler(), **common)

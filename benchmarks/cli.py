@@ -21,15 +21,17 @@ DEFAULT_SIZE = {"tiny": 64, "sd15": 128}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from .cases import MODES
+    from .cases import ENGINE_MODES, MODES
 
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Time our Text2Video-Zero engine against diffusers' reference pipelines on identical "
         "random-weight components (tiny or the real SD 1.5 architecture), and check they make the same frames.",
     )
-    parser.add_argument("--mode", choices=(*MODES, "switching"), default="text2video",
+    parser.add_argument("--mode", choices=(*MODES, *ENGINE_MODES, "switching"), default="text2video",
                         help="pose/edge/depth: ControlNet video on random control maps (no annotator); "
+                        "animatediff / modelscope: those engines against diffusers' AnimateDiffPipeline / "
+                        "TextToVideoSDPipeline (with --frames-sweep 16,32,64: FreeNoise's memory); "
                         "switching: text2video -> edge -> depth -> pose -> edit -> text2video, ours vs a full "
                         "reload per switch")
     parser.add_argument("--arch", choices=("tiny", "sd15"), default="tiny")
@@ -76,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--size must be a positive multiple of 8")
     if args.fast and (args.mode == "switching" or args.frames_sweep or args.compile or args.breakdown):
         parser.error("--fast runs alone: not with --mode switching, --frames-sweep, --compile or --breakdown")
+    if args.mode in ENGINE_MODES and (args.fast or args.compile or args.chunk_size):
+        parser.error(f"--mode {args.mode} runs without --fast, --compile and --chunk-size")
     if args.default_steps is not None and args.default_steps < 2:
         parser.error("--default-steps must be at least 2")
     if args.frames_sweep:
@@ -105,11 +109,12 @@ def resolve(args: argparse.Namespace):
 
 
 class CallCounter:
-    """Counts forward calls of a module through a forward hook."""
+    """Counts forward calls of modules through forward pre-hooks (our AnimateDiff motion UNet fires
+    the base UNet's pre-hooks, not its forward)."""
 
-    def __init__(self, module):
+    def __init__(self, *modules):
         self.count = 0
-        self._handle = module.register_forward_hook(self._hook)
+        self._handles = [module.register_forward_pre_hook(self._hook) for module in modules]
 
     def _hook(self, *_):
         self.count += 1
@@ -119,7 +124,8 @@ class CallCounter:
         return count
 
     def remove(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
 
 
 def run_once(fn, frames, device, counter) -> dict:
@@ -173,7 +179,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     )  # fmt: skip
     build_s = time.perf_counter() - started
     log(args, f"built {args.arch} components on {device} ({args.dtype}) in {build_s:.1f} s")
-    counter = CallCounter(case.unet)
+    counter = CallCounter(*(case.counted or [case.unet]))
     breakdown = None
     if args.breakdown:
         from .breakdown import Breakdown
@@ -231,6 +237,8 @@ def benchmark(args: argparse.Namespace) -> dict:
             result[f"breakdown_{name}"] = {
                 part: statistics.median(r["parts"][part] for r in side) for part in side[0]["parts"]
             }
+    if case.weights_mb:
+        result.update({f"weights_mb_{name}": mb for name, mb in case.weights_mb.items()})
     result["speedup"] = result["seconds_reference"] / result["seconds_ours"]
     result["max_abs_diff"] = max_diff
     result["comparable"] = args.chunk_size >= args.frames or case.chunked_matches_reference
@@ -301,6 +309,8 @@ def table(r: dict) -> str:
     lines.append(f"{'UNet steps/s':<16}{r['unet_steps_per_s_ours']:>12.3f}{r['unet_steps_per_s_reference']:>12.3f}")
     lines.append(f"{'peak MB':<16}{r['peak_mem_mb_ours']:>12.1f}{r['peak_mem_mb_reference']:>12.1f}")
     lines.append(f"{'CPU s/video':<16}{r['cpu_seconds_ours']:>12.3f}{r['cpu_seconds_reference']:>12.3f}")
+    if "weights_mb_ours" in r:
+        lines.append(f"{'weights MB':<16}{r['weights_mb_ours']:>12.1f}{r['weights_mb_reference']:>12.1f}")
     if "breakdown_ours" in r:
         for part in r["breakdown_ours"]:
             label = f"  s {part}"

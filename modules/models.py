@@ -24,7 +24,7 @@ import torch
 from . import engine
 from .hub import ModelLoadError, Report
 from .parts import Part, source_for
-from .residency import Residency, device_lock, free_memory, module_bytes, resolve_device, resolve_dtype
+from .residency import Residency, choose_dtype, device_lock, free_memory, module_bytes, resolve_device, resolve_dtype
 from .settings import Settings
 
 __all__ = ["ModelLoadError", "ModelManager", "free_memory", "module_bytes", "resolve_device", "resolve_dtype"]
@@ -36,7 +36,7 @@ class ModelManager:
     def __init__(self, settings: Settings, device: str | None = None):
         self.settings = settings
         self.device = resolve_device(device or settings.device)
-        self.dtype = resolve_dtype(settings.dtype, self.device)
+        self.dtype, self.dtype_reason = choose_dtype(settings.dtype, self.device, probe_cpu=settings.preset != "tiny")
         self.lock = device_lock(self.device)
         self.residency = Residency(self.device, self.dtype, offload=settings.cpu_offload)
         self.source = source_for(settings.preset, self.dtype)

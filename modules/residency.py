@@ -27,10 +27,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def choose_dtype(name: str, device: torch.device, *, probe_cpu: bool = True) -> tuple[torch.dtype, str]:
+    """The dtype models run in, and why (the status line shows it).
+
+    `auto`: float16 on CUDA; on a CPU bfloat16 only where `dtype_probe` measured it clearly faster
+    (it is on some CPUs, 2-14x slower on others), else float32. `probe_cpu=False` skips the probe
+    (float32): the tiny preset, whose tests compare float32 frames, and callers that only need
+    the file variant (the same for float32 and bfloat16).
+    """
+    if name != "auto":
+        return DTYPES[name], f"{name}: set by T2VZ_DTYPE"
+    if device.type == "cuda":
+        return torch.float16, "float16: auto on CUDA"
+    if not probe_cpu:
+        return torch.float32, "float32: auto on CPU (no probe)"
+    from .dtype_probe import pick_cpu_dtype
+
+    return pick_cpu_dtype()
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    """The dtype without running the CPU probe (enough to choose a file variant)."""
+    return choose_dtype(name, device, probe_cpu=False)[0]
 
 
 def variant_for(dtype: torch.dtype) -> str | None:

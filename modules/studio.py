@@ -192,30 +192,48 @@ class Studio:
         return self._run(lambda: self._edit_job(request), control)
 
     def compare(self, request: CompareRequest, control: JobControl | None = None) -> CompareResult:
-        """One prompt and seed through each engine, one worker job each, then one labelled side-by-side mp4."""
+        """One prompt and seed through each engine, one worker job each, then one labelled side-by-side mp4.
+
+        The API's single call; the Compare tab queues `compare_engine` per engine instead (each its
+        own queue entry, progress and Stop) and then calls `combine_compare`.
+        """
         control = control or JobControl()
+        request = self.prepare_compare(request)
+        runs: dict[str, dict] = {}
+        count = len(request.engines)
+        for index, name in enumerate(request.engines):
+            def report(fraction: float, text: str, index=index, name=name) -> None:
+                control.report((index + fraction) / count, f"{name} ({index + 1}/{count}): {text}")
+
+            engine_control = JobControl(should_stop=control.should_stop, progress=report,
+                                        cancel_event=control.cancel_event)
+            runs[name] = self.compare_engine(request, name, engine_control)
+        return self.combine_compare(request, runs)
+
+    def prepare_compare(self, request: CompareRequest) -> CompareRequest:
+        """The validated request with its seed fixed, so every engine runs the same seed."""
         with user_errors("comparing the engines"):
             request = request.validate(self.settings)
-            request = replace(request, seed=resolve_seed(request.seed))
-            runs: dict[str, tuple[VideoResult, float]] = {}
-            count = len(request.engines)
-            for index, name in enumerate(request.engines):
-                def report(fraction: float, text: str, index=index, name=name) -> None:
-                    control.report((index + fraction) / count, f"{name} ({index + 1}/{count}): {text}")
+            return replace(request, seed=resolve_seed(request.seed))
 
-                engine_control = JobControl(should_stop=control.should_stop, progress=report,
-                                            cancel_event=control.cancel_event)
-                started = time.monotonic()
-                result = self.text2video(request.for_engine(name, self.settings), engine_control)
-                runs[name] = (result, time.monotonic() - started)
-            clips = [video_io.read_video(result.video) for result, _ in runs.values()]
+    def compare_engine(self, request: CompareRequest, engine_name: str, control: JobControl | None = None) -> dict:
+        """One engine's clip of a (prepared) comparison: {"video", "params", "seconds"} (JSON, for the page's state)."""
+        started = time.monotonic()
+        result = self.text2video(request.for_engine(engine_name, self.settings), control)
+        return {"video": result.video, "params": result.params, "seconds": round(time.monotonic() - started, 2)}
+
+    def combine_compare(self, request: CompareRequest, runs: dict[str, dict]) -> CompareResult:
+        """The engines' clips side by side, labelled with their seconds, in a folder of its own."""
+        with user_errors("comparing the engines"):
+            if not runs:
+                raise UserError("No engine finished, so there is nothing to compare.")
+            clips = [video_io.read_video(run["video"]) for run in runs.values()]
             frames = side_by_side([clip.frames for clip in clips],
-                                  [f"{name} · {seconds:.1f} s" for name, (_, seconds) in runs.items()],
+                                  [f"{name} · {run['seconds']:.1f} s" for name, run in runs.items()],
                                   [request.fps] * len(clips))
             folder = self.outputs.new_folder("compare")
             video = video_io.write_mp4(frames, folder / "compare.mp4", request.fps)
-            summary = {name: {"video": result.video, "params": result.params, "seconds": round(seconds, 2)}
-                       for name, (result, seconds) in runs.items()}
+            summary = {name: dict(run) for name, run in runs.items()}
             write_params(folder, {"mode": "compare", "request": asdict(request), "seed": request.seed,
                                   "engines": summary, "preset": self.settings.preset})
             return CompareResult(video=str(video), seed=request.seed, engines=summary)

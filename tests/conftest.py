@@ -1,10 +1,13 @@
 """Test-wide setup: offline, no analytics, tiny components built once per session."""
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The real preset's T2VZ_DTYPE=auto probes the CPU once (modules/dtype_probe.py); keep its cache out of ~/.cache.
+os.environ.setdefault("T2VZ_DTYPE_PROBE_CACHE", os.path.join(tempfile.gettempdir(), f"t2vz-tests-dtype-probe-{os.getpid()}.json"))
 
 import pytest  # noqa: E402
 

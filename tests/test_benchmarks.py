@@ -90,3 +90,21 @@ def test_fast_benchmark_reports_fast_and_scaled_default(mode, calls_fast, calls_
     assert result["unet_calls_default_measured"] == result["unet_calls_reference_measured"] > 0
     assert (result["scheduler_fast"], result["decoder_fast"], result["decoder_default"]) == ("lcm", "taesd", "vae")
     assert "speed-up fast vs default" in stdout
+
+
+@pytest.mark.parametrize("mode", ["animatediff", "modelscope"])
+def test_engine_benchmarks_match_diffusers_pipelines(mode):
+    """--mode animatediff|modelscope: ours against AnimateDiffPipeline / TextToVideoSDPipeline on the
+    same weights, same frames; AnimateDiff's reference holds a second copy of the UNet, ours doesn't;
+    --frames-sweep reports FreeNoise's peak memory per frame count."""
+    sweep = ["--frames-sweep", "8,20"] if mode == "animatediff" else []
+    result, stdout = run_benchmark("--mode", mode, "--frames", "4", *sweep, timeout=300)
+    assert result["mode"] == mode and "s/video" in stdout and "weights MB" in stdout
+    assert result["unet_calls_ours"] == result["unet_calls_reference"] == 3
+    assert 0 <= result["max_abs_diff"] < 1e-4
+    if mode == "animatediff":
+        assert result["weights_mb_reference"] > result["weights_mb_ours"] * 1.1  # the copied 2D UNet
+        assert [s["frames"] for s in result["frames_sweep"]] == [8, 20]
+        assert all(s["unet_calls"] == 3 and s["peak_mem_mb"] >= 0 for s in result["frames_sweep"])
+    else:
+        assert result["weights_mb_reference"] == result["weights_mb_ours"]

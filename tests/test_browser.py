@@ -166,9 +166,21 @@ def test_compare_tab_returns_the_side_by_side_video(page):
     tab.get_by_label("number input for Frames").fill("2")
     tab.get_by_label("number input for Frames").press("Enter")
     tab.get_by_role("button", name="Compare").click()
-    video = tab.locator("video").first
-    video.wait_for(timeout=3 * JOB_TIMEOUT_MS)
-    assert re.search(r"compare\.mp4", video.get_attribute("src") or "")
+    tab.locator("video[src*='compare.mp4']").wait_for(timeout=3 * JOB_TIMEOUT_MS)
+    assert tab.locator("video[src*='video.mp4']").count() == 3  # each engine's job filled its own slot
+
+
+def test_compare_tab_stop_one_engine_and_the_others_still_run(page):
+    """Each engine is its own queued job with its own Stop: stopping the first leaves the others,
+    and the side-by-side holds those that finished."""
+    tab = panel(page, "Compare engines")
+    tab.get_by_label("Prompt").fill("a windmill")
+    tab.get_by_role("button", name="Compare").click()
+    tab.get_by_role("button", name="Stop text2video-zero").click()
+    tab.locator("video[src*='compare.mp4']").wait_for(timeout=3 * JOB_TIMEOUT_MS)
+    assert tab.locator("video[src*='video.mp4']").count() == 2
+    seconds = re.sub(r"\s+", "", tab.locator("[data-testid='json']").inner_text())
+    assert '"animatediff"' in seconds and '"modelscope"' in seconds and "text2video-zero" not in seconds
 
 
 def test_fast_switch_follows_the_engine(page):

@@ -136,3 +136,38 @@ def test_bfloat16_frames_stay_close_to_float32_at_the_real_architecture():
     diff = np.abs(bf16 - fp32)
     assert bf16.shape == (1, 32, 32, 3) and np.isfinite(bf16).all() and fp32.std() > 0.05
     assert diff.max() < BF16_MAX_TOLERANCE and diff.mean() < BF16_MEAN_TOLERANCE, (diff.max(), diff.mean())
+
+
+def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkeypatch, tmp_path):
+    """T2VZ_DTYPE=auto on a CPU: the probe's pick and its reason reach the model manager and the page's
+    status line; the tiny preset (float32 references in the tests) and explicit dtypes skip the probe."""
+    from types import SimpleNamespace
+
+    from modules.models import ModelManager
+    from modules.residency import choose_dtype
+    from modules.settings import Settings
+    from modules.ui.common import status_line
+
+    calls = []
+    monkeypatch.setattr(dtype_probe, "_memo", {})
+    monkeypatch.setenv(dtype_probe.CACHE_ENV, str(tmp_path / "probe.json"))
+    monkeypatch.setattr(dtype_probe, "measure", _probe(1.9, calls))
+
+    cpu = torch.device("cpu")
+    assert choose_dtype("float32", cpu) == (torch.float32, "float32: set by T2VZ_DTYPE")
+    assert choose_dtype("auto", torch.device("cuda")) == (torch.float16, "float16: auto on CUDA")
+    assert choose_dtype("auto", cpu, probe_cpu=False)[0] == torch.float32 and not calls
+
+    manager = ModelManager(Settings.from_env(preset="real", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
+    assert manager.dtype == torch.bfloat16 and manager.residency.dtype == torch.bfloat16
+    assert manager.dtype_reason.startswith("bfloat16: 1.9× faster") and len(calls) == 1
+    line = status_line(SimpleNamespace(manager=manager, settings=manager.settings, pool=[None]))
+    assert "bfloat16: 1.9× faster than float32 on this CPU" in line
+
+    tiny = ModelManager(Settings.from_env(preset="tiny", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
+    assert tiny.dtype == torch.float32 and len(calls) == 1
+    monkeypatch.setattr(dtype_probe, "_memo", {})
+    monkeypatch.setattr(dtype_probe, "measure", _probe(0.5, calls))
+    (tmp_path / "probe.json").unlink()
+    slow = ModelManager(Settings.from_env(preset="real", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
+    assert slow.dtype == torch.float32 and "slower" in slow.dtype_reason

@@ -20,10 +20,10 @@ import torch
 from diffusers import StableDiffusionControlNetPipeline, StableDiffusionInstructPix2PixPipeline
 from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
     CrossFrameAttnProcessor2_0,
-    TextToVideoZeroPipeline,
 )
 
 from modules import tiny
+from modules.engine.references import FramewiseTextToVideoZero
 from modules.engine import (
     Components,
     frame_generator,
@@ -35,19 +35,6 @@ from modules.engine import (
 )
 
 TOLERANCE = 1e-4
-
-
-class FramewiseTextToVideoZero(TextToVideoZeroPipeline):
-    """diffusers' pipeline, whose re-noising of frames 1.. draws each frame's noise from its own stream.
-
-    `renoise_generators` (one per frame after the anchor) must be set before each call.
-    """
-
-    renoise_generators: list[torch.Generator] | None = None
-
-    def forward_loop(self, x_t0, t0, t1, generator):
-        assert self.renoise_generators is not None and len(self.renoise_generators) == len(x_t0)
-        return super().forward_loop(x_t0, t0, t1, generator=self.renoise_generators)
 
 
 def reference_video(pipe, *, seed, frame_ids, **kwargs):

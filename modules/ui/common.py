@@ -291,7 +291,7 @@ def status_line(studio) -> str:
     loaded = ", ".join(f"{k}: {', '.join(v)}" for k, v in resident.items() if v) or "nothing yet (loads on first use)"
     loading = f" · loading **{manager.loading}** now" if manager.loading else ""  # never waits for the load
     return (
-        f"Preset **{studio.settings.preset}** · device **{manager.device}** ({str(manager.dtype).replace('torch.', '')})"
+        f"Preset **{studio.settings.preset}** · device **{manager.device}** ({manager.dtype_reason})"
         f" · workers {len(studio.pool)} · loaded: {loaded}{loading}"
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import gradio as gr
 
 from ..errors import UserError
@@ -36,29 +38,80 @@ def build(demo: gr.Blocks, studio) -> list:
                 seed = seed_input()
             with gr.Row():
                 run = gr.Button("Compare", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                stop = gr.Button("Stop all", variant="stop")
+            api_trigger = gr.Button("compare (API)", visible=False)  # /compare: the whole comparison in one call
         with gr.Column():
             video = gr.Video(label="Side by side (seconds per engine in the labels)", format=None, autoplay=True, loop=True)
+            slots = {}
+            with gr.Row():
+                for name in ENGINES:  # one queued job per engine: its own progress here, its own Stop
+                    with gr.Column(min_width=160):
+                        slots[name] = (gr.Video(label=ENGINE_LABELS[name], format=None, loop=True),
+                                       gr.Button(f"Stop {name}", size="sm"), gr.State())
             videos = gr.File(label="Each engine's own video", file_count="multiple")
             timings = gr.JSON(label="Seconds per engine")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
+    prepared = gr.State()  # the validated request (seed fixed) every engine's job runs
 
-    def compare(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps,
-                progress=gr.Progress()):
+    def request_of(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps):
+        return CompareRequest(prompt=prompt, engines=engines, negative_prompt=negative_prompt, model=model,
+                              num_frames=num_frames, width=width, height=height, steps=steps, seed=seed, fps=fps)
+
+    def answer(run):
+        """Run one Studio call; our errors as sentences on the page or to the client."""
         try:
             with user_errors("comparing the engines"):
-                request = CompareRequest(prompt=prompt, engines=engines, negative_prompt=negative_prompt, model=model,
-                                         num_frames=num_frames, width=width, height=height, steps=steps, seed=seed,
-                                         fps=fps)
-                result = studio.compare(request, gradio_job_control(demo, progress))
+                return run()
         except UserError as error:
             raise gr.Error(str(error), print_exception=False) from error
         except Cancelled as error:
             raise gr.Error(STOPPED, print_exception=False) from error
+
+    def outputs_of(result) -> tuple:
         seconds = {name: info["seconds"] for name, info in result.engines.items()}
         return result.video, [info["video"] for info in result.engines.values()], seconds, result.seed
 
+    def compare(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps,
+                progress=gr.Progress()):
+        request = request_of(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps)
+        return outputs_of(answer(lambda: studio.compare(request, gradio_job_control(demo, progress))))
+
+    def prepare(*values):
+        request = answer(lambda: studio.prepare_compare(request_of(*values)))
+        cleared = [None] * (2 * len(ENGINES))  # each slot's video and run
+        return [asdict(request), None, None, None, request.seed, *cleared]
+
+    def run_engine(name: str):
+        def run(prepared_request, progress=gr.Progress()):
+            if not prepared_request or name not in prepared_request["engines"]:
+                return gr.skip(), gr.skip()
+            request = CompareRequest(**{**prepared_request, "engines": tuple(prepared_request["engines"])})
+            run = answer(lambda: studio.compare_engine(request, name, gradio_job_control(demo, progress)))
+            return run["video"], run
+
+        return run
+
+    def combine(prepared_request, *runs):
+        done = {name: run for name, run in zip(ENGINES, runs) if run and prepared_request and name in prepared_request["engines"]}
+        if not done:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        request = CompareRequest(**{**prepared_request, "engines": tuple(done)})
+        return outputs_of(answer(lambda: studio.combine_compare(request, done)))
+
     inputs = [prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps]
-    event = run.click(compare, inputs, [video, videos, timings, used_seed], api_name="compare", **gpu_options(studio))
-    stop.click(None, cancels=[event])
-    return [event]
+    api_event = api_trigger.click(compare, inputs, [video, videos, timings, used_seed], api_name="compare",
+                                  **gpu_options(studio))
+    slot_outputs = [component for name in ENGINES for component in (slots[name][0], slots[name][2])]
+    chain = run.click(prepare, inputs, [prepared, video, videos, timings, used_seed, *slot_outputs],
+                      queue=False, api_visibility="private")
+    events = []
+    for name in ENGINES:  # separate queue entries on the shared worker, one after the other
+        slot_video, slot_stop, slot_run = slots[name]
+        chain = chain.then(run_engine(name), prepared, [slot_video, slot_run], api_visibility="private",
+                           **gpu_options(studio))
+        slot_stop.click(None, cancels=[chain])
+        events.append(chain)
+    final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)], [video, videos, timings, used_seed],
+                       api_visibility="private")
+    stop.click(None, cancels=[*events, final, api_event])
+    return [api_event, *events]
