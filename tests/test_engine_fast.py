@@ -387,3 +387,26 @@ def test_lightning_generates_with_its_recipe_on_a_base_that_carries_the_lcm_lora
     assert np.array_equal(run(), plain)
     c = _components(tiny_parts, unet)
     assert not np.array_equal(generate_animatediff(c, adapter, **args), plain)  # the DDIM recipe differs
+
+
+def test_fast_settings_follow_the_engines_fast_weights():
+    """LCM-LoRA takes 2-8 steps; AnimateDiff-Lightning has 2-, 4- and 8-step files; ModelScope none."""
+    from modules.errors import UserError
+    from modules.request_types import Text2VideoRequest
+    from modules.studio import fast_settings
+
+    def run(**fields):
+        return fast_settings(Text2VideoRequest(prompt="a", fast=True, **fields), "text2video")
+
+    request, notes = run(steps=3, guidance_scale=1.0, engine="animatediff")
+    assert request.steps == 4 and "AnimateDiff-Lightning" in notes[0] and "2, 4 or 8" in notes[0]
+    assert run(steps=8, guidance_scale=1.0, engine="animatediff") == (
+        Text2VideoRequest(prompt="a", fast=True, steps=8, guidance_scale=1.0, engine="animatediff"), [])
+    request, notes = run(steps=3, guidance_scale=1.0)
+    assert request.steps == 3 and not notes  # LCM-LoRA: any of 2-8
+    request, notes = run(steps=25, guidance_scale=7.5, engine="animatediff")
+    assert (request.steps, request.guidance_scale) == (4, 1.0) and len(notes) == 1
+    with pytest.raises(UserError, match="no few-step weights for ModelScope"):
+        run(steps=4, engine="modelscope")
+    plain = Text2VideoRequest(prompt="a", steps=25, engine="animatediff")
+    assert fast_settings(plain, "text2video") == (plain, [])

@@ -31,6 +31,18 @@ def test_storyboard_keeps_the_anchor_and_changes_later_frames(components):
     np.testing.assert_allclose(chunked, board, atol=2e-5)  # per-frame text, not per chunk
 
 
+def test_storyboard_of_three_key_frames_over_48_frames(components):
+    """The issue's long-clip case for the zero-shot engine: 3 key frames over 48 frames, in chunks."""
+    from modules.engine import parse_storyboard
+
+    board = parse_storyboard("0: a cat sleeping\n16: the cat wakes up\n32: the cat runs")
+    frames = run(components, prompt=board, num_frames=48, height=32, width=32, steps=2, chunk_size=8)
+    assert frames.shape == (48, 32, 32, 3) and np.isfinite(frames).all()
+    plain = run(components, prompt="a cat sleeping", num_frames=48, height=32, width=32, steps=2, chunk_size=8)
+    np.testing.assert_allclose(frames[0], plain[0], atol=1e-6)  # the first key on the anchor
+    assert np.abs(frames[40] - plain[40]).max() > 1e-3  # later frames follow the later keys
+
+
 def test_first_frame_image_becomes_the_anchor(components):
     rng = np.random.default_rng(0)
     image, other = (rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(2))
