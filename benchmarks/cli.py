@@ -55,8 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="torch.compile our side's UNet and ControlNet (inductor; with freezing on CPU); "
                         "the warm-up pays the compile, so keep --warmup >= 1")
     parser.add_argument("--fast", action="store_true",
-                        help="fast mode (LCM-LoRA + LCMScheduler at 4 steps + TAESD; random weights in the real "
-                        "files' formats) against the default mode (e.g. 50 DDIM steps, guidance, the full VAE) and "
+                        help="fast mode (LCM-LoRA + LCMScheduler at 4 steps + TAESD; with --mode animatediff "
+                        "AnimateDiff-Lightning's 4-step adapter; random weights in the real files' formats) against the default mode (e.g. 50 DDIM steps, guidance, the full VAE) and "
                         "diffusers' reference at their default step count, scaled from one run at --steps steps")
     parser.add_argument("--default-steps", type=int, default=None,
                         help="with --fast: the default mode's step count the scaled figures are for "
@@ -78,8 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--size must be a positive multiple of 8")
     if args.fast and (args.mode == "switching" or args.frames_sweep or args.compile or args.breakdown):
         parser.error("--fast runs alone: not with --mode switching, --frames-sweep, --compile or --breakdown")
-    if args.mode in ENGINE_MODES and (args.fast or args.compile or args.chunk_size):
-        parser.error(f"--mode {args.mode} runs without --fast, --compile and --chunk-size")
+    if args.mode in ENGINE_MODES and (args.compile or args.chunk_size or (args.fast and args.mode == "modelscope")):
+        parser.error(f"--mode {args.mode} runs without --compile and --chunk-size (modelscope: and --fast)")
+    if args.mode == "animatediff" and args.fast and args.frames_sweep:
+        parser.error("--fast runs alone: not with --frames-sweep")
     if args.default_steps is not None and args.default_steps < 2:
         parser.error("--default-steps must be at least 2")
     if args.frames_sweep:
@@ -356,15 +358,17 @@ def main(argv=None) -> int:
         print(json.dumps(result), flush=True)
         return 0
     if args.fast:
-        from . import fast
+        from . import engines, fast
 
         device, dtype = resolve(args)
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        result = fast.fast_benchmark(args, device, dtype, lambda *parts: log(args, *parts))
+        bench, table_of = ((engines.lightning_benchmark, engines.lightning_table) if args.mode == "animatediff"
+                           else (fast.fast_benchmark, fast.table))
+        result = bench(args, device, dtype, lambda *parts: log(args, *parts))
         result.update(environment(device))
         result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
         if not args.json_only:
-            print(fast.table(result), flush=True)
+            print(table_of(result), flush=True)
         print(json.dumps(result), flush=True)
         return 0
     result = benchmark(args)

@@ -73,7 +73,9 @@ def build_animatediff_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
     base_only = [text_encoder, vae, unet]
     weights = {"ours": _mb([*base_only, adapter]), "reference": _mb([*base_only, adapter, pipe.unet])}
     parts = dict(text_encoder=text_encoder, vae_decoder=vae.decoder)
-    return Case("animatediff", unet, ours, reference, True, parts, counted=[unet, pipe.unet], weights_mb=weights)
+    components = dict(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, vae=vae, adapter=adapter)
+    return Case("animatediff", unet, ours, reference, True, parts, components, counted=[unet, pipe.unet],
+                weights_mb=weights)
 
 
 def build_modelscope_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
@@ -111,3 +113,97 @@ def build_modelscope_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
     weights = {side: _mb([text_encoder, vae, unet]) for side in ("ours", "reference")}
     parts = dict(text_encoder=text_encoder, unet=unet, vae_decoder=vae.decoder)
     return Case("modelscope", unet, ours, reference, True, parts, counted=[unet], weights_mb=weights)
+
+
+ANIMATEDIFF_DEFAULT_STEPS = 25  # diffusers' AnimateDiff recipe, the engine's default
+
+
+def lightning_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
+    """`--mode animatediff --fast`: AnimateDiff-Lightning (the 4-step adapter with its Euler recipe,
+    guidance 1, TAESD) against AnimateDiff's default (25 DDIM steps, guidance 7.5, the full VAE) on
+    the same base. AnimateDiff makes one UNet call per step, so the default is timed at --steps
+    steps with the end of every step stamped, and scaled: the time outside the steps (text encoder,
+    VAE) as measured plus `ANIMATEDIFF_DEFAULT_STEPS` times the median step."""
+    import statistics
+    import time
+
+    from modules import tiny
+    from modules.engine import Components
+    from modules.engine.animatediff import generate_animatediff
+    from modules.engine.fast import FAST_DEFAULTS, lightning_adapter, lightning_scheduler
+
+    from .cli import CallCounter, run_once
+
+    started = time.perf_counter()
+    case = build_animatediff_case(arch=args.arch, size=args.size, steps=args.steps, device=device, dtype=dtype,
+                                  seed=args.seed)
+    tokenizer, text_encoder, unet, vae = (case.components[k] for k in ("tokenizer", "text_encoder", "unet", "vae"))
+    adapter = case.components["adapter"]
+    fast_adapter = lightning_adapter(tiny.build_lightning_adapter_state(
+        tiny.build_motion_adapter(args.arch, seed=6, mid_block=True))).to(device=device, dtype=dtype)
+    taesd = tiny.build_taesd().to(device=device, dtype=dtype)
+    log(f"built {args.arch} components on {device} ({args.dtype}) in {time.perf_counter() - started:.1f} s")
+    counter = CallCounter(unet)
+    fast_settings = FAST_DEFAULTS["animatediff"]
+    common = dict(prompt=PROMPT, negative_prompt=NEGATIVE, height=args.size, width=args.size, seed=args.seed)
+
+    def fast(frames: int) -> np.ndarray:
+        c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler(), execution_device=device,
+                       decoder=taesd)
+        return generate_animatediff(c, fast_adapter, num_frames=frames, steps=fast_settings["steps"],
+                                    guidance_scale=fast_settings["guidance_scale"],
+                                    scheduler=lightning_scheduler(c.scheduler.config), **common)
+
+    stamps: list[float] = []
+
+    def default(frames: int) -> np.ndarray:
+        c = Components(tokenizer, text_encoder, unet, vae, tiny.build_scheduler(), execution_device=device)
+        return generate_animatediff(c, adapter, num_frames=frames, steps=args.steps,
+                                    guidance_scale=ANIMATEDIFF_GUIDANCE,
+                                    on_step=lambda *_: stamps.append(time.perf_counter()), **common)
+
+    for i in range(args.warmup):
+        log(f"warm-up {i + 1}/{args.warmup} fast: {run_once(fast, args.frames, device, counter)['seconds']:.2f} s")
+    runs = []
+    for i in range(args.repeats):
+        run = run_once(fast, args.frames, device, counter)
+        run.pop("video")
+        runs.append(run)
+        log(f"run {i + 1}/{args.repeats} fast: {run['seconds']:.2f} s, {run['calls']} UNet calls")
+    stamps.clear()
+    before = time.perf_counter()
+    run = run_once(default, args.frames, device, counter)
+    run.pop("video")
+    step_seconds = [b - a for a, b in zip([before, *stamps], stamps)][1:]  # steps 2.. (the first holds the text encoder)
+    step = statistics.median(step_seconds)
+    fixed = run["seconds"] - step * args.steps
+    scaled = fixed + step * ANIMATEDIFF_DEFAULT_STEPS
+    log(f"default at {args.steps} steps: {run['seconds']:.2f} s ({run['calls']} UNet calls, {step:.2f} s a step) -> "
+        f"{scaled:.1f} s scaled to {ANIMATEDIFF_DEFAULT_STEPS} steps")
+    counter.remove()
+    seconds_fast = statistics.median(r["seconds"] for r in runs)
+    return dict(
+        mode="animatediff", arch=args.arch, device=args.device, dtype=args.dtype, size=args.size, frames=args.frames,
+        fast=True, repeats=args.repeats, warmup=args.warmup, steps_fast=fast_settings["steps"],
+        steps_default=ANIMATEDIFF_DEFAULT_STEPS, measured_default_steps=args.steps, scheduler_fast="lightning",
+        scheduler_default="ddim", decoder_fast="taesd", decoder_default="vae",
+        guidance_fast=fast_settings["guidance_scale"], guidance_default=ANIMATEDIFF_GUIDANCE,
+        seconds_fast=seconds_fast, all_seconds_fast=[r["seconds"] for r in runs],
+        peak_mem_mb_fast=max(r["peak"] for r in runs), unet_calls_fast=runs[0]["calls"],
+        seconds_default=scaled, seconds_default_scaled=True, seconds_default_measured=run["seconds"],
+        seconds_per_default_step=step, unet_calls_default=ANIMATEDIFF_DEFAULT_STEPS,
+        unet_calls_default_measured=run["calls"], speedup_fast=scaled / seconds_fast,
+        other_cpu_share=max((r["others"] for r in [*runs, run] if r["others"] is not None), default=None),
+    )
+
+
+def lightning_table(r: dict) -> str:
+    return "\n".join([
+        f"mode animatediff, {r['arch']}, {r['device']} ({r['device_name']}), {r['dtype']}, "
+        f"{r['frames']} frames {r['size']}x{r['size']}",
+        f"fast     (AnimateDiff-Lightning {r['steps_fast']} steps, guidance {r['guidance_fast']}, TAESD): "
+        f"{r['seconds_fast']:8.2f} s  ({r['unet_calls_fast']} UNet calls, median of {r['repeats']})",
+        f"default  ({r['steps_default']} DDIM steps, guidance {r['guidance_default']}, VAE): {r['seconds_default']:8.2f} s"
+        f"  (scaled from {r['seconds_default_measured']:.2f} s at {r['measured_default_steps']} steps)",
+        f"speed-up fast vs default: {r['speedup_fast']:.1f}x",
+    ])

@@ -108,3 +108,13 @@ def test_engine_benchmarks_match_diffusers_pipelines(mode):
         assert all(s["unet_calls"] == 3 and s["peak_mem_mb"] >= 0 for s in result["frames_sweep"])
     else:
         assert result["weights_mb_reference"] == result["weights_mb_ours"]
+
+
+def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default():
+    result, stdout = run_benchmark("--mode", "animatediff", "--frames", "4", "--fast", timeout=300)
+    assert result["fast"] is True and result["scheduler_fast"] == "lightning" and result["decoder_fast"] == "taesd"
+    assert (result["unet_calls_fast"], result["unet_calls_default"], result["unet_calls_default_measured"]) == (4, 25, 3)
+    assert result["seconds_default_scaled"] is True and result["measured_default_steps"] == 3
+    for key in ("seconds_fast", "seconds_default", "seconds_default_measured", "seconds_per_default_step", "speedup_fast"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert "speed-up fast vs default" in stdout
