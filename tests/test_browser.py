@@ -46,6 +46,12 @@ def panel(page, tab: str):
     return page.locator('[role="tabpanel"]:visible').first
 
 
+def pick_engine(page, tab, label: str) -> None:
+    """Choose the engine whose name contains `label` in the tab's Engine dropdown."""
+    tab.get_by_label("Engine").click()
+    page.get_by_role("option", name=re.compile(label)).click()
+
+
 def test_text_to_video_in_the_page_and_download(page, tmp_path):
     tab = panel(page, "Text to video")
     tab.get_by_label("Prompt").fill("a red balloon over a city")
@@ -145,8 +151,7 @@ def test_window_note_is_shown_on_the_page(page):
 @pytest.mark.parametrize("engine, label", [("animatediff", "AnimateDiff"), ("modelscope", "ModelScope")])
 def test_each_engine_makes_a_video_in_the_page(page, engine, label):
     tab = panel(page, "Text to video")
-    tab.get_by_label("Engine").click()
-    page.get_by_role("option", name=re.compile(label)).click()
+    pick_engine(page, tab, label)
     motion = tab.get_by_label("number input for Motion δx")
     motion.wait_for(state="hidden")  # zero-shot only: hidden for the trained engines
     if engine == "modelscope":
@@ -187,8 +192,7 @@ def test_fast_switch_follows_the_engine(page):
     """Fast on AnimateDiff sets Lightning's 4 steps and guidance 1 and makes a video; ModelScope has no
     fast mode, so picking it hides the switch and turns it off."""
     tab = panel(page, "Text to video")
-    tab.get_by_label("Engine").click()
-    page.get_by_role("option", name=re.compile("AnimateDiff")).click()
+    pick_engine(page, tab, "AnimateDiff")
     tab.get_by_label("number input for Motion δx").wait_for(state="hidden")
     fast = tab.get_by_role("checkbox", name=re.compile(r"Fast \(4 steps"))
     fast.check()
@@ -203,10 +207,8 @@ def test_fast_switch_follows_the_engine(page):
     video = tab.locator("video").first
     video.wait_for(timeout=JOB_TIMEOUT_MS)
     assert re.search(r"video\.mp4", video.get_attribute("src") or "")
-    tab.get_by_label("Engine").click()
-    page.get_by_role("option", name=re.compile("ModelScope")).click()
+    pick_engine(page, tab, "ModelScope")
     fast.wait_for(state="hidden")
-    tab.get_by_label("Engine").click()
-    page.get_by_role("option", name=re.compile("AnimateDiff")).click()
+    pick_engine(page, tab, "AnimateDiff")
     fast.wait_for()
     assert not fast.is_checked()  # ModelScope turned it off

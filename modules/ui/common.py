@@ -198,6 +198,19 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress) -> JobControl:
     return JobControl(should_stop=should_stop, progress=lambda fraction, text: progress(fraction, desc=text))
 
 
+@contextmanager
+def gradio_errors(what: str = "making your video"):
+    """Every failure of the block as a sentence for the page or the client (gr.Error): ours as they
+    are, a stop as STOPPED, anything unexpected as a reference to the server log (`user_errors`)."""
+    try:
+        with user_errors(what):
+            yield
+    except UserError as error:
+        raise gr.Error(str(error), print_exception=False) from error
+    except Cancelled as error:
+        raise gr.Error(STOPPED, print_exception=False) from error
+
+
 def run_job(
     blocks: gr.Blocks, method: Callable[..., VideoResult], make_request: Callable[[], object], progress: gr.Progress
 ) -> VideoResult:
@@ -206,13 +219,8 @@ def run_job(
     Notes on what the server changed to fit its caps (window, frame rate, size, chunk size) are
     shown on the page, and stay until closed; params.json records them too.
     """
-    try:
-        with user_errors():
-            result = method(make_request(), gradio_job_control(blocks, progress))
-    except UserError as error:
-        raise gr.Error(str(error), print_exception=False) from error
-    except Cancelled as error:
-        raise gr.Error(STOPPED, print_exception=False) from error
+    with gradio_errors():
+        result = method(make_request(), gradio_job_control(blocks, progress))
     for note in result.notes:
         gr.Info(note, duration=None, title="Adjusted to fit this server")
     return result

@@ -6,11 +6,17 @@ from dataclasses import asdict
 
 import gradio as gr
 
-from ..errors import UserError
 from ..request_types import ENGINE_LABELS, ENGINES, MAX_FPS, MODELSCOPE_NOTICE, SIZE_MULTIPLE, CompareRequest
-from ..worker import Cancelled
-from ..studio import user_errors
-from .common import STOPPED, Number, Slider, gpu_options, gradio_job_control, seed_input, side_bounds, side_maximum
+from .common import (
+    Number,
+    Slider,
+    gpu_options,
+    gradio_errors,
+    gradio_job_control,
+    seed_input,
+    side_bounds,
+    side_maximum,
+)
 
 
 def build(demo: gr.Blocks, studio) -> list:
@@ -59,13 +65,8 @@ def build(demo: gr.Blocks, studio) -> list:
 
     def answer(run):
         """Run one Studio call; our errors as sentences on the page or to the client."""
-        try:
-            with user_errors("comparing the engines"):
-                return run()
-        except UserError as error:
-            raise gr.Error(str(error), print_exception=False) from error
-        except Cancelled as error:
-            raise gr.Error(STOPPED, print_exception=False) from error
+        with gradio_errors("comparing the engines"):
+            return run()
 
     def outputs_of(result) -> tuple:
         seconds = {name: info["seconds"] for name, info in result.engines.items()}
