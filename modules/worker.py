@@ -5,16 +5,19 @@
   arrays or tuples of them). The worker runs `sample = job(manager)` and then `sample()`, both
   under the device's process-wide lock, so two generations never overlap on one device.
 - Stopping: Gradio's cancel frees the queue slot but cannot stop a running thread, so every
-  denoising step calls `JobControl.step`, which raises `Cancelled` once the job is cancelled.
+  denoising step calls `JobControl.step` (modules/job_control.py), which raises `Cancelled`
+  once the job is cancelled.
 - Out of memory: once the failed attempt is gone (its frames and tensors freed), the manager
   makes room (evicting least-recently-used extras) and the job is retried once with its
-  `fallback` (e.g. a smaller chunk); otherwise a clear `WorkerError` says what to lower.
+  `fallback` (e.g. a smaller chunk: `retry_chunk_size`); otherwise a clear `WorkerError` says
+  what to lower.
 - Any other exception propagates (a `UserError` keeps its message); the worker stays ready.
 - Several devices: `WorkerPool` holds one worker (and one manager) per device and hands each
-  job to a free one.
+  job to a free one; the job's `JobControl.ran_on` says which device and dtype it got.
 - ZeroGPU (modules/zerogpu.py): only `sample()` runs under `spaces.GPU`, in a forked process;
   loading stays outside, so a download never counts against the GPU duration, and cancel and
-  progress cross the process boundary.
+  progress cross the process boundary. A job that does no GPU work (`needs_gpu=False`: edge
+  maps, drawn skeletons) samples in this process and never waits for a ZeroGPU slot.
 """
 
 from __future__ import annotations
@@ -26,16 +29,19 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import UserError
+from .job_control import Cancelled, JobControl, is_out_of_memory
 from .settings import Settings
 from .zerogpu import run_on_gpu
 
 if TYPE_CHECKING:
     from .models import ModelManager
+
+# Cancelled, JobControl and is_out_of_memory live in job_control; re-exported for older imports.
+__all__ = ["Cancelled", "Job", "JobControl", "Sample", "Worker", "WorkerError", "WorkerPool", "is_out_of_memory",
+           "retry_chunk_size"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,49 +51,24 @@ Sample = Callable[[], T]  # sampling only: runs on the GPU (on ZeroGPU, in a for
 Job = Callable[["ModelManager"], Sample[T]]  # loading: returns the sample function
 
 
-class Cancelled(Exception):
-    """The user stopped the job."""
-
-
 class WorkerError(UserError, RuntimeError):
     """A job failed; the message is for the user."""
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    import torch
+def retry_chunk_size(chunk_size: int | None, num_frames: int, min_chunk: int = 2) -> int | None:
+    """The chunk size to retry with after running out of memory, or None when none would help.
 
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
-@dataclass
-class JobControl:
-    """The link between one job and whoever waits for it: progress out, cancel in.
-
-    On ZeroGPU the sample runs in a forked process: modules/zerogpu.py points that process's
-    copy at a cross-process cancel flag and progress pipe; this API stays the same.
+    A pass runs min(chunk_size, num_frames) frames, so halving a chunk larger than the clip
+    would repeat the same job: the retry halves what a pass really runs. None when the job has
+    no chunks, or the half is below `min_chunk` (the anchor frame and one more).
     """
-
-    should_stop: Callable[[], bool] = lambda: False
-    progress: Callable[[float, str], None] | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def check(self) -> None:
-        if self.cancel_event.is_set() or self.should_stop():
-            self.cancel_event.set()
-            raise Cancelled()
-
-    def report(self, fraction: float, text: str) -> None:
-        if self.progress is not None:
-            self.progress(fraction, text)
-
-    def step(self, done: int, total: int, phase: str = "") -> None:
-        """The engine's per-step callback: stop here if cancelled, else report progress."""
-        self.check()
-        label = f"{phase} · step {done}/{total}" if phase else f"step {done}/{total}"
-        self.report(done / max(total, 1), label)
+    if chunk_size is None:
+        return None
+    per_pass = min(chunk_size, num_frames)
+    smaller = per_pass // 2
+    if smaller < min_chunk or smaller >= per_pass:
+        return None
+    return smaller
 
 
 class Worker:
@@ -95,13 +76,25 @@ class Worker:
         self.settings = settings
         self.device = device
         self.busy_log: list[tuple[float, float]] = []  # (start, end) of each job, for tests and stats
+        self._manager: ModelManager | None = None
+        self._manager_lock = threading.Lock()
 
-    @cached_property
+    @property
     def manager(self) -> ModelManager:
-        """Made on first use: torch is imported then, not while the first page is served."""
-        from .models import ModelManager
+        """Made on first use: torch is imported then, not while the first page is served.
 
-        return ModelManager(self.settings, self.device)
+        Made once: the first page view (status line) and the first job may ask at the same time,
+        and two managers would load the weights twice (cached_property has no lock since 3.12).
+        """
+        manager = self._manager
+        if manager is None:
+            with self._manager_lock:
+                if self._manager is None:
+                    from .models import ModelManager
+
+                    self._manager = ModelManager(self.settings, self.device)
+                manager = self._manager
+        return manager
 
     def run(
         self,
@@ -111,19 +104,24 @@ class Worker:
         fallback: Job[T] | None = None,
         estimate_s: float = 60.0,
         lower_hint: str = "lower the resolution, the number of frames or the chunk size",
+        needs_gpu: bool = True,
     ) -> T:
         """Run `job(manager)` (loading) then its sample (on the GPU); once more with `fallback` on OOM.
 
         `estimate_s` is the sampling time only (what ZeroGPU is asked for): loading is outside.
+        `needs_gpu=False` (CPU work such as edge maps or drawn skeletons) samples here, without a
+        ZeroGPU slot, still under the device lock. `control.ran_on` gets this worker's device and
+        dtype once the job has the device.
         """
         from .models import free_memory
 
         self._acquire(control)
         start = time.monotonic()
         try:
+            control.ran_on = self._ran_on()
             control.check()
             try:
-                return self._attempt(job, control, estimate_s)
+                return self._attempt(job, control, estimate_s, needs_gpu)
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
@@ -138,7 +136,7 @@ class Worker:
             control.report(0.0, "out of memory: retrying with smaller chunks")
             control.check()
             try:
-                return self._attempt(fallback, control, estimate_s)
+                return self._attempt(fallback, control, estimate_s, needs_gpu)
             except Exception as retry_error:
                 if is_out_of_memory(retry_error):
                     raise WorkerError(
@@ -155,12 +153,19 @@ class Worker:
             self.busy_log.append((start, time.monotonic()))
             self.manager.lock.release()
 
-    def _attempt(self, job: Job[T], control: JobControl, estimate_s: float) -> T:
+    def _attempt(self, job: Job[T], control: JobControl, estimate_s: float, needs_gpu: bool) -> T:
         reporting = getattr(self.manager, "reporting", None)  # downloads report to the job's progress bar
         with reporting(control.report) if reporting else contextlib.nullcontext():
             sample = job(self.manager)  # loading: may download; under the device lock, not under spaces.GPU
         control.check()  # loading can take minutes: don't start sampling a cancelled job
+        if not needs_gpu:
+            return sample()  # CPU work: a ZeroGPU slot would only cost queue time and quota
         return run_on_gpu(sample, control, estimate_s)
+
+    def _ran_on(self) -> dict[str, str]:
+        """This worker's device and dtype, as params.json records them."""
+        manager = self.manager
+        return {"device": str(manager.device), "dtype": str(getattr(manager, "dtype", ""))}
 
     def _make_room(self) -> None:
         """Evict least-recently-used extras the job doesn't need (older managers: every extra)."""
@@ -191,10 +196,15 @@ class WorkerPool:
 
     @property
     def manager(self) -> ModelManager:
-        """The first device's manager (the only one on a single-device server)."""
+        """The first device's manager (the only one on a single-device server).
+
+        Not necessarily the one that ran a job: that worker's device and dtype are the job's
+        `control.ran_on`.
+        """
         return self.workers[0].manager
 
     def run(self, job: Job[T], control: JobControl, **options) -> T:
+        """`Worker.run` on a free worker (same options: fallback, estimate_s, lower_hint, needs_gpu)."""
         worker = self._take(control)
         try:
             return worker.run(job, control, **options)

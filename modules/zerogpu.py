@@ -54,12 +54,10 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .errors import UserError
-
-if TYPE_CHECKING:
-    from .worker import JobControl
+from .job_control import JobControl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

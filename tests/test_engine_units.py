@@ -1,5 +1,8 @@
-"""Unit tests of the engine's parts: motion warping, cross-frame attention, t0/t1, chunks."""
+"""Unit tests of the engine's parts: motion warping, cross-frame attention, t0/t1, chunks, decoding."""
 
+import types
+
+import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
@@ -17,6 +20,7 @@ from modules.engine import (
     resolve_t0_t1,
     warp_latents,
 )
+from modules.engine.common import Components, decode_latents
 
 
 # ---------------------------------------------------------------- motion
@@ -133,3 +137,41 @@ def test_every_scheduler_name_has_a_class():
     from modules.engine import SCHEDULER_NAMES, SCHEDULERS
 
     assert tuple(SCHEDULERS) == SCHEDULER_NAMES
+
+
+# ---------------------------------------------------------------- decoding
+class HalfOverflowingVae(torch.nn.Module):
+    """A VAE stand-in: decodes NaN in half precision (black frames); its float32 retry can fail."""
+
+    config = types.SimpleNamespace(scaling_factor=0.18215)
+
+    def __init__(self, float32_error: Exception | None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.float16))
+        self.float32_error = float32_error
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weight.dtype
+
+    def decode(self, latents, return_dict=False):
+        if self.dtype != torch.float32:
+            return (torch.full((latents.shape[0], 3, 8, 8), float("nan"), dtype=self.dtype),)
+        if self.float32_error is not None:
+            raise self.float32_error
+        return (torch.zeros(latents.shape[0], 3, 8, 8),)
+
+
+@pytest.mark.parametrize("float32_error", [None, torch.OutOfMemoryError("CUDA out of memory in the float32 retry")])
+def test_float32_decode_fallback_always_gives_the_shared_vae_its_dtype_back(float32_error):
+    vae = HalfOverflowingVae(float32_error)
+    unet = types.SimpleNamespace(dtype=torch.float16)
+    c = Components(tokenizer=None, text_encoder=None, unet=unet, vae=vae, scheduler=None, vae_decode_batch=2)
+    latents = torch.zeros(3, 4, 1, 1)
+    if float32_error is None:
+        frames = decode_latents(c, latents)
+        assert frames.shape == (3, 8, 8, 3) and np.isfinite(frames).all()
+    else:
+        with pytest.raises(torch.OutOfMemoryError):
+            decode_latents(c, latents)
+    assert vae.dtype == torch.float16  # the next job's VAE is as it was, not left in float32

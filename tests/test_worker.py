@@ -3,18 +3,23 @@
 A job loads (a function of the manager) and returns `sample`, which only samples.
 """
 
+import subprocess
 import sys
 import threading
 import time
 import types
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
 
+from modules.job_control import Cancelled, JobControl
 from modules.settings import Settings
-from modules.worker import Cancelled, JobControl, Worker, WorkerError, WorkerPool
+from modules.worker import Worker, WorkerError, WorkerPool, retry_chunk_size
 from modules.zerogpu import run_on_gpu
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -41,6 +46,22 @@ def stepping_job(steps, seconds_per_step, control, log):
 def returning(value):
     """A job that loads nothing and samples `value`."""
     return lambda manager: lambda: value
+
+
+def test_job_control_imports_neither_the_worker_nor_zerogpu():
+    """No import cycle: worker and zerogpu both take JobControl and Cancelled from job_control."""
+    import modules.job_control as job_control
+    import modules.worker as worker
+    import modules.zerogpu as zerogpu
+
+    assert zerogpu.JobControl is job_control.JobControl
+    assert (worker.JobControl, worker.Cancelled) == (job_control.JobControl, job_control.Cancelled)  # re-exported
+    code = (
+        "import sys, modules.job_control as j; first = sorted(m for m in sys.modules if m.startswith('modules'));"
+        "import modules.zerogpu; print(first, 'modules.worker' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['modules',", "'modules.job_control']", "False", "False"]
 
 
 def test_cancel_stops_a_running_job_within_one_step_and_frees_the_device(settings):
@@ -144,7 +165,7 @@ def test_out_of_memory_without_make_room_evicts_every_extra(settings):
     """Before the manager had `make_room`, the retry evicted every extra model."""
     worker = Worker(settings)
     evicted = []
-    worker.__dict__["manager"] = types.SimpleNamespace(  # a manager without make_room
+    worker._manager = types.SimpleNamespace(  # a manager without make_room
         lock=threading.Lock(), device="cpu", evict=evicted.append
     )
     assert worker.run(out_of_memory, JobControl(), fallback=returning("ok")) == "ok"
@@ -226,6 +247,104 @@ def test_pool_of_two_simulated_devices_overlaps_two_jobs_and_queues_a_third(tmp_
     assert {device for *_, device in spans} == {"cpu:0", "cpu:1"}
 
 
+def test_each_job_learns_the_device_and_dtype_it_ran_on(tmp_path):
+    """On several devices the pool's `manager` is the first one's; `control.ran_on` is the job's own."""
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path), devices=("cpu:0", "cpu:1"))
+    pool = WorkerPool(settings)
+    pool.workers[1].manager.dtype = torch.bfloat16  # the second device runs another dtype
+    both_running = threading.Barrier(2)
+
+    def job(manager):
+        def sample():
+            both_running.wait(timeout=10)  # two jobs at once: each worker takes one
+            return {"device": str(manager.device), "dtype": str(manager.dtype)}
+
+        return sample
+
+    controls, results = [JobControl(), JobControl()], [None, None]
+
+    def run(index):
+        results[index] = pool.run(job, controls[index])
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [control.ran_on for control in controls] == results
+    assert sorted(map(tuple, (r.values() for r in results))) == [("cpu:0", "torch.float32"), ("cpu:1", "torch.bfloat16")]
+
+
+def test_manager_is_made_once_when_first_asked_from_several_threads(settings, monkeypatch):
+    """The first page view (status line) and the first job may ask at once: one manager, loaded once."""
+    made = []
+
+    class SlowManager:
+        def __init__(self, settings, device=None):
+            time.sleep(0.2)  # e.g. the CPU dtype probe
+            made.append(self)
+
+    monkeypatch.setattr("modules.models.ModelManager", SlowManager)
+    worker, got = Worker(settings), []
+    ready = threading.Barrier(4)
+
+    def ask():
+        ready.wait(timeout=10)
+        got.append(worker.manager)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1
+    assert len(got) == 4 and all(manager is made[0] for manager in got)
+
+
+def test_managers_of_two_workers_are_made_independently(tmp_path, monkeypatch):
+    """One device's manager being made does not hold up another device's (a lock per worker)."""
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path), devices=("cpu:0", "cpu:1"))
+    both_started = threading.Barrier(2)
+
+    class MeetingManager:
+        def __init__(self, settings, device=None):
+            both_started.wait(timeout=5)  # BrokenBarrierError unless both are being made at once
+            self.device = device
+
+    monkeypatch.setattr("modules.models.ModelManager", MeetingManager)
+    pool, devices = WorkerPool(settings), []
+    threads = [threading.Thread(target=lambda w=w: devices.append(w.manager.device)) for w in pool.workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(devices) == ["cpu:0", "cpu:1"]
+
+
+@pytest.mark.parametrize(
+    "chunk_size, num_frames, min_chunk, expected",
+    [
+        (8, 16, 2, 4),
+        (8, 8, 2, 4),
+        (16, 8, 2, 4),  # a chunk larger than the clip: halve the frames a pass really runs
+        (64, 8, 2, 4),
+        (4, 16, 2, 2),
+        (3, 16, 2, None),  # 1 frame: below the anchor and one more
+        (2, 16, 2, None),
+        (8, 3, 2, None),  # 3 frames a pass: half is 1
+        (8, 1, 2, None),
+        (8, 0, 2, None),
+        (None, 16, 2, None),  # the job has no chunks
+        (8, 16, 4, 4),
+        (6, 16, 4, None),
+    ],
+)
+def test_retry_chunk_size_halves_the_frames_a_pass_runs(chunk_size, num_frames, min_chunk, expected):
+    assert retry_chunk_size(chunk_size, num_frames, min_chunk) == expected
+    if expected is not None:
+        assert expected < min(chunk_size, num_frames)  # the retry never repeats the failed job
+
+
 def fake_spaces(zero_gpu: bool, calls: list):
     """An in-process stand-in for `spaces`: GPU(duration=...) wraps, evaluating a callable
     duration on the call's arguments as spaces' `static_duration` does."""
@@ -278,3 +397,32 @@ def _no_spaces(real_import):
         return real_import(name, *args, **kwargs)
 
     return fake
+
+
+def test_a_job_that_needs_no_gpu_never_asks_zerogpu(settings, monkeypatch):
+    """Edge maps and drawn skeletons are CPU work: sampled here, under the device lock, as usual."""
+    calls = []
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces(True, calls))
+    worker, pool = Worker(settings), WorkerPool(settings)
+
+    def cpu_job(manager):
+        return lambda: ("edges", worker.manager.lock.locked())
+
+    progress = []
+    control = JobControl(progress=lambda fraction, text: progress.append(text))
+    assert worker.run(cpu_job, control, needs_gpu=False, estimate_s=5) == ("edges", True)
+    assert pool.run(cpu_job, JobControl(), needs_gpu=False) == ("edges", True)
+    assert calls == []  # no ZeroGPU slot asked for
+    assert control.ran_on["device"] == "cpu"
+
+    log = []
+    cancelled = JobControl()
+    cancelled.progress = lambda fraction, text: cancelled.cancel() if len(log) >= 3 else None
+    with pytest.raises(Cancelled):
+        worker.run(stepping_job(100, 0, cancelled, log), cancelled, needs_gpu=False)
+    assert log == [1, 2, 3, 4] and calls == []  # cancelled at step 3's report, stopped at step 4's check
+    assert not worker.manager.lock.locked()
+
+    assert worker.run(cpu_job, JobControl(), estimate_s=5) == ("edges", True)
+    assert pool.run(cpu_job, JobControl(), needs_gpu=True, estimate_s=7) == ("edges", True)
+    assert calls == [5, 7]  # the default, and needs_gpu=True, go through spaces.GPU

@@ -131,6 +131,13 @@ def test_zerogpu_out_of_memory_in_the_child_retries_with_the_fallback(zerogpu_re
     assert r["schedules"] == 2
 
 
+def test_zerogpu_a_job_that_needs_no_gpu_samples_in_the_parent_without_a_slot(zerogpu_results):
+    r = zerogpu_results["cpu_only"]
+    assert r["cpu_sampled_in"] == r["parent"] and r["cpu_schedules"] == 0  # no ZeroGPU slot asked for
+    assert r["cpu_progress"] == ["step 1/2", "step 2/2"] and r["cpu_ran_on"] == "cpu"
+    assert r["gpu_sampled_in"] != r["parent"] and r["gpu_schedules"] == 1  # the default still forks
+
+
 def test_zerogpu_duration_covers_sampling_only(zerogpu_results):
     r = zerogpu_results["duration"]
     assert r["durations"] == [43, 300]  # estimate rounded up; capped at 300
@@ -144,10 +151,11 @@ def test_zerogpu_our_exceptions_survive_pickling():
     from modules.annotators import AnnotatorError
     from modules.engine.schedule import ScheduleError
     from modules.errors import UserError
+    from modules.job_control import Cancelled
     from modules.models import ModelLoadError
     from modules.request_types import RequestError
     from modules.video_io import VideoError
-    from modules.worker import Cancelled, WorkerError
+    from modules.worker import WorkerError
     from modules.zerogpu import portable_error
 
     kinds = [Cancelled, WorkerError, UserError, RequestError, VideoError, AnnotatorError, ModelLoadError]
@@ -181,7 +189,7 @@ def test_zerogpu_unpicklable_exceptions_become_stand_ins_with_their_message():
 def test_zerogpu_off_zerogpu_the_real_spaces_package_runs_in_process():
     """Here (no SPACES_ZERO_GPU) spaces.GPU returns the function itself: nothing forks."""
     spaces = pytest.importorskip("spaces")
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
     from modules.zerogpu import run_on_gpu, zerogpu_spaces
 
     assert spaces.GPU(duration=10)(len) is len
@@ -262,7 +270,7 @@ def scenario_result(worker, parent):
     import numpy as np
     import torch
 
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     made = {}
 
@@ -296,7 +304,7 @@ def scenario_result(worker, parent):
 
 
 def scenario_fresh(worker, parent, stub):
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     def job(manager):
         return lambda: (os.getpid(), PARENT_STATE.get("model", "nothing"))
@@ -320,7 +328,7 @@ def scenario_stale(worker, parent):
     """A worker left alive (as `spaces` alone would leave it) is reused for a call it never saw:
     it answers `stale`, is ended (killed, as it lingers), and the call runs in a fresh child."""
     from modules import zerogpu
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     def job(manager):
         return lambda: os.getpid()
@@ -372,7 +380,7 @@ def wait_for(condition, timeout_s=60):
 
 
 def scenario_cancel(worker, parent):
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     progress = []
     control = JobControl(
@@ -402,7 +410,7 @@ worker_child_pids: list[int] = []
 
 
 def scenario_should_stop(worker, parent, tmp):
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     probe_log = Path(tmp) / "should_stop_pids.txt"
     stop = threading.Event()
@@ -436,7 +444,7 @@ class NeedsTwo(Exception):
 
 def scenario_errors(worker, parent):
     from modules.video_io import VideoError
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     def raising(error):
         def job(manager):
@@ -465,7 +473,7 @@ def scenario_errors(worker, parent):
 def scenario_oom(worker, stub):
     import torch
 
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     def failing(manager):
         def sample():
@@ -482,7 +490,7 @@ def scenario_oom(worker, stub):
 
 
 def scenario_duration(worker, stub):
-    from modules.worker import JobControl
+    from modules.job_control import JobControl
 
     times = {}
 
@@ -500,6 +508,36 @@ def scenario_duration(worker, stub):
         "durations": [int(s["durationSeconds"]) for s in schedules],
         "loading_seconds": times["load"][1] - times["load"][0],
         "load_ended_before_schedule": times["load"][1] <= schedules[0]["time"],
+    }
+
+
+def scenario_cpu_only(worker, parent, stub):
+    """Edge maps and drawn skeletons: `needs_gpu=False` samples here, asking the device API for nothing."""
+    from modules.job_control import JobControl
+
+    progress = []
+    control = JobControl(progress=lambda fraction, text: progress.append(text))
+
+    def job(manager):
+        def sample():
+            for done in (1, 2):
+                control.step(done, 2)
+            return os.getpid()
+
+        return sample
+
+    before = len(stub.schedules)
+    cpu_pid = worker.run(job, control, needs_gpu=False, estimate_s=5)
+    cpu_schedules = len(stub.schedules) - before
+    gpu_pid = worker.run(lambda manager: lambda: os.getpid(), JobControl(), estimate_s=5)
+    return {
+        "parent": parent,
+        "cpu_sampled_in": cpu_pid,
+        "cpu_schedules": cpu_schedules,
+        "cpu_progress": progress,
+        "cpu_ran_on": control.ran_on.get("device"),
+        "gpu_sampled_in": gpu_pid,
+        "gpu_schedules": len(stub.schedules) - before - cpu_schedules,
     }
 
 
@@ -556,6 +594,7 @@ def main(out_path: str) -> None:
         "errors": lambda: scenario_errors(worker, parent),
         "oom": lambda: scenario_oom(worker, stub),
         "duration": lambda: scenario_duration(worker, stub),
+        "cpu_only": lambda: scenario_cpu_only(worker, parent, stub),
     }
     for name, scenario in scenarios.items():
         try:

@@ -165,12 +165,19 @@ def decode_latents(c: Components, latents: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
             image = decoder.decode(part, return_dict=False)[0]
             if decoder.dtype != torch.float32 and not torch.isfinite(image).all():
-                dtype = c.dtype if decoder is c.vae else decoder.dtype
-                image = decoder.float().decode(part.float(), return_dict=False)[0]
-                decoder.to(dtype)
+                image = _decode_in_float32(decoder, part)
         image = (image / 2 + 0.5).clamp(0, 1)
         frames.append(image.float().permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(frames)
+
+
+def _decode_in_float32(decoder, latents: torch.Tensor) -> torch.Tensor:
+    """Decode once in float32; the decoder (shared by every job) gets its dtype back even if this raises."""
+    dtype = decoder.dtype
+    try:
+        return decoder.float().decode(latents.float(), return_dict=False)[0]
+    finally:
+        decoder.to(dtype)
 
 
 def encode_images(c: Components, frames: np.ndarray) -> torch.Tensor:
