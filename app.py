@@ -12,10 +12,11 @@ try:  # ZeroGPU wants `spaces` imported before torch touches CUDA; absent elsewh
 except ImportError:
     pass
 
+from modules.engines import all_engines  # noqa: E402
 from modules.settings import ENV_VARS, PRESETS, Settings  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENV_VARS),
@@ -29,10 +30,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="?",
         const="default",
         choices=("default", "all"),
-        help="fetch the Hub models into the cache and exit: `default` (the default base, ControlNets, editing "
-        "model, annotators) or `all` (also every offered base and the Edge tab's styles)",
+        help="fetch the Hub models into the cache and exit: `default` (the default base model, the ControlNets, "
+        "the editing model, the annotators, and fast mode's LCM-LoRA and TAESD) or `all` (also every offered base "
+        "model, the Edge tab's DreamBooth styles, and the engines' own models: "
+        + ", ".join(f"{e.title}'s {', '.join(s.key.replace('_', ' ') for s in e.models)}" for e in all_engines() if e.models)
+        + ")",
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def create_app(settings: Settings):

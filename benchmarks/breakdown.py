@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from .memory import synchronize
+from .harness import synchronize
 
 
 class Breakdown:

@@ -1,4 +1,5 @@
-"""One benchmark case per mode: our engine and diffusers' reference pipeline on the same weights.
+"""The zero-shot engine's cases (text2video-zero: text2video, pose, edge, depth, edit): our loops
+and diffusers' reference pipelines on the same weights.
 
 The components are built once (random weights from `modules.tiny`, "tiny" or the real SD 1.5
 architecture "sd15") and shared by both sides, so the two runs differ only in the sampling code.
@@ -14,8 +15,6 @@ The reference pipelines are the ones `tests/test_engine_reference.py` checks us 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
@@ -23,34 +22,18 @@ import torch
 
 from modules.request_types import CONTROL_KINDS
 
-MODES = ("text2video", *CONTROL_KINDS, "edit")
-ENGINE_MODES = ("animatediff", "modelscope")  # benchmarks/engines.py
+from .harness import NEGATIVE, PROMPT, Case, placer
 
-PROMPT = "a horse galloping on a street"
-NEGATIVE = "blurry, low quality"
+MODES = ("text2video", *CONTROL_KINDS, "edit")
+
+__all__ = ["MODES", "NEGATIVE", "PROMPT", "Case", "build_case", "control_maps", "input_video"]
+
 EDIT_PROMPT = "make it snowy"
 GUIDANCE = 7.5
 CONTROL_GUIDANCE = 9.0
 CONTROL_SCALE = 1.0
 IMAGE_GUIDANCE = 1.5  # >= 1: diffusers' pipeline keeps three-way guidance on, as we always do
 MOTION = 12.0
-
-
-@dataclass
-class Case:
-    """`ours(frames)` / `reference(frames)` each make one video and return (F, H, W, 3) floats."""
-
-    mode: str
-    unet: torch.nn.Module  # the UNet both sides call (its forward calls are counted)
-    ours: Callable[[int], np.ndarray]
-    reference: Callable[[int], np.ndarray]
-    chunked_matches_reference: bool  # whether chunking leaves the frames equal to the reference's
-    parts: dict[str, torch.nn.Module] = field(default_factory=dict)  # named components, for --breakdown
-    # What both sides run on (tokenizer, text_encoder, vae, unet, controlnet, scheduler_config),
-    # for runners built on the same weights (`--fast`).
-    components: dict = field(default_factory=dict)
-    counted: list = field(default_factory=list)  # modules whose calls are the UNet calls (default: `unet`)
-    weights_mb: dict = field(default_factory=dict)  # side -> MB of weights it holds, where they differ
 
 
 def control_maps(frames: int, size: int, mode: str, seed: int = 0) -> np.ndarray:
@@ -125,7 +108,6 @@ def build_case(
     from diffusers.utils.torch_utils import randn_tensor
 
     from modules import tiny
-    from modules.engine.references import FramewiseTextToVideoZero
     from modules.engine import (
         Components,
         default_t0_t1,
@@ -137,16 +119,11 @@ def build_case(
         make_scheduler,
     )
 
-    if mode in ENGINE_MODES:
-        from . import engines
+    from .references import FramewiseTextToVideoZero
 
-        build = engines.build_animatediff_case if mode == "animatediff" else engines.build_modelscope_case
-        return build(arch=arch, size=size, steps=steps, device=device, dtype=dtype, seed=seed)
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES + ENGINE_MODES)}")
-
-    def place(model):
-        return model.to(device=device, dtype=dtype)
+        raise ValueError(f"unknown mode {mode!r} for the zero-shot cases; choose one of {', '.join(MODES)}")
+    place = placer(device, dtype)
 
     def for_ours(model):
         return compiled(model, device) if compile else model

@@ -1,4 +1,5 @@
-"""Benchmark cases for the trained engines: ours against diffusers' own pipelines, same weights.
+"""The trained engines' cases (animatediff, modelscope): ours against diffusers' own pipelines, same
+weights; and `--mode animatediff --fast` (AnimateDiff-Lightning against the default mode).
 
 - animatediff: `generate_animatediff` (the motion UNet built on the base UNet's own layers,
   FreeNoise with split inference past 16 frames) against `AnimateDiffPipeline` built as diffusers
@@ -19,7 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .cases import NEGATIVE, PROMPT, Case
+from modules.engines.animatediff import tiny as animatediff_tiny
+from modules.engines.modelscope import tiny as modelscope_tiny
+
+from .harness import NEGATIVE, PROMPT, Case, CallCounter, placer, run_once, run_sides
 
 ANIMATEDIFF_GUIDANCE = 7.5
 MODELSCOPE_GUIDANCE = 9.0
@@ -32,21 +36,26 @@ def _mb(modules) -> float:
     return unique_bytes(modules) / 2**20
 
 
-def build_animatediff_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
+def _check(mode: str, expected: str) -> None:
+    if mode != expected:
+        raise ValueError(f"this builder makes the {expected} case, not {mode!r}")
+
+
+def build_animatediff_case(mode="animatediff", *, arch, size, steps, device, dtype, seed=0) -> Case:
     from diffusers import AnimateDiffPipeline
 
     from modules import tiny
     from modules.engine import Components
-    from modules.engine.animatediff import FREE_NOISE_DEFAULTS, animatediff_scheduler, generate_animatediff
+    from modules.engines.animatediff.sampling import FREE_NOISE_DEFAULTS, animatediff_scheduler, generate_animatediff
 
-    def place(model):
-        return model.to(device=device, dtype=dtype)
+    _check(mode, "animatediff")
+    place = placer(device, dtype)
 
     tokenizer = tiny.build_tokenizer()
     text_encoder = place(tiny.build_text_encoder(tokenizer, arch))
     vae = place(tiny.build_vae(arch))
     unet = place(tiny.build_unet(arch, seed=1))
-    adapter = place(tiny.build_motion_adapter(arch, seed=4))
+    adapter = place(animatediff_tiny.build_motion_adapter(arch, seed=4))
     scheduler = tiny.build_scheduler()
 
     pipe = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
@@ -78,20 +87,20 @@ def build_animatediff_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
                 weights_mb=weights)
 
 
-def build_modelscope_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
+def build_modelscope_case(mode="modelscope", *, arch, size, steps, device, dtype, seed=0) -> Case:
     from modules import tiny
     from modules.engine import Components
-    from modules.engine.modelscope import generate_modelscope, initial_latents, reference_pipeline
+    from modules.engines.modelscope.sampling import generate_modelscope, initial_latents, reference_pipeline
 
-    def place(model):
-        return model.to(device=device, dtype=dtype)
+    _check(mode, "modelscope")
+    place = placer(device, dtype)
 
     tokenizer = tiny.build_tokenizer()
     if arch == "sd15":  # ModelScope 1.7B: its own UNet and text tower, SD's VAE
-        text_encoder, unet = tiny.build_text_encoder_ms17(tokenizer), tiny.build_unet3d("ms17", seed=1)
+        text_encoder, unet = modelscope_tiny.build_text_encoder_ms17(tokenizer), modelscope_tiny.build_unet3d("ms17", seed=1)
         vae = tiny.build_vae("sd15")
     else:
-        text_encoder, unet, vae = tiny.build_text_encoder(tokenizer), tiny.build_unet3d("tiny", seed=1), tiny.build_vae()
+        text_encoder, unet, vae = tiny.build_text_encoder(tokenizer), modelscope_tiny.build_unet3d("tiny", seed=1), tiny.build_vae()
     text_encoder, unet, vae = place(text_encoder), place(unet), place(vae)
 
     def components() -> Components:
@@ -115,36 +124,33 @@ def build_modelscope_case(*, arch, size, steps, device, dtype, seed=0) -> Case:
     return Case("modelscope", unet, ours, reference, True, parts, counted=[unet], weights_mb=weights)
 
 
-ANIMATEDIFF_DEFAULT_STEPS = 25  # diffusers' AnimateDiff recipe, the engine's default
-
-
-def lightning_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
+def lightning_benchmark(args, device: torch.device, dtype: torch.dtype, log, engine) -> dict:
     """`--mode animatediff --fast`: AnimateDiff-Lightning (the 4-step adapter with its Euler recipe,
-    guidance 1, TAESD) against AnimateDiff's default (25 DDIM steps, guidance 7.5, the full VAE) on
-    the same base. AnimateDiff makes one UNet call per step, so the default is timed at --steps
-    steps with the end of every step stamped, and scaled: the time outside the steps (text encoder,
-    VAE) as measured plus `ANIMATEDIFF_DEFAULT_STEPS` times the median step."""
+    guidance 1, TAESD: `engine.fast`) against AnimateDiff's default (`engine.defaults.steps` DDIM
+    steps, 25; guidance 7.5; the full VAE) on the same base. AnimateDiff makes one UNet call per
+    step, so the default is timed at --steps steps with the end of every step stamped, and scaled:
+    the time outside the steps (text encoder, VAE) as measured plus the default step count times
+    the median step."""
     import statistics
     import time
 
     from modules import tiny
     from modules.engine import Components
-    from modules.engine.animatediff import generate_animatediff
-    from modules.engine.fast import FAST_DEFAULTS, lightning_adapter, lightning_scheduler
-
-    from .cli import CallCounter, run_once
+    from modules.engines.animatediff.lightning import lightning_adapter, lightning_scheduler
+    from modules.engines.animatediff.sampling import generate_animatediff
 
     started = time.perf_counter()
     case = build_animatediff_case(arch=args.arch, size=args.size, steps=args.steps, device=device, dtype=dtype,
                                   seed=args.seed)
     tokenizer, text_encoder, unet, vae = (case.components[k] for k in ("tokenizer", "text_encoder", "unet", "vae"))
     adapter = case.components["adapter"]
-    fast_adapter = lightning_adapter(tiny.build_lightning_adapter_state(
-        tiny.build_motion_adapter(args.arch, seed=6, mid_block=True))).to(device=device, dtype=dtype)
+    fast_adapter = lightning_adapter(animatediff_tiny.build_lightning_adapter_state(
+        animatediff_tiny.build_motion_adapter(args.arch, seed=6, mid_block=True))).to(device=device, dtype=dtype)
     taesd = tiny.build_taesd().to(device=device, dtype=dtype)
     log(f"built {args.arch} components on {device} ({args.dtype}) in {time.perf_counter() - started:.1f} s")
     counter = CallCounter(unet)
-    fast_settings = FAST_DEFAULTS["animatediff"]
+    fast_settings = engine.fast.for_tab("text2video")
+    default_steps = engine.defaults.steps
     common = dict(prompt=PROMPT, negative_prompt=NEGATIVE, height=args.size, width=args.size, seed=args.seed)
 
     def fast(frames: int) -> np.ndarray:
@@ -162,14 +168,7 @@ def lightning_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> 
                                     guidance_scale=ANIMATEDIFF_GUIDANCE,
                                     on_step=lambda *_: stamps.append(time.perf_counter()), **common)
 
-    for i in range(args.warmup):
-        log(f"warm-up {i + 1}/{args.warmup} fast: {run_once(fast, args.frames, device, counter)['seconds']:.2f} s")
-    runs = []
-    for i in range(args.repeats):
-        run = run_once(fast, args.frames, device, counter)
-        run.pop("video")
-        runs.append(run)
-        log(f"run {i + 1}/{args.repeats} fast: {run['seconds']:.2f} s, {run['calls']} UNet calls")
+    runs = run_sides({"fast": fast}, args.frames, device, counter, warmup=args.warmup, repeats=args.repeats, log=log)
     stamps.clear()
     before = time.perf_counter()
     run = run_once(default, args.frames, device, counter)
@@ -177,24 +176,25 @@ def lightning_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> 
     step_seconds = [b - a for a, b in zip([before, *stamps], stamps)][1:]  # steps 2.. (the first holds the text encoder)
     step = statistics.median(step_seconds)
     fixed = run["seconds"] - step * args.steps
-    scaled = fixed + step * ANIMATEDIFF_DEFAULT_STEPS
+    scaled = fixed + step * default_steps
     log(f"default at {args.steps} steps: {run['seconds']:.2f} s ({run['calls']} UNet calls, {step:.2f} s a step) -> "
-        f"{scaled:.1f} s scaled to {ANIMATEDIFF_DEFAULT_STEPS} steps")
+        f"{scaled:.1f} s scaled to {default_steps} steps")
     counter.remove()
-    seconds_fast = statistics.median(r["seconds"] for r in runs)
+    fast_runs = runs.timed["fast"]
+    seconds_fast = runs.seconds("fast")
     return dict(
         mode="animatediff", arch=args.arch, device=args.device, dtype=args.dtype, size=args.size, frames=args.frames,
         fast=True, repeats=args.repeats, warmup=args.warmup, steps_fast=fast_settings["steps"],
-        steps_default=ANIMATEDIFF_DEFAULT_STEPS, measured_default_steps=args.steps, scheduler_fast="lightning",
+        steps_default=default_steps, measured_default_steps=args.steps, scheduler_fast="lightning",
         scheduler_default="ddim", decoder_fast="taesd", decoder_default="vae",
         guidance_fast=fast_settings["guidance_scale"], guidance_default=ANIMATEDIFF_GUIDANCE,
-        seconds_fast=seconds_fast, all_seconds_fast=[r["seconds"] for r in runs],
-        peak_mem_mb_fast=max(r["peak"] for r in runs), unet_calls_fast=runs[0]["calls"],
+        seconds_fast=seconds_fast, all_seconds_fast=[r["seconds"] for r in fast_runs],
+        peak_mem_mb_fast=max(r["peak"] for r in fast_runs), unet_calls_fast=fast_runs[0]["calls"],
         seconds_default=scaled, seconds_default_scaled=True, seconds_default_measured=run["seconds"],
-        seconds_per_default_step=step, unet_calls_default=ANIMATEDIFF_DEFAULT_STEPS,
+        seconds_per_default_step=step, unet_calls_default=default_steps,
         unet_calls_default_measured=run["calls"], speedup_fast=scaled / seconds_fast,
-        other_cpu_share=max((r["others"] for r in [*runs, run] if r["others"] is not None), default=None),
-    )
+        other_cpu_share=max((r["others"] for r in [*fast_runs, run] if r["others"] is not None), default=None),
+    )  # fmt: skip
 
 
 def lightning_table(r: dict) -> str:

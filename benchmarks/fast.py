@@ -1,8 +1,9 @@
 """`python -m benchmarks --fast`: fast mode against the default mode, on the same weights.
 
 - fast: LCM-LoRA active on the UNet (random weights in the real file's format and, on the sd15
-  architecture, its rank 64: `tiny.build_lcm_lora`), LCMScheduler at 4 steps, guidance as `engine.fast.FAST_DEFAULTS`
-  (1.0 = no classifier-free guidance; editing 2.0 with image guidance 1.0 on 2 UNet groups), TAESD
+  architecture, its rank 64: `tiny.build_lcm_lora`), LCMScheduler at 4 steps, guidance as the
+  engine's fast recipe, `modules.engines.get("text2video-zero").fast.for_tab(tab)` (1.0 = no
+  classifier-free guidance; editing 2.0 with image guidance 1.0 on 2 UNet groups), TAESD
   decoding (`tiny.build_taesd`, the real TAESD architecture). Timed end to end (text encoding
   to frames) after a warm-up, median of `--repeats`; attaching the LoRA is timed on its own
   (once per process in the app).
@@ -30,7 +31,8 @@ from collections import Counter, defaultdict
 import numpy as np
 import torch
 
-from .memory import synchronize
+from . import cases
+from .harness import CallCounter, device_text, header, load_warning, run_once, run_sides, synchronize
 
 DEFAULT_STEPS = {"text2video": 50, "pose": 20, "edge": 20, "depth": 20, "edit": 50}
 
@@ -107,10 +109,11 @@ def scaled_seconds(total: float, timed: dict, counts: dict[str, Counter], measur
     return max(0.0, fixed) + denoising
 
 
-def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
+def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log, engine) -> dict:
+    """`--fast` for the zero-shot engine's modes: `engine` is the registry's text2video-zero, whose
+    fast recipe gives each tab's steps and guidance."""
     from modules import tiny
     from modules.engine import (
-        FAST_DEFAULTS,
         Components,
         attach_lora,
         detach_lora,
@@ -122,9 +125,6 @@ def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
     )
     from modules.engine.fast import LCM_LORA_RANK
     from modules.request_types import CONTROL_KINDS
-
-    from . import cases
-    from .cli import CallCounter, run_once
 
     mode = args.mode
     kind = "control" if mode in CONTROL_KINDS else mode
@@ -147,7 +147,7 @@ def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
     rank = LCM_LORA_RANK if args.arch == "sd15" else 4  # the real file's rank: its real cost
     attach_lora(unet, tiny.build_lcm_lora(unet, seed=args.seed, rank=rank))
     attach_s = time.perf_counter() - attach_started
-    settings = {k: v for k, v in FAST_DEFAULTS[kind].items() if k != "scheduler"}
+    settings = {k: v for k, v in engine.fast.for_tab(kind).items() if k != "scheduler"}
     steps = settings.pop("steps")
 
     def components():
@@ -175,15 +175,9 @@ def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
                 negative_prompt=cases.NEGATIVE, steps=steps, seed=args.seed, chunk_size=args.chunk_size, **settings,
             )  # fmt: skip
 
-    for i in range(args.warmup):
-        log(f"warm-up {i + 1}/{args.warmup} fast: {run_once(fast, args.frames, device, counter)['seconds']:.2f} s")
-    runs = []
-    video = None
-    for i in range(args.repeats):
-        run = run_once(fast, args.frames, device, counter)
-        video = run.pop("video")
-        runs.append(run)
-        log(f"run {i + 1}/{args.repeats} fast: {run['seconds']:.2f} s, {run['calls']} UNet calls")
+    fast_runs = run_sides({"fast": fast}, args.frames, device, counter, warmup=args.warmup, repeats=args.repeats,
+                          log=log)
+    runs, video = fast_runs.timed["fast"], fast_runs.videos.get("fast")
     detach_lora(unet)  # the original layers back: default and reference run on the plain UNet
 
     # Default mode and the reference, at --steps, on the plain UNet; scaled to their step count.
@@ -204,8 +198,7 @@ def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
     timer.remove()
     counter.remove()
 
-
-    seconds_fast = statistics.median(r["seconds"] for r in runs)
+    seconds_fast = fast_runs.seconds("fast")
     default, reference = sides["default"], sides["reference"]
     scheduler_default = "euler_ancestral" if mode == "edit" else "ddim"
     return dict(
@@ -231,20 +224,18 @@ def fast_benchmark(args, device: torch.device, dtype: torch.dtype, log) -> dict:
         },
         lora_rank=rank, lora_attach_seconds=attach_s, build_seconds=build_s,
         fast_frames_ok=bool(video is not None and np.isfinite(video).all() and video.shape[0] == args.frames),
-        other_cpu_share=max((r["others"] for r in runs if r["others"] is not None), default=None),
+        other_cpu_share=fast_runs.other_cpu_share(),
     )  # fmt: skip
 
 
 def table(r: dict) -> str:
-    rows = [
+    lines = header([
         ("mode", r["mode"]),
         ("arch", r["arch"]),
-        ("device", f"{r['device']} ({r['device_name']}), {r['num_threads']} torch threads"),
+        ("device", device_text(r)),
         ("dtype", r["dtype"]),
         ("size", f"{r['size']}x{r['size']}, {r['frames']} frames (chunks of {r['chunk_size']})"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    ])  # fmt: skip
     lines.append("")
     lines.append(
         f"fast     ({r['steps_fast']} LCM steps, guidance {r['guidance_fast']}, TAESD): {r['seconds_fast']:8.2f} s"
@@ -264,7 +255,5 @@ def table(r: dict) -> str:
         f"speed-up fast vs default: {r['speedup_fast']:.1f}x, vs reference: {r['speedup_fast_vs_reference']:.1f}x"
     )
     lines.append(f"LCM-LoRA attach (once per process): {r['lora_attach_seconds']:.2f} s")
-    share = r.get("other_cpu_share")
-    if share is not None and share > 0.1:
-        lines.append(f"warning: other processes used up to {share:.0%} of the CPU during a timed run: noisy timings")
+    lines.extend(load_warning(r))
     return "\n".join(lines)

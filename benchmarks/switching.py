@@ -81,7 +81,7 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
     from modules.models import ModelManager, free_memory, module_bytes
     from modules.settings import Settings
 
-    from .memory import PeakMemory, rss_bytes, synchronize
+    from .harness import PeakMemory, rss_bytes, synchronize
 
     transformers_logging.disable_progress_bar()
 
@@ -136,6 +136,17 @@ def run_switching(arch: str, device: torch.device, dtype: torch.dtype) -> dict:
                 )
             del manager, held
     return summarize(rows)
+
+
+def benchmark(args, log) -> dict:
+    """`--mode switching`: `run_switching` on the flags' architecture, device and dtype."""
+    from .harness import now, resolve
+
+    device, dtype = resolve(args)
+    log(f"switching modes on {args.arch} folders, {device} ({args.dtype})")
+    result = run_switching(args.arch, device, dtype)
+    result.update(mode="switching", arch=args.arch, device=device.type, dtype=args.dtype, date=now())
+    return result
 
 
 def table(result: dict) -> str:

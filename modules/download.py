@@ -32,8 +32,9 @@ class Planned:
 def models_to_download(settings: Settings, which: str = "default") -> list[tuple[str, str]]:
     """(kind, repo) pairs: the default base, the ControlNets, the editing model, the annotators and
     fast mode's LCM-LoRA and TAESD; `all` adds every offered base model, the Edge tab's DreamBooth
-    styles and the other engines (AnimateDiff's motion adapter and its 4-step Lightning file, ModelScope)."""
-    from .engine.fast import FAST_DEFAULTS, LCM_LORA_FILE, LCM_LORA_REPO, LIGHTNING_REPO, TAESD_REPO, lightning_file
+    styles and every registered engine's own models (`Engine.download_models`)."""
+    from .engine.recipes import LCM_LORA_FILE, LCM_LORA_REPO, TAESD_REPO
+    from .engines import all_engines
 
     bases = [settings.default_base_model]
     if which == "all":
@@ -48,11 +49,7 @@ def models_to_download(settings: Settings, which: str = "default") -> list[tuple
         ("taesd", TAESD_REPO),
     ]
     if which == "all":
-        models += [
-            ("motion_adapter", settings.motion_adapter),
-            (f"file:{lightning_file(FAST_DEFAULTS['animatediff']['steps'])}", LIGHTNING_REPO),
-            ("model", settings.modelscope_model),
-        ]
+        models += [item for engine in all_engines() for item in engine.download_models(settings)]
     return models
 
 

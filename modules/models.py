@@ -1,12 +1,19 @@
 """The one owner of loaded models: what is kept, shared and evicted, and what a job gets.
 
+Every loaded part lives in ONE cache (`_cache`, in order of use) under a key that says what it
+is: the base ("base"), the editing model ("edit"), a ControlNet ("controlnet:pose"), an
+annotator ("annotator:depth"), fast mode's parts ("lora", "taesd"), and each engine's own parts
+as its `ModelSpec`s declare them ("<spec key>:<repo>"). So:
+
 - The base (tokenizer, text encoder, UNet, VAE of an SD 1.5 model) stays loaded and is shared
-  by text-to-video and every ControlNet tab; another base replaces it.
-- ControlNets, the editing model and annotators load on first use and live in LRU caches.
-- Parts are keyed by a fingerprint of their weights, so a text encoder or VAE that two models
+  by every tab and engine that runs on it; another base replaces it, and a base switch drops the
+  old base first when both won't fit the budget ("never two bases").
+- Everything else is an extra: loaded on first use, kept up to its own count (ControlNets,
+  annotators, a spec's `keep_at_most`), and evicted least-recently-used first when the device
+  holds more than the memory budget. The budget counts every module on the device, annotators
+  included, each shared tensor once.
+- Parts are keyed by a fingerprint of their weights too, so a text encoder or VAE that two models
   share is in memory once.
-- A memory budget (device bytes against device memory) evicts least-recently-used extras; the
-  base is never evicted mid-job, and a base switch drops the old base first when both won't fit.
 
 Where parts come from is `parts` (tiny: built in code; real: fetched from the Hub by `hub`);
 where they live (device, offload) is `residency`. The presets differ only in the source.
@@ -15,13 +22,14 @@ where they live (device, offload) is `residency`. The presets differ only in the
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
 from . import engine
+from .engines import ModelSpec, model_specs
 from .hub import ModelLoadError, Report
 from .parts import Part, source_for
 from .residency import Residency, choose_dtype, device_lock, free_memory, module_bytes, resolve_device, resolve_dtype
@@ -30,6 +38,36 @@ from .settings import Settings
 __all__ = ["ModelLoadError", "ModelManager", "free_memory", "module_bytes", "resolve_device", "resolve_dtype"]
 
 CUDA_BUDGET_FRACTION = 0.8  # of the GPU's memory, when T2VZ_MEMORY_BUDGET_GB is 0
+MODEL_STAGES = {"text_encoder": "text", "unet": "unet", "vae": "vae"}
+
+
+@dataclass
+class Entry:
+    """One loaded thing: a Part, a model (dict of Parts), an annotator, or a LoRA's state dict."""
+
+    value: object
+    group: str  # what `resident()` lists it under
+    label: str  # how it is listed (the repo, the kind)
+    limit_key: str  # entries sharing it are kept up to `limit`
+    limit: int
+    evictable: bool = True
+
+
+def _modules_of(value) -> list[torch.nn.Module]:
+    """The torch modules an entry holds (an annotator keeps its nets one or two attributes deep)."""
+    if isinstance(value, torch.nn.Module):
+        return [value]
+    if isinstance(value, Part):
+        return _modules_of(value.module)
+    if isinstance(value, dict):
+        return [m for item in value.values() if isinstance(item, Part) for m in _modules_of(item)]
+    found = []
+    for attribute in vars(value).values() if hasattr(value, "__dict__") else ():
+        if isinstance(attribute, torch.nn.Module):
+            found.append(attribute)
+        elif hasattr(attribute, "__dict__"):
+            found.extend(v for v in vars(attribute).values() if isinstance(v, torch.nn.Module))
+    return found
 
 
 class ModelManager:
@@ -44,16 +82,8 @@ class ModelManager:
         self.loading: str | None = None  # what is being fetched or loaded now (status line)
         self._report: Report | None = None
         self._guard = threading.RLock()
+        self._cache: OrderedDict[str, Entry] = OrderedDict()  # every loaded part, least recently used first
         self._base_id: str | None = None
-        self._base: dict[str, Part] = {}
-        self._edit: dict[str, Part] = {}
-        self._video: dict[str, Part] = {}  # ModelScope's parts (a model of its own, evictable)
-        self._adapters: OrderedDict[str, Part] = OrderedDict()  # AnimateDiff motion adapters
-        self._fast: dict[str, Part] = {}  # fast mode: the tiny decoder (TAESD)
-        self._lora: dict | None = None  # the LCM-LoRA's state dict, attached to UNets on demand
-        self._controlnets: OrderedDict[str, Part] = OrderedDict()
-        self._annotators: OrderedDict[str, object] = OrderedDict()
-        self._usage: dict[str, float] = {}  # extra's name -> last use, for LRU eviction
 
     # ------------------------------------------------------------------ public API
     @property
@@ -77,116 +107,111 @@ class ModelManager:
 
     def edit_components(self, scheduler: str = "euler_ancestral") -> engine.Components:
         """Instruct-Pix2Pix's parts; text encoder and VAE are the base's when their weights are."""
+        repo = self.settings.edit_model
         with self._guard:
-            if not self._edit:
-                self._edit = self._load_model(self.settings.edit_model, unet_in_channels=8)
-            self._touch("edit")
-            self.enforce_budget(keep={id(p.module) for p in self._edit.values()})
-            return self._components(self._edit, scheduler)
+            parts = self._cached("edit", lambda: self._load_model(repo, unet_in_channels=8), group="edit", label=repo)
+            return self._components(parts, scheduler)
 
-    def modelscope_components(self, scheduler: str = "ddim") -> engine.Components:
-        """ModelScope's text-to-video parts (3D UNet), loaded on first use, evicted like the editing model."""
+    def model(self, spec: ModelSpec, scheduler: str = "ddim") -> engine.Components:
+        """An engine's own model folder (`spec.kind == "pipeline"`), e.g. a text-to-video model with a 3D UNet."""
+        repo = spec.repo(self.settings)
+
+        def load():
+            with self._loading(repo):
+                parts = self.source.video_model(repo, spec, reuse=self._shared, report=self._report)
+            return self._adopt_model(parts)
+
         with self._guard:
-            if not self._video:
-                repo = self.settings.modelscope_model
-                with self._loading(repo):
-                    parts = self.source.video_model(repo, reuse=self._shared, report=self._report)
-                self._video = self._adopt_model(parts)
-            self._touch("modelscope")
-            self.enforce_budget(keep={id(p.module) for p in self._video.values()})
-            return self._components(self._video, scheduler)
+            parts = self._cached(f"{spec.key}:{repo}", load, group=spec.group or spec.key, label=repo,
+                                 limit_key=spec.key, limit=spec.keep_at_most)
+            return self._components(parts, scheduler)
 
-    def motion_adapter(self, lightning_steps: int | None = None) -> torch.nn.Module:
-        """The AnimateDiff motion adapter, adopted beside the UNet it runs with (same stage); with
-        `lightning_steps`, AnimateDiff-Lightning's adapter distilled for that many steps instead.
-        The last two used stay loaded (normal and fast jobs alternate), within the memory budget."""
-        from .engine.fast import LIGHTNING_REPO, lightning_file
+    def part(self, spec: ModelSpec, filename: str | None = None) -> torch.nn.Module:
+        """An engine's own module (`spec.kind` "module", or "file" with `filename`), adopted beside
+        the stage it runs with; kept up to `spec.keep_at_most` of the spec, within the budget."""
+        repo = spec.repo(self.settings)
+        label = f"{repo}/{filename}" if filename else repo
 
-        repo = self.settings.motion_adapter
-        key = repo if lightning_steps is None else f"{LIGHTNING_REPO}/{lightning_file(lightning_steps)}"
+        def load():
+            with self._loading(label):
+                part = self.source.module(repo, spec, filename=filename, reuse=self._shared, report=self._report)
+            part.module = self.residency.adopt(part.module, stage=spec.stage)
+            self.loads[spec.key] += 1
+            return part
+
         with self._guard:
-            self._touch("motion_adapter")
-            if key not in self._adapters:
-                with self._loading(key):
-                    if lightning_steps is None:
-                        part = self.source.motion_adapter(repo, reuse=self._shared, report=self._report)
-                    else:
-                        part = self.source.lightning_adapter(
-                            LIGHTNING_REPO, lightning_file(lightning_steps), reuse=self._shared, report=self._report
-                        )
-                part.module = self.residency.adopt(part.module, stage="unet")
-                self.loads["motion_adapter"] += 1
-                self._adapters[key] = part
-                self._trim(self._adapters, 2)
-            self._adapters.move_to_end(key)
-            self.enforce_budget(keep={id(self._adapters[key].module)})
-            return self._adapters[key].module
+            return self._cached(f"{spec.key}:{label}", load, group=spec.group or spec.key, label=label,
+                                limit_key=spec.key, limit=spec.keep_at_most).module
 
     def lcm_lora(self, unet) -> None:
         """Attach the LCM-LoRA to `unet` (inactive until `engine.lora_active`); read once, kept attached."""
         from .engine.fast import LCM_LORA_FILE, LCM_LORA_REPO, attach_lora
 
+        def load():
+            with self._loading(LCM_LORA_REPO):
+                state = self.source.lora(LCM_LORA_REPO, LCM_LORA_FILE, unet=unet, report=self._report)
+            self.loads["lora"] += 1
+            return state
+
         with self._guard:
-            if self._lora is None:
-                with self._loading(LCM_LORA_REPO):
-                    self._lora = self.source.lora(LCM_LORA_REPO, LCM_LORA_FILE, unet=unet, report=self._report)
-                self.loads["lora"] += 1
-            attach_lora(unet, self._lora)
+            # The state dict is small and the attached layers belong to the UNet: never evicted.
+            state = self._cached("lora", load, group="fast", label=LCM_LORA_REPO, evictable=False)
+            attach_lora(unet, state)
 
     def tiny_decoder(self):
         """TAESD (AutoencoderTiny): fast decoding of SD latents, loaded on first use."""
         from .engine.fast import TAESD_REPO
 
+        def load():
+            with self._loading(TAESD_REPO):
+                part = self.source.tiny_decoder(TAESD_REPO, reuse=self._shared, report=self._report)
+            part.module = self.residency.adopt(part.module, stage="vae")
+            self.loads["taesd"] += 1
+            return part
+
         with self._guard:
-            if "taesd" not in self._fast:
-                with self._loading(TAESD_REPO):
-                    part = self.source.tiny_decoder(TAESD_REPO, reuse=self._shared, report=self._report)
-                part.module = self.residency.adopt(part.module, stage="vae")
-                self.loads["taesd"] += 1
-                self._fast["taesd"] = part
-            return self._fast["taesd"].module
+            return self._cached("taesd", load, group="fast", label=TAESD_REPO).module
 
     def controlnet(self, kind: str):
         """The ControlNet for `kind` (pose, edge, depth), loaded on first use, LRU-cached."""
         if kind not in self.settings.controlnets:
             raise ModelLoadError(f"No ControlNet configured for {kind!r}.")
+        repo = self.settings.controlnets[kind]
+
+        def load():
+            base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
+            with self._loading(repo):
+                part = self.source.controlnet(repo, base_unet=base_unet, reuse=self._shared, report=self._report)
+            part.module = self.residency.adopt(part.module, stage="unet")  # runs beside the UNet
+            self.loads["controlnet"] += 1
+            return part
+
         with self._guard:
-            self._touch(f"controlnet:{kind}")
-            if kind not in self._controlnets:
-                repo = self.settings.controlnets[kind]
-                base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
-                with self._loading(repo):
-                    part = self.source.controlnet(repo, base_unet=base_unet, reuse=self._shared, report=self._report)
-                part.module = self.residency.adopt(part.module, stage="unet")  # runs beside the UNet
-                self.loads["controlnet"] += 1
-                self._controlnets[kind] = part
-                self._trim(self._controlnets, self.settings.controlnet_cache_size)
-                self.enforce_budget(keep={id(part.module)})
-            self._controlnets.move_to_end(kind)
-            return self._controlnets[kind].module
+            return self._cached(f"controlnet:{kind}", load, group="controlnets", label=kind, limit_key="controlnet",
+                                limit=self.settings.controlnet_cache_size).module
 
     def annotator(self, kind: str):
-        """OpenPose or MiDaS detector (random-weight nets in the tiny preset), LRU-cached."""
+        """OpenPose or MiDaS detector (random-weight nets in the tiny preset), LRU-cached, in the budget."""
         from . import annotators  # controlnet-aux takes seconds to import: only when needed
 
         loaders = {"pose": annotators.load_openpose, "depth": annotators.load_midas}
         if kind not in loaders:
             raise ModelLoadError(f"No annotator for {kind!r}.")
+        repo = self.settings.annotators
+
+        def load():
+            with self._loading(f"{repo} ({kind})"):
+                source = self.source.annotator_source(repo, kind, report=self._report)
+                try:
+                    detector = loaders[kind](source)
+                except annotators.AnnotatorError as error:
+                    raise ModelLoadError(str(error)) from error
+            self.loads[f"annotator:{kind}"] += 1
+            return detector
+
         with self._guard:
-            self._touch(f"annotator:{kind}")
-            if kind not in self._annotators:
-                repo = self.settings.annotators
-                with self._loading(f"{repo} ({kind})"):
-                    source = self.source.annotator_source(repo, kind, report=self._report)
-                    try:
-                        detector = loaders[kind](source)
-                    except annotators.AnnotatorError as error:
-                        raise ModelLoadError(str(error)) from error
-                self.loads[f"annotator:{kind}"] += 1
-                self._annotators[kind] = detector
-                self._trim(self._annotators, self.settings.annotator_cache_size)
-            self._annotators.move_to_end(kind)
-            detector = self._annotators[kind]
+            detector = self._cached(f"annotator:{kind}", load, group="annotators", label=kind, limit_key="annotator",
+                                    limit=self.settings.annotator_cache_size)
             # Annotators are not offloaded: they run first, then the job's models take the device.
             return detector.to(self.device)
 
@@ -199,27 +224,27 @@ class ModelManager:
         with self._guard:
             self.residency.release()
             if self.residency.offloading:
-                for detector in self._annotators.values():
-                    detector.to("cpu")
+                for key, entry in self._cache.items():
+                    if key.startswith("annotator:"):
+                        entry.value.to("cpu")
 
     def resident(self) -> dict[str, list[str]]:
-        """What is loaded now, by role. Never waits for a load in progress (the status line calls it)."""
-        return {
-            "base": [self._base_id] if self._base_id and self._base else [],
-            "controlnets": list(self._controlnets.copy()),
-            "edit": [self.settings.edit_model] if self._edit else [],
-            "video": [self.settings.modelscope_model] if self._video else [],
-            "motion_adapters": list(self._adapters.copy()),
-            "annotators": list(self._annotators.copy()),
-        }
+        """What is loaded now, by group. Never waits for a load in progress (the status line calls it)."""
+        groups = ["base", "controlnets", "edit", *dict.fromkeys(s.group or s.key for _, s in model_specs()),
+                  "annotators"]
+        resident: dict[str, list[str]] = {group: [] for group in groups}
+        for entry in list(self._cache.copy().values()):
+            if entry.group in resident:
+                resident[entry.group].append(entry.label)
+        return resident
 
     def memory_bytes(self) -> int:
         """Bytes of weights held, wherever they are, each shared module counted once."""
-        return self.residency.device_bytes(list(self._all_modules()))
+        return self.residency.device_bytes(self._all_modules())
 
     def device_bytes(self) -> int:
-        """Bytes of weights on the device now: what the budget is compared with."""
-        return self.residency.device_bytes()
+        """Bytes of weights on the device now, annotators included: what the budget is compared with."""
+        return self.residency.device_bytes([*self.residency.on_device(), *self._annotator_modules_on_device()])
 
     def budget_bytes(self) -> int | None:
         if self.settings.memory_budget_gb > 0:
@@ -253,28 +278,35 @@ class ModelManager:
             return [victim] if victim else []
 
     def evict(self, name: str) -> None:
-        """Drop one extra: 'edit', 'modelscope', 'motion_adapter' (all of them), 'motion_adapter:<key>',
-        'controlnet:<kind>', 'annotator:<kind>', or 'all-extras'."""
+        """Drop extras: one cache key ('edit', 'controlnet:pose', 'motion_adapter:<repo>'), every entry
+        of a prefix ('controlnet', 'annotator', an engine spec's key), or 'all-extras'."""
         with self._guard:
-            if name in ("edit", "all-extras"):
-                self._edit = {}
-            if name in ("modelscope", "all-extras"):
-                self._video = {}
-            if name in ("motion_adapter", "all-extras"):
-                self._adapters.clear()
-            if name == "all-extras":
-                self._controlnets.clear()
-                self._annotators.clear()
-            elif name.startswith("controlnet:"):
-                self._controlnets.pop(name.split(":", 1)[1], None)
-            elif name.startswith("annotator:"):
-                self._annotators.pop(name.split(":", 1)[1], None)
-            elif name.startswith("motion_adapter:"):
-                self._adapters.pop(name.split(":", 1)[1], None)
-            self._usage.pop(name, None)
+            for key, entry in list(self._cache.items()):
+                if not entry.evictable:
+                    continue
+                if name == "all-extras" or key == name or key.startswith(f"{name}:"):
+                    del self._cache[key]
         free_memory()
 
     # ------------------------------------------------------------------ internals
+    def _cached(self, key: str, load, *, group: str, label: str, limit_key: str | None = None, limit: int = 1,
+                evictable: bool = True):
+        """The cache's value for `key`, loaded by `load()` on a miss; marked as just used, and the
+        cache kept within each kind's count and the memory budget (never evicting this one)."""
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = Entry(load(), group, label, limit_key or key, max(1, limit), evictable)
+            self._cache[key] = entry
+            same = [k for k, e in self._cache.items() if e.limit_key == entry.limit_key and k != key]
+            for old in same[: max(0, len(same) + 1 - entry.limit)]:
+                del self._cache[old]  # least recently used first
+            if len(same) + 1 > entry.limit:
+                free_memory()
+        self._cache.move_to_end(key)
+        if evictable:
+            self.enforce_budget(keep={id(m) for m in _modules_of(entry.value)})
+        return entry.value
+
     def _components(self, parts: dict[str, Part], scheduler: str) -> engine.Components:
         return engine.Components(
             tokenizer=parts["tokenizer"].module,
@@ -296,75 +328,59 @@ class ModelManager:
         finally:
             self.loading = None
 
-    def _touch(self, name: str) -> None:
-        self._usage[name] = time.monotonic()
-
     def _lru_victim(self, keep: set[int]) -> str | None:
-        """The least recently used ControlNet, editing/ModelScope model or motion adapter outside `keep`.
+        """The least recently used evictable entry that holds nothing in `keep`."""
+        for key, entry in self._cache.items():
+            if entry.evictable and not any(id(m) in keep for m in _modules_of(entry.value)):
+                return key
+        return None
 
-        Annotators are not candidates: their own LRU cache (`annotator_cache_size`) bounds them.
-        """
-        candidates = [
-            (self._usage.get(f"controlnet:{kind}", 0.0), f"controlnet:{kind}")
-            for kind, part in self._controlnets.items()
-            if id(part.module) not in keep
-        ]
-        for name, parts in (("edit", self._edit), ("modelscope", self._video)):
-            if parts and not any(id(part.module) in keep for part in parts.values()):
-                candidates.append((self._usage.get(name, 0.0), name))
-        adapters = [key for key, part in self._adapters.items() if id(part.module) not in keep]
-        if adapters:  # the least recent of them (the cache is in order of use)
-            candidates.append((self._usage.get("motion_adapter", 0.0), f"motion_adapter:{adapters[0]}"))
-        return min(candidates)[1] if candidates else None
+    def _all_modules(self) -> list[torch.nn.Module]:
+        return [m for entry in self._cache.values() for m in _modules_of(entry.value)]
 
-    def _all_modules(self):
-        for parts in (self._base, self._edit, self._video, self._adapters, self._fast):
-            for part in parts.values():
-                if isinstance(part.module, torch.nn.Module):
-                    yield part.module
-        for part in self._controlnets.values():
-            yield part.module
-
-    def _trim(self, cache: OrderedDict, size: int) -> None:
-        while len(cache) > max(1, size):
-            cache.popitem(last=False)
-        free_memory()
+    def _annotator_modules_on_device(self) -> list[torch.nn.Module]:
+        modules = [m for key, e in self._cache.items() if key.startswith("annotator:") for m in _modules_of(e.value)]
+        return [m for m in modules if any(p.device.type == self.device.type for p in m.parameters())]
 
     def _ensure_base(self, model_id: str) -> dict[str, Part]:
         allowed = set(self.settings.base_models) | set(self.settings.edge_style_models)
         if model_id not in allowed:
             raise ModelLoadError(f"Model {model_id!r} is not offered here; choose one of: {', '.join(sorted(allowed))}.")
         if self._base_id != model_id:
-            if self._base and not self._fits_beside_base(model_id):
+            old = self._cache.get("base")
+            if old is not None and not self._fits_beside_base(model_id, old.value):
                 self._drop_base()  # never two bases on the device when the budget can't hold both
-            old = self._base
-            self._base = self._load_model(model_id, unet_in_channels=4)
+                old = None
+            parts = self._load_model(model_id, unet_in_channels=4)
+            self._cache["base"] = Entry(parts, "base", model_id, "base", 1, evictable=False)
             self._base_id = model_id
-            if old:
+            if old is not None:
                 # ControlNets were made for SD 1.5 and stay valid; only the old base goes.
                 del old
                 free_memory()
-        self._touch("base")
-        return self._base
+        self._cache.move_to_end("base")
+        return self._cache["base"].value
 
-    def _fits_beside_base(self, model_id: str) -> bool:
+    def _fits_beside_base(self, model_id: str, base: dict[str, Part]) -> bool:
         budget = self.budget_bytes()
         if budget is None or self.residency.offloading:
             return True  # no device budget, or models wait on the CPU between runs
-        held = self.residency.device_bytes([p.module for p in self._base.values()])
+        held = self.residency.device_bytes([p.module for p in base.values()])
         new = self.source.estimate_bytes(model_id) or held
-        self.enforce_budget(keep={id(p.module) for p in self._base.values()}, extra_bytes=new)
+        self.enforce_budget(keep={id(p.module) for p in base.values()}, extra_bytes=new)
         return self.device_bytes() + new <= budget
 
     def _drop_base(self) -> None:
-        self._base = {}
+        self._cache.pop("base", None)
         self._base_id = None
         free_memory()
 
     def _shared(self, fingerprint: str) -> Part | None:
-        for parts in (self._base, self._edit, self._video):
-            for part in parts.values():
-                if part.fingerprint == fingerprint:
+        """A part already held (by any model) with these weights, to reuse instead of loading again."""
+        for entry in list(self._cache.values()):
+            parts = entry.value.values() if isinstance(entry.value, dict) else [entry.value]
+            for part in parts:
+                if isinstance(part, Part) and part.fingerprint == fingerprint:
                     return part
         return None
 
@@ -376,8 +392,7 @@ class ModelManager:
 
     def _adopt_model(self, parts: dict[str, Part]) -> dict[str, Part]:
         """Place a model's modules (those not already held for another model) with their stages."""
-        stages = {"text_encoder": "text", "unet": "unet", "vae": "vae"}
-        for role, stage in stages.items():
+        for role, stage in MODEL_STAGES.items():
             part = parts[role]
             if self._shared(part.fingerprint) is part:
                 continue  # already held (and placed) for the other model

@@ -22,6 +22,8 @@ from .residency import variant_for
 from .safe_pickle import UnsafePickleError, check_weights
 
 MODEL_ROLES = ("tokenizer", "scheduler", "text_encoder", "vae", "unet")
+ROLE_CLASSES = {"vae": "AutoencoderKL", "unet": "UNet2DConditionModel", "controlnet": "ControlNetModel",
+                "taesd": "AutoencoderTiny"}
 TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
 
 
@@ -70,25 +72,16 @@ class TinySource:
 
         return Part(f"tiny:{repo}", tiny.build_controlnet(base_unet, seed=tiny_seed(repo)))
 
-    def video_model(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
-        """A text-to-video model with a 3D UNet (ModelScope): the tiny base's parts plus a tiny 3D UNet."""
-        from . import tiny
-
+    def video_model(self, repo: str, spec, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """An engine's model folder (`spec.kind == "pipeline"`): the tiny base's parts with the spec's tiny UNet."""
         parts = self.model(repo, unet_in_channels=4, reuse=reuse, report=report)
-        parts["unet"] = Part(f"tiny:unet3d:{repo}", tiny.build_unet3d(seed=tiny_seed(repo)))
+        parts["unet"] = Part(f"tiny:{spec.key}:{repo}", spec.build_tiny(tiny_seed(repo)))
         return parts
 
-    def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
-        from . import tiny
-
-        return Part(f"tiny:{repo}", tiny.build_motion_adapter(seed=tiny_seed(repo)))
-
-    def lightning_adapter(self, repo: str, filename: str, *, reuse: Reuse, report: Report | None = None) -> Part:
-        from . import tiny
-        from .engine.fast import lightning_adapter
-
-        state = tiny.build_lightning_adapter_state(tiny.build_motion_adapter(seed=tiny_seed(f"{repo}/{filename}"), mid_block=True))
-        return Part(f"tiny:{repo}/{filename}", lightning_adapter(state))
+    def module(self, repo: str, spec, *, filename: str | None = None, reuse: Reuse, report: Report | None = None) -> Part:
+        """An engine's module ("module"), or the module one file of the repo makes ("file"), built tiny."""
+        name = f"{repo}/{filename}" if filename else repo
+        return Part(f"tiny:{name}", spec.build_tiny(tiny_seed(name)))
 
     def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
         from . import tiny
@@ -134,21 +127,20 @@ class HubSource:
     def controlnet(self, repo: str, *, base_unet, reuse: Reuse, report: Report | None = None) -> Part:
         return self._part(hub.list_files(repo), "", "controlnet", reuse, report)
 
-    def video_model(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
-        """A text-to-video model with a 3D UNet (ModelScope): same layout as SD, `unet/` is 3D."""
+    def video_model(self, repo: str, spec, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """An engine's model folder (`spec.kind == "pipeline"`): SD's layout, `unet/` of `spec.module_class`."""
         listing = hub.list_files(repo)
-        return {role: self._part(listing, role, "unet3d" if role == "unet" else role, reuse, report) for role in MODEL_ROLES}
+        return {role: self._part(listing, role, spec.module_class if role == "unet" else role, reuse, report)
+                for role in MODEL_ROLES}
 
-    def motion_adapter(self, repo: str, *, reuse: Reuse, report: Report | None = None) -> Part:
-        return self._part(hub.list_files(repo), "", "motion_adapter", reuse, report)
-
-    def lightning_adapter(self, repo: str, filename: str, *, reuse: Reuse, report: Report | None = None) -> Part:
-        """An AnimateDiff-Lightning motion adapter: one bare state-dict file of the repo (no config)."""
+    def module(self, repo: str, spec, *, filename: str | None = None, reuse: Reuse, report: Report | None = None) -> Part:
+        """An engine's module: at the repo's root (`spec.module_class`), or made by `spec.from_state`
+        of one bare state-dict file of the repo (distilled weights published without a config)."""
+        listing = hub.list_files(repo)
+        if not filename:
+            return self._part(listing, "", spec.module_class, reuse, report)
         from safetensors.torch import load_file
 
-        from .engine.fast import lightning_adapter
-
-        listing = hub.list_files(repo)
         if filename not in listing.sizes:
             raise ModelLoadError(f"{repo} has no {filename}.")
         root = hub.fetch(listing, [filename], label=f"{repo} ({filename})", report=report)
@@ -157,9 +149,9 @@ class HubSource:
         if shared is not None:
             return shared
         try:
-            return Part(fingerprint, lightning_adapter(load_file(str(root / filename))))
+            return Part(fingerprint, spec.from_state(load_file(str(root / filename))))
         except (OSError, ValueError, KeyError, RuntimeError) as error:
-            raise ModelLoadError(f"Could not load {filename} of {repo} as a motion adapter: {str(error)[:300]}") from error
+            raise ModelLoadError(f"Could not load {filename} of {repo} as a {spec.module_class}: {str(error)[:300]}") from error
 
     def lora(self, repo: str, filename: str, *, unet, report: Report | None = None) -> dict:
         """A LoRA's state dict (one safetensors file of the repo)."""
@@ -200,8 +192,8 @@ class HubSource:
         return total
 
     def files(self, repo: str, kind: str) -> tuple[hub.RepoFiles, list[str]]:
-        """The files loading `repo` as `kind` reads (model, controlnet, pose, depth, motion_adapter, taesd,
-        file:<name>): what a prefetch gets."""
+        """The files loading `repo` as `kind` reads (model, video_model, controlnet, pose, depth, module,
+        taesd, file:<name>): what a prefetch gets."""
         from .annotators import ANNOTATOR_FILES
 
         listing = hub.list_files(repo)
@@ -209,9 +201,9 @@ class HubSource:
             return listing, list(ANNOTATOR_FILES[kind])
         if kind == "controlnet":
             return listing, hub.component_files(listing, "", "controlnet", self.variant)[0]
-        if kind in ("motion_adapter", "taesd"):
+        if kind in ("module", "taesd"):  # one model at the repo's root
             return listing, hub.component_files(listing, "", kind, self.variant)[0]
-        if kind.startswith("file:"):  # one bare weights file: a LoRA, an AnimateDiff-Lightning adapter
+        if kind.startswith("file:"):  # one bare weights file: a LoRA, an engine's few-step weights
             return listing, [kind.removeprefix("file:")]
         return listing, [f for role in MODEL_ROLES for f in hub.component_files(listing, role, role, self.variant)[0]]
 
@@ -240,30 +232,18 @@ class HubSource:
 
 
 def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
-    from diffusers import (
-        AutoencoderKL,
-        AutoencoderTiny,
-        ControlNetModel,
-        DDIMScheduler,
-        MotionAdapter,
-        UNet2DConditionModel,
-        UNet3DConditionModel,
-    )
+    import diffusers
+    from diffusers import DDIMScheduler
     from transformers import CLIPTextModel, CLIPTokenizer
 
     if role == "tokenizer":
         return CLIPTokenizer.from_pretrained(path)
     if role == "scheduler":
         return dict(DDIMScheduler.load_config(path))
-    cls = {
-        "text_encoder": CLIPTextModel,
-        "vae": AutoencoderKL,
-        "unet": UNet2DConditionModel,
-        "unet3d": UNet3DConditionModel,
-        "controlnet": ControlNetModel,
-        "motion_adapter": MotionAdapter,
-        "taesd": AutoencoderTiny,
-    }[role]
+    if role == "text_encoder":
+        cls = CLIPTextModel
+    else:  # the shared SD 1.5 parts' roles, or a diffusers class an engine's ModelSpec names
+        cls = getattr(diffusers, ROLE_CLASSES.get(role, role))
     return cls.from_pretrained(
         path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors
     )

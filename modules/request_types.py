@@ -14,9 +14,10 @@ import math
 import numbers
 import os
 import re
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 
 from .errors import UserError
+from . import engines
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
 from .settings import Settings
 
@@ -26,24 +27,7 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 SIZE_MULTIPLE = 8  # the VAE's down-scaling; SD's UNet pads other sizes itself
 MAX_SEED = 2**32 - 1
-CONTROL_KINDS = ("pose", "edge", "depth")
-# Text-to-video engines: the zero-shot method, and two trained video models on the same worker.
-ENGINES = ("text2video-zero", "animatediff", "modelscope")
-CONTROL_ENGINES = ("text2video-zero", "animatediff")  # ModelScope has no ControlNet
-# The engines' published defaults (the paper's / AnimateDiff's docs / ModelScope's pipeline and model card).
-ENGINE_DEFAULTS = {
-    "text2video-zero": dict(steps=50, guidance_scale=7.5, side=512),
-    "animatediff": dict(steps=25, guidance_scale=7.5, side=512),
-    "modelscope": dict(steps=25, guidance_scale=9.0, side=256),
-}
-ENGINE_LABELS = {
-    "text2video-zero": "Text2Video-Zero (zero-shot, SD 1.5)",
-    "animatediff": "AnimateDiff (motion adapter on the SD 1.5 base)",
-    "modelscope": "ModelScope 1.7B (non-commercial licence)",
-}
-MODELSCOPE_NOTICE = (
-    "ModelScope's weights are licensed CC BY-NC 4.0: videos made with this engine are for non-commercial use only."
-)
+CONTROL_KINDS = engines.CONTROL_KINDS
 MAX_GUIDANCE = 30.0
 MAX_MOTION = 40.0
 MAX_FPS = 60.0
@@ -177,6 +161,43 @@ def _flag(value, name: str, *, default: bool) -> bool:
     raise RequestError(f"{name} must be on or off (true or false); got {_show(value)}.")
 
 
+def _engine(value, tab: str) -> engines.Engine:
+    """The engine `value` names (any case; None or "" = the tab's default) that serves `tab`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return engines.default(tab)
+    engine = engines.find(value)
+    offered = engines.for_tab(tab)
+    if engine not in offered:
+        choices = ", ".join(e.name for e in offered)
+        raise RequestError(f"Engine {_show(value)} is not offered {'here' if engine is None else 'in this tab'}; "
+                           f"choose one of: {choices}.")
+    return engine
+
+
+def _check_engine_inputs(engine: engines.Engine, values: dict, tab: str) -> None:
+    """The engine takes what the request gives (a first frame, a storyboard), frames and size by its rules."""
+    def offer(input_name: str) -> str:
+        return " or ".join(e.title for e in engines.for_tab(tab) if input_name in e.inputs)
+
+    name = engine.title
+    if values.get("image") is not None and "image" not in engine.inputs:
+        raise RequestError(f"{name} does not start from an image; clear the image or pick {offer('image')}.")
+    if isinstance(values.get("storyboard"), dict) and "storyboard" not in engine.inputs:
+        raise RequestError(f"{name} takes one prompt; a storyboard (one prompt per key frame) needs {offer('storyboard')}.")
+    rules = engine.rules
+    frames = values.get("num_frames")
+    if frames is not None and not rules.frames.fits(frames):
+        raise RequestError(f"{name} makes clips of {rules.frames} frames, e.g. {rules.frames.nearest(frames)}; "
+                           f"got {frames}.")
+    for side in ("width", "height"):
+        if side in values and values[side] % rules.size_multiple:
+            raise RequestError(f"{name} needs a {side} that is a multiple of {rules.size_multiple}; got {values[side]}.")
+    if "steps" in values and values["steps"] < rules.min_steps:
+        raise RequestError(f"{name} needs at least {rules.min_steps} steps; got {values['steps']}.")
+    if "guidance_scale" in values and values["guidance_scale"] > rules.max_guidance:
+        raise RequestError(f"{name} takes guidance up to {rules.max_guidance:g}; got {values['guidance_scale']:g}.")
+
+
 def _default(cls, name: str):
     return next(f.default for f in fields(cls) if f.name == name)
 
@@ -249,9 +270,9 @@ class Text2VideoRequest:
     seed: int = -1  # -1 = random; the seed used is returned and stored
     chunk_size: int = 8
     fps: float = 4.0
-    engine: str = "text2video-zero"
-    image: str | None = None  # zero-shot engine: this picture becomes the first frame
-    fast: bool = False  # few-step sampling (LCM-LoRA / AnimateDiff-Lightning) and the tiny decoder
+    engine: str = ""  # "" = the tab's default engine (modules/engines: the registry)
+    image: str | None = None  # engines that take one: this picture becomes the first frame
+    fast: bool = False  # few-step sampling (the engine's fast recipe) and the tiny decoder
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
@@ -265,14 +286,13 @@ class Text2VideoRequest:
             t0=_number(self.t0, "t0", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             t1=_number(self.t1, "t1", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
-            engine=_choice(self.engine, "Engine", ENGINES, default=ENGINES[0]),
+            engine=_engine(self.engine, "text2video").name,
             fast=_flag(self.fast, "Fast", default=False),
         )
         values["image"] = _check_image_path(self.image)
-        _check(values["image"] is None or values["engine"] == "text2video-zero",
-               "Only the Text2Video-Zero engine starts from an image; clear the image or pick that engine.")
-        _check_storyboard(values["prompt"], values["num_frames"], values["engine"])
+        board = _check_storyboard(values["prompt"], values["num_frames"])
         check_size(values["width"], values["height"], settings)
+        _check_engine_inputs(engines.get(values["engine"]), {**values, "storyboard": board}, "text2video")
         _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
         try:
             resolve_t0_t1(values["steps"], values["t0"], values["t1"])
@@ -330,16 +350,14 @@ def _check_image_path(path) -> str | None:
     return path
 
 
-def _check_storyboard(prompt: str, num_frames: int, engine: str) -> None:
-    """A storyboard prompt ('0: ...' lines) fits the clip; ModelScope takes one prompt."""
+def _check_storyboard(prompt: str, num_frames: int) -> dict[int, str] | str:
+    """The prompt, or its storyboard ('0: ...' lines) checked against the clip."""
     from .engine.storyboard import StoryboardError, check_storyboard, parse_storyboard
 
     try:
-        board = check_storyboard(parse_storyboard(prompt), num_frames, "prompt")
+        return check_storyboard(parse_storyboard(prompt), num_frames, "prompt")
     except StoryboardError as error:
         raise RequestError(str(error)) from error
-    _check(not isinstance(board, dict) or engine != "modelscope",
-           "ModelScope takes one prompt; a storyboard (one prompt per key frame) needs Text2Video-Zero or AnimateDiff.")
 
 
 def _check_video_path(path, settings: Settings) -> str:
@@ -378,7 +396,7 @@ class ControlVideoRequest:
     pose_hands: bool = False
     pose_face: bool = False
     is_skeleton: bool = False  # the input already is a pose-skeleton video: skip detection
-    engine: str = "text2video-zero"  # or "animatediff": a trained motion prior on the same ControlNet
+    engine: str = ""  # "" = the tab's default engine; any engine that serves the ControlNet tabs
     fast: bool = False
 
     def allowed_models(self, settings: Settings) -> tuple[str, ...]:
@@ -413,10 +431,11 @@ class ControlVideoRequest:
             model=_choice(self.model, "Model", allowed, default=allowed[0], what=" here"),
             conditioning_scale=_number(self.conditioning_scale, "ControlNet conditioning scale", 0,
                                        MAX_CONDITIONING, default=1.0, whole=False),
-            engine=_choice(self.engine, "Engine", CONTROL_ENGINES, default=CONTROL_ENGINES[0]),
+            engine=_engine(self.engine, "control").name,
             fast=_flag(self.fast, "Fast", default=False),
             **_common(self, settings),
         )
+        _check_engine_inputs(engines.get(values["engine"]), values, "control")
         return replace(self, **values)
 
 
@@ -454,9 +473,9 @@ class CompareRequest:
     """One prompt and one seed through several text-to-video engines, each at its published defaults."""
 
     prompt: str
-    engines: tuple[str, ...] = ENGINES
+    engines: tuple[str, ...] | None = None  # None = every text-to-video engine
     negative_prompt: str = ""
-    model: str = ""  # the SD 1.5 base of the zero-shot and AnimateDiff engines
+    model: str = ""  # the SD 1.5 base of the engines that run on one
     num_frames: int = 8
     width: int = 512
     height: int = 512
@@ -465,12 +484,14 @@ class CompareRequest:
     fps: float = 4.0
 
     def validate(self, settings: Settings) -> "CompareRequest":
-        engines = self.engines
-        if isinstance(engines, str):
-            engines = [e.strip() for e in engines.split(",")]
-        _check(isinstance(engines, (list, tuple)) and len(engines) > 0,
-               f"Pick at least one engine to compare: {', '.join(ENGINES)}.")
-        chosen = tuple(dict.fromkeys(_choice(e, "Engine", ENGINES) for e in engines))
+        chosen_names = self.engines
+        if chosen_names is None:
+            chosen_names = engines.names("text2video")
+        if isinstance(chosen_names, str):
+            chosen_names = [e.strip() for e in chosen_names.split(",")]
+        _check(isinstance(chosen_names, (list, tuple)) and len(chosen_names) > 0,
+               f"Pick at least one engine to compare: {', '.join(engines.names('text2video'))}.")
+        chosen = tuple(dict.fromkeys(_engine(e, "text2video").name for e in chosen_names))
         limits = settings.limits
         values = dict(
             prompt=_check_prompt(self.prompt),
@@ -489,16 +510,12 @@ class CompareRequest:
 
     def for_engine(self, engine: str, settings: Settings) -> Text2VideoRequest:
         """The text-to-video request one engine runs: shared prompt, size, seed; the engine's own steps/guidance."""
-        defaults = ENGINE_DEFAULTS[engine]
+        defaults = engines.get(engine).defaults
         return Text2VideoRequest(
             prompt=self.prompt, negative_prompt=self.negative_prompt, model=self.model, num_frames=self.num_frames,
-            width=self.width, height=self.height, steps=self.steps or settings.default_steps(defaults["steps"]),
-            guidance_scale=defaults["guidance_scale"], seed=self.seed, fps=self.fps, engine=engine,
+            width=self.width, height=self.height, steps=self.steps or settings.default_steps(defaults.steps),
+            guidance_scale=defaults.guidance_scale, seed=self.seed, fps=self.fps, engine=engine,
         )
-
-
-def request_to_dict(request) -> dict:
-    return asdict(request)
 
 
 def request_from_dict(cls, data: dict):

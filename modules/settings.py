@@ -1,14 +1,16 @@
-"""Every tunable of the app in one place: env `T2VZ_*`, overridden by command-line flags.
+"""Every tunable of the app in one place: env `T2VZ_*`, overridden by app.py's flags.
 
-Tabs, the worker and the model manager read from a `Settings` object; nothing else reads the
-environment. `describe_env()` lists the env names for the README and `--help`.
+Tabs, the worker and the model manager read from a `Settings` object, made once by
+`Settings.from_env`; the only other `T2VZ_*` reader is the CPU dtype probe's cache path
+(`T2VZ_DTYPE_PROBE_CACHE`, modules/dtype_probe.py). `ENV_VARS` lists every name with its
+meaning, for the README and `python app.py --help`.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PRESETS = ("real", "tiny")
@@ -32,9 +34,6 @@ DEFAULT_CONTROLNETS = {
     "depth": "lllyasviel/sd-controlnet-depth",
 }
 DEFAULT_EDIT_MODEL = "timbrooks/instruct-pix2pix"
-# Trained text-to-video engines beside the zero-shot one.
-DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
-DEFAULT_MODELSCOPE_MODEL = "damo-vilab/text-to-video-ms-1.7b"  # CC BY-NC 4.0: non-commercial use only
 DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
 
 
@@ -91,13 +90,14 @@ class Settings:
     controlnets: dict = field(default_factory=lambda: dict(DEFAULT_CONTROLNETS))
     edit_model: str = DEFAULT_EDIT_MODEL
     annotators: str = DEFAULT_ANNOTATORS
-    motion_adapter: str = DEFAULT_MOTION_ADAPTER
-    modelscope_model: str = DEFAULT_MODELSCOPE_MODEL
+    # The engines' own models that a setting may name (ModelSpec.key -> repo or folder); a key not
+    # here is the engine's default (engines/*: their `models`).
+    models: dict = field(default_factory=dict)
 
     # Memory policy of the model manager.
     controlnet_cache_size: int = 3
     annotator_cache_size: int = 2
-    memory_budget_gb: float = 0.0  # 0 = no budget on CPU, detected VRAM on CUDA
+    memory_budget_gb: float = 0.0  # 0 = 80 % of the detected VRAM on CUDA, no budget on CPU
     cpu_offload: bool = False
     vae_decode_batch: int = 8  # frames decoded at once
 
@@ -147,8 +147,7 @@ class Settings:
             base_models=_env_list("BASE_MODELS", defaults.base_models),
             edit_model=_env("EDIT_MODEL", defaults.edit_model),
             annotators=_env("ANNOTATORS", defaults.annotators),
-            motion_adapter=_env("MOTION_ADAPTER", defaults.motion_adapter),
-            modelscope_model=_env("MODELSCOPE_MODEL", defaults.modelscope_model),
+            models=_engine_models(),
             controlnet_cache_size=int(_env("CONTROLNET_CACHE", str(defaults.controlnet_cache_size))),
             annotator_cache_size=int(_env("ANNOTATOR_CACHE", str(defaults.annotator_cache_size))),
             memory_budget_gb=float(_env("MEMORY_BUDGET_GB", str(defaults.memory_budget_gb))),
@@ -165,6 +164,20 @@ class Settings:
         return settings
 
 
+def _engine_models() -> dict:
+    """T2VZ_<env> of every engine model that declares one (the registry says which)."""
+    from .engines import model_specs
+
+    return {spec.key: _env(spec.env, spec.default_repo) for _, spec in model_specs() if spec.env}
+
+
+def _engine_env_vars() -> tuple[tuple[str, str], ...]:
+    from .engines import model_specs
+
+    return tuple((f"T2VZ_{spec.env}", f"{spec.description} (default `{spec.default_repo}`)")
+                 for _, spec in model_specs() if spec.env)
+
+
 # name, meaning — the README and `python app.py --help` show this table.
 ENV_VARS = (
     ("T2VZ_PRESET", "`real` (Hub weights, default) or `tiny` (random weights built in code, offline, CPU)"),
@@ -176,10 +189,10 @@ ENV_VARS = (
     ("T2VZ_BASE_MODELS", "comma list of allowed SD 1.5 base models; the first is the default"),
     ("T2VZ_EDIT_MODEL", "Instruct-Pix2Pix model id"),
     ("T2VZ_ANNOTATORS", "Hub repo of the OpenPose / MiDaS annotator weights"),
-    ("T2VZ_MOTION_ADAPTER", "AnimateDiff motion adapter for the SD 1.5 base (Hub id or folder)"),
-    ("T2VZ_MODELSCOPE_MODEL", "ModelScope text-to-video model (CC BY-NC 4.0)"),
+    *_engine_env_vars(),
     ("T2VZ_CONTROLNET_CACHE / T2VZ_ANNOTATOR_CACHE", "how many ControlNets / annotators stay loaded (LRU)"),
-    ("T2VZ_MEMORY_BUDGET_GB", "model memory budget; 0 = detected VRAM on CUDA, none on CPU"),
+    ("T2VZ_MEMORY_BUDGET_GB", "budget for model weights on the device, in GiB (least recently used extras are "
+     "evicted beyond it); 0 = 80 % of the GPU's memory on CUDA, none on CPU"),
     ("T2VZ_CPU_OFFLOAD", "1 = keep models on CPU and move each to the GPU only while it runs"),
     ("T2VZ_VAE_DECODE_BATCH", "frames decoded by the VAE at once"),
     ("T2VZ_QUEUE_SIZE", "jobs allowed to wait in the queue"),
@@ -189,7 +202,3 @@ ENV_VARS = (
     ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on an upload's file size and on the part of it one job uses"),
     ("T2VZ_MAX_SOURCE_PIXELS / T2VZ_MAX_SOURCE_FRAMES / T2VZ_MAX_SOURCE_SECONDS", "caps on an uploaded video itself, checked before decoding"),
 )
-
-
-def settings_fields() -> list[str]:
-    return [f.name for f in fields(Settings)]

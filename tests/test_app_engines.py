@@ -86,7 +86,7 @@ def test_zero_shot_storyboard_and_first_frame_image(client_factory, tmp_path):
     video, _, params, _ = text2video(client, prompt="0: a cat sleeping\n3: a cat running", image=handle_file(str(picture)))
     assert video_io.read_video(video_path(video))[0].shape == (4, 64, 64, 3)
     assert json.load(open(params))["request"]["image"]
-    with pytest.raises(AppError, match="Only the Text2Video-Zero engine starts from an image"):
+    with pytest.raises(AppError, match="AnimateDiff does not start from an image; clear the image or pick Text2Video-Zero"):
         text2video(client, engine="animatediff", image=handle_file(str(picture)))
 
 

@@ -4,6 +4,7 @@ No timing asserts (CI machines are noisy); only that the report is complete and 
 engine made the reference pipeline's frames.
 """
 
+import ast
 import json
 import os
 import shutil
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import cli, modes
+from modules import engines
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBERS = (
@@ -118,3 +122,83 @@ def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default()
     for key in ("seconds_fast", "seconds_default", "seconds_default_measured", "seconds_per_default_step", "speedup_fast"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert "speed-up fast vs default" in stdout
+
+
+def test_every_registered_engine_has_a_benchmark_mode():
+    """`--mode <engine name>` exists for every engine of the registry and runs its benchmark; each
+    benchmark's modes cover tabs the engine serves, and none is left for an engine no longer registered."""
+    registered = {engine.name: engine for engine in engines.all_engines()}
+    assert modes.missing() == (), f"no benchmark for {modes.missing()}: add one to benchmarks/modes.py BENCHMARKS"
+    assert set(modes.BENCHMARKS) <= set(registered)
+    for name, engine in registered.items():
+        spec = modes.BENCHMARKS[name]
+        assert spec.modes and set(spec.tabs) <= set(engine.tabs), name
+        args = cli.parse_args(["--mode", name])
+        assert (args.engine, args.mode) == (name, spec.modes[0])
+        for mode in spec.modes:
+            assert cli.parse_args(["--mode", mode]).engine == name
+        assert (spec.fast is not None) == (engine.fast is not None), f"{name}: --fast benchmark vs its fast recipe"
+    assert cli.parse_args(["--mode", "text2video-zero"]).mode == "text2video"  # what .ci/run and the README run
+
+
+def test_zero_shot_benchmark_modes_are_the_cases_modes():
+    from benchmarks import cases
+
+    assert modes.BENCHMARKS["text2video-zero"].modes == cases.MODES
+
+
+def test_engine_without_a_benchmark_is_reported_not_crashed(monkeypatch, capsys):
+    class NewEngine(engines.Engine):
+        name = "new-engine"
+        title = "New engine"
+
+    monkeypatch.setitem(engines.REGISTRY.engines, NewEngine.name, NewEngine())
+    assert modes.missing() == ("new-engine",)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(["--mode", "new-engine"])
+    assert exit_info.value.code == 2
+    assert "no benchmark for engine new-engine yet" in capsys.readouterr().err
+    assert cli.parse_args(["--mode", "text2video"]).engine == "text2video-zero"  # the others still run
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "modelscope", "--fast"], "--mode modelscope runs without --fast"),
+    (["--mode", "animatediff", "--compile"], "--mode animatediff runs without --compile"),
+    (["--mode", "animatediff", "--chunk-size", "4"], "--mode animatediff runs without --chunk-size"),
+])  # fmt: skip
+def test_flags_an_engine_benchmark_lacks_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_benchmark_modules_import_without_cycles_and_the_harness_imports_none():
+    """harness.py is the shared harness: it imports no other module of the package; cli imports the
+    harness and modes only; no module imports cli; the imports form no cycle."""
+    package = ROOT / "benchmarks"
+    names = {f.stem for f in package.glob("*.py")}
+    graph = {}
+    for file in package.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("benchmarks")):
+                module = (node.module or "").removeprefix("benchmarks").lstrip(".")
+                deps |= {module.split(".")[0]} if module else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("benchmarks.")}
+        graph[file.stem] = deps & names
+    for builder in [spec.case for spec in modes.BENCHMARKS.values()] + [
+        name for spec in modes.BENCHMARKS.values() for name in spec.fast or ()
+    ]:
+        graph["modes"].add(builder.split(":")[0])  # imported by name when a run needs it
+    assert graph["harness"] == set()
+    assert graph["cli"] == {"harness", "modes"}
+    assert not [name for name, deps in graph.items() if "cli" in deps and name not in ("__init__", "__main__")]
+
+    def visit(name, path):
+        assert name not in path, f"import cycle: {' -> '.join([*path, name])}"
+        for dep in graph[name]:
+            visit(dep, [*path, name])
+
+    for name in graph:
+        visit(name, [])

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from modules.engines.animatediff import tiny as animatediff_tiny
+
 SIZE = 32  # 4x4 latents: the tiny UNet's two levels, in well under a second a step on a CPU
 # Steps default to 2: one DDIM step on AnimateDiff's "linspace" schedule is t=0 alone, which
 # returns the starting noise whatever the model predicts.
@@ -26,7 +28,7 @@ def one_thread():
 def adapter():
     from modules import tiny
 
-    return tiny.build_motion_adapter(seed=4)
+    return animatediff_tiny.build_motion_adapter(seed=4)
 
 
 def _tensors(module):
@@ -59,10 +61,10 @@ def test_motion_unet_shares_every_weight_and_matches_diffusers_copy(tiny_parts, 
     from diffusers import UNetMotionModel
 
     from modules import tiny
-    from modules.engine.animatediff import motion_unet
+    from modules.engines.animatediff.sampling import motion_unet
 
     unet = tiny_parts["unet"]
-    adapter = tiny.build_motion_adapter(seed=5, mid_block=mid_block)
+    adapter = animatediff_tiny.build_motion_adapter(seed=5, mid_block=mid_block)
     before = _unet_out(unet)
     model = motion_unet(unet, adapter)
 
@@ -89,9 +91,9 @@ def test_motion_unet_shares_every_weight_and_matches_diffusers_copy(tiny_parts, 
 
 def test_motion_unet_with_identity_motion_modules_is_the_base_unet_and_fires_its_hooks(tiny_parts):
     from modules import tiny
-    from modules.engine.animatediff import motion_unet
+    from modules.engines.animatediff.sampling import motion_unet
 
-    adapter = tiny.build_motion_adapter(seed=6)
+    adapter = animatediff_tiny.build_motion_adapter(seed=6)
     with torch.no_grad():
         for module in adapter.modules():
             if type(module).__name__ == "AnimateDiffTransformer3D":
@@ -112,7 +114,7 @@ def test_motion_unet_with_identity_motion_modules_is_the_base_unet_and_fires_its
 def test_free_noise_blocks_share_the_adapter_weights(tiny_parts, adapter):
     from diffusers.models.attention import FreeNoiseTransformerBlock
 
-    from modules.engine.animatediff import _free_noise_blocks, motion_unet
+    from modules.engines.animatediff.sampling import _free_noise_blocks, motion_unet
 
     model = motion_unet(tiny_parts["unet"], adapter)
     _free_noise_blocks(model)
@@ -129,10 +131,10 @@ def test_adapter_must_sit_with_the_base_unet(tiny_parts):
     from diffusers import MotionAdapter
 
     from modules import tiny
-    from modules.engine.animatediff import motion_unet
+    from modules.engines.animatediff.sampling import motion_unet
 
     with pytest.raises(ValueError, match="device and dtype"):
-        motion_unet(tiny_parts["unet"], tiny.build_motion_adapter().to(torch.float64))
+        motion_unet(tiny_parts["unet"], animatediff_tiny.build_motion_adapter().to(torch.float64))
     with pytest.raises(ValueError, match="Incompatible"):  # other channels than the tiny UNet's
         motion_unet(tiny_parts["unet"], MotionAdapter(block_out_channels=(32, 32), motion_layers_per_block=2))
     with pytest.raises(ValueError, match="Incompatible"):  # other layers per block
@@ -143,7 +145,7 @@ def test_adapter_must_sit_with_the_base_unet(tiny_parts):
 
 
 def _generate(components, adapter, **kwargs):
-    from modules.engine import generate_animatediff
+    from modules.engines.animatediff.sampling import generate_animatediff
 
     params = dict(prompt="a cat", num_frames=8, height=SIZE, width=SIZE, steps=2, seed=3)
     return generate_animatediff(components, adapter, **(params | kwargs))

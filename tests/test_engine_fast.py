@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from modules.engines.animatediff import tiny as animatediff_tiny
+
 from modules import tiny
 from modules.engine import (
     Components,
@@ -22,7 +24,8 @@ from modules.engine import (
     make_scheduler,
 )
 from modules.engine.common import decode_latents
-from modules.engine.fast import FAST_DEFAULTS, LCM_LORA_TARGETS, lcm_scheduler, lightning_scheduler, lora_enabled
+from modules.engine.fast import FAST_DEFAULTS, LCM_LORA_TARGETS, lcm_scheduler, lora_enabled
+from modules.engines.animatediff.lightning import lightning_scheduler
 
 SIZE = 32
 T2V = dict(prompt="a boat", negative_prompt="blurry", num_frames=3, height=SIZE, width=SIZE, seed=3)
@@ -328,14 +331,16 @@ def test_lightning_scheduler_is_the_published_recipe():
     assert (s.config.timestep_spacing, s.config.beta_schedule) == ("trailing", "linear")
     s.set_timesteps(4)
     assert [round(float(t)) for t in s.timesteps] == [999, 749, 499, 249]
-    assert FAST_DEFAULTS["animatediff"]["guidance_scale"] == 1.0
+    from modules.engines import get
+
+    assert get("animatediff").fast.for_tab("text2video")["guidance_scale"] == 1.0
 
 
 def test_lightning_state_is_a_plain_motion_adapter_state_dict():
     from diffusers import MotionAdapter
 
-    adapter = tiny.build_motion_adapter("tiny", seed=4, mid_block=True)
-    state = tiny.build_lightning_adapter_state(adapter)
+    adapter = animatediff_tiny.build_motion_adapter("tiny", seed=4, mid_block=True)
+    state = animatediff_tiny.build_lightning_adapter_state(adapter)
     assert any(k.startswith("mid_block.motion_modules.") for k in state)
     loaded = MotionAdapter(**adapter.config)
     loaded.load_state_dict(state, strict=True)
@@ -350,14 +355,14 @@ def test_lightning_adapter_config_is_read_from_the_file_shapes():
     exactly that config; a tiny adapter's file gives the tiny adapter's config back."""
     from diffusers import MotionAdapter
 
-    from modules.engine.fast import lightning_adapter, lightning_adapter_config
+    from modules.engines.animatediff.lightning import lightning_adapter, lightning_adapter_config
 
     with torch.device("meta"):
         default = MotionAdapter()
     config = lightning_adapter_config(default.state_dict())
     assert {**default.config, **config} == dict(default.config)
-    small = tiny.build_motion_adapter("tiny", seed=2, mid_block=True)
-    loaded = lightning_adapter(tiny.build_lightning_adapter_state(small))
+    small = animatediff_tiny.build_motion_adapter("tiny", seed=2, mid_block=True)
+    loaded = lightning_adapter(animatediff_tiny.build_lightning_adapter_state(small))
     assert {k: v for k, v in loaded.config.items() if not k.startswith("_")} == {
         k: v for k, v in small.config.items() if not k.startswith("_")
     }
@@ -369,10 +374,10 @@ def test_lightning_adapter_config_is_read_from_the_file_shapes():
 def test_lightning_generates_with_its_recipe_on_a_base_that_carries_the_lcm_lora(tiny_parts, unet):
     """AnimateDiff (normal or Lightning) on a base UNet that a fast zero-shot job left the LCM-LoRA
     attached to (off): the motion UNet runs the plain layers, so the frames are those without it."""
-    from modules.engine.animatediff import generate_animatediff
-    from modules.engine.fast import lightning_adapter
+    from modules.engines.animatediff.sampling import generate_animatediff
+    from modules.engines.animatediff.lightning import lightning_adapter
 
-    adapter = lightning_adapter(tiny.build_lightning_adapter_state(tiny.build_motion_adapter(seed=5, mid_block=True)))
+    adapter = lightning_adapter(animatediff_tiny.build_lightning_adapter_state(animatediff_tiny.build_motion_adapter(seed=5, mid_block=True)))
     steps = []
     args = dict(prompt="a boat", num_frames=4, height=SIZE, width=SIZE, steps=4, guidance_scale=1.0, seed=2)
 
@@ -393,7 +398,10 @@ def test_fast_settings_follow_the_engines_fast_weights():
     """LCM-LoRA takes 2-8 steps; AnimateDiff-Lightning has 2-, 4- and 8-step files; ModelScope none."""
     from modules.errors import UserError
     from modules.request_types import Text2VideoRequest
-    from modules.studio import fast_settings
+    from modules.engines import get
+
+    def fast_settings(request, tab):
+        return get(request.engine or "text2video-zero").fast_settings(request, tab)
 
     def run(**fields):
         return fast_settings(Text2VideoRequest(prompt="a", fast=True, **fields), "text2video")

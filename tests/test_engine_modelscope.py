@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from modules.engines.modelscope import tiny as modelscope_tiny
+
 from modules import tiny
 from modules.engine import Components
-from modules.engine.modelscope import generate_modelscope, initial_latents, reference_pipeline
+from modules.engines.modelscope.sampling import generate_modelscope, initial_latents, reference_pipeline
 
 PROMPT = "a panda playing guitar"
 
@@ -23,7 +25,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def unet3d():
-    return tiny.build_unet3d(seed=4)
+    return modelscope_tiny.build_unet3d(seed=4)
 
 
 def make_components(tiny_parts, unet3d) -> Components:
@@ -108,8 +110,8 @@ def test_initial_noise_is_per_frame_on_cpu(tiny_parts, unet3d):
 def test_ms17_is_the_real_modelscope_architecture():
     """The real text-to-video-ms-1.7b shapes (unet/ and text_encoder/ config.json), built on meta."""
     with torch.device("meta"):
-        unet = tiny.build_unet3d("ms17")
-        text_encoder = tiny.build_text_encoder_ms17(tiny.build_tokenizer())
+        unet = modelscope_tiny.build_unet3d("ms17")
+        text_encoder = modelscope_tiny.build_text_encoder_ms17(tiny.build_tokenizer())
     config = unet.config
     assert tuple(config.block_out_channels) == (320, 640, 1280, 1280)
     assert config.cross_attention_dim == text_encoder.config.hidden_size == 1024
@@ -117,4 +119,4 @@ def test_ms17_is_the_real_modelscope_architecture():
     assert text_encoder.config.num_hidden_layers == 23
     assert 1.3e9 < sum(p.numel() for p in unet.parameters()) < 1.5e9
     with pytest.raises(ValueError, match="Unknown 3D UNet"):
-        tiny.build_unet3d("sd15")
+        modelscope_tiny.build_unet3d("sd15")

@@ -23,7 +23,7 @@ from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_vid
 )
 
 from modules import tiny
-from modules.engine.references import FramewiseTextToVideoZero
+from benchmarks.references import FramewiseTextToVideoZero
 from modules.engine import (
     Components,
     frame_generator,

@@ -100,7 +100,8 @@ def test_cpu_offload_moves_each_model_in_only_while_it_runs(settings):
 
     from modules import engine
     from modules.residency import module_bytes
-    from modules.worker import JobControl, Worker
+    from modules.job_control import JobControl
+    from modules.worker import Worker
 
     worker = Worker(replace(settings, cpu_offload=True))
     manager = worker.manager
@@ -206,13 +207,17 @@ def test_modelscope_and_motion_adapter_are_evictable_extras(settings):
 
     manager = ModelManager(settings)
     base = manager.components()
-    video = manager.modelscope_components()
+    from modules.engines.animatediff import MOTION_ADAPTER
+    from modules.engines.modelscope import VIDEO_MODEL
+
+    video = manager.model(VIDEO_MODEL)
     assert type(video.unet).__name__ == "UNet3DConditionModel"
     assert video.text_encoder is base.text_encoder  # the tiny ModelScope shares the tiny text encoder
-    adapter = manager.motion_adapter()
-    assert manager.motion_adapter() is adapter and manager.loads["motion_adapter"] == 1
+    adapter = manager.part(MOTION_ADAPTER)
+    assert manager.part(MOTION_ADAPTER) is adapter and manager.loads["motion_adapter"] == 1
     resident = manager.resident()
-    assert resident["video"] == [settings.modelscope_model] and resident["motion_adapters"] == [settings.motion_adapter]
+    assert resident["video"] == [VIDEO_MODEL.repo(settings)]
+    assert resident["motion_adapters"] == [MOTION_ADAPTER.repo(settings)]
     manager.settings = replace(settings, memory_budget_gb=1e-9)
     manager.enforce_budget()
     resident = manager.resident()
@@ -225,3 +230,18 @@ def test_memory_counts_a_shared_tensor_once(settings):
     manager = ModelManager(settings)
     unet = manager.components().unet
     assert unique_bytes([unet, unet]) == unique_bytes([unet]) == manager.residency.device_bytes([unet])
+
+
+def test_one_cache_counts_annotators_in_the_budget_and_evicts_them_least_recently_used(settings):
+    from dataclasses import replace
+
+    manager = ModelManager(settings)
+    manager.components()
+    before = manager.device_bytes()
+    manager.annotator("depth")
+    assert manager.device_bytes() > before  # MiDaS's nets are on the device and counted
+    manager.controlnet("pose")  # used after the annotator: the annotator is the older extra
+    manager.settings = replace(settings, memory_budget_gb=(manager.device_bytes() - 1) / 2**30)
+    assert manager.enforce_budget() == ["annotator:depth"]
+    assert manager.resident()["annotators"] == [] and manager.resident()["controlnets"] == ["pose"]
+    assert list(manager._cache) == ["base", "controlnet:pose"]  # one cache, in order of use

@@ -321,9 +321,9 @@ def test_engines_fast_and_first_frame_image(tmp_path):
                            engine="animatediff", fast="true").validate(settings)
     assert ok.engine == "animatediff" and ok.fast is True
     assert Text2VideoRequest(prompt="a", width=64, height=64, image=str(image)).validate(settings).image == str(image)
-    with pytest.raises(RequestError, match="Only the Text2Video-Zero engine"):
+    with pytest.raises(RequestError, match="ModelScope does not start from an image; clear the image or pick Text2Video-Zero"):
         Text2VideoRequest(prompt="a", width=64, height=64, engine="modelscope", image=str(image)).validate(settings)
-    with pytest.raises(RequestError, match="ModelScope takes one prompt"):
+    with pytest.raises(RequestError, match="ModelScope takes one prompt; a storyboard .one prompt per key frame. needs Text2Video-Zero or AnimateDiff"):
         Text2VideoRequest(prompt="0: a\n4: b", width=64, height=64, engine="modelscope").validate(settings)
     with pytest.raises(RequestError, match="clip has 8 frames"):
         Text2VideoRequest(prompt="0: a\n9: b", num_frames=8, width=64, height=64).validate(settings)
@@ -331,5 +331,7 @@ def test_engines_fast_and_first_frame_image(tmp_path):
         Text2VideoRequest(prompt="a", width=64, height=64, engine="sora").validate(settings)
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    with pytest.raises(RequestError, match="Engine"):
+    with pytest.raises(RequestError, match="Engine 'modelscope' is not offered in this tab; choose one of: text2video-zero, animatediff"):
         ControlVideoRequest(kind="edge", video=str(video), prompt="a", engine="modelscope").validate(settings)
+    # engine names in any case (the registry's names are lower case)
+    assert ControlVideoRequest(kind="edge", video=str(video), prompt="a", engine=" AnimateDiff ").validate(settings).engine == "animatediff"

@@ -1,4 +1,4 @@
-"""Text2Video-Zero on Stable Diffusion 1.5 parts: pure torch + diffusers, no UI.
+"""The zero-shot method on Stable Diffusion 1.5 parts, and what SD 1.5 engines share: pure torch + diffusers, no UI.
 
 Each mode is one function that takes `Components` (borrowed from the model manager) and plain
 parameters, and returns frames as a float array (F, H, W, 3) in [0, 1].
@@ -12,9 +12,6 @@ from importlib import import_module
 from .schedule import SCHEDULER_NAMES, ScheduleError, chunk_frame_ids, default_t0_t1, resolve_t0_t1
 
 _LAZY = {
-    "DEFAULT_ADAPTER": "animatediff",
-    "generate_animatediff": "animatediff",
-    "motion_unet": "animatediff",
     "CrossFrameAttnProcessor": "attention",
     "cross_frame_attention": "attention",
     "Components": "common",
@@ -29,9 +26,7 @@ _LAZY = {
     "detach_lora": "fast",
     "has_lora": "fast",
     "lcm_scheduler": "fast",
-    "lightning_scheduler": "fast",
     "lora_active": "fast",
-    "generate_modelscope": "modelscope",
     "warp_latents": "motion",
     "generate_edit_video": "pix2pix",
     "StoryboardError": "storyboard",

@@ -1,6 +1,6 @@
 """Cross-frame attention: every frame's self-attention reads the anchor frame's keys and values.
 
-This is what keeps the frames of a Text2Video-Zero clip consistent (paper sect. 3.3.2). The
+This is what keeps the frames of a zero-shot clip consistent (paper sect. 3.3.2). The
 batch of a UNet call is `groups` equal-sized groups of frames (2 for classifier-free guidance:
 [unconditional frames, conditional frames]; 3 for Instruct-Pix2Pix: [text, image,
 unconditional]); frame 0 of each group is that group's anchor.

@@ -9,8 +9,6 @@
   `detach_lora` removes the adapter and puts the original layer objects back.
 - **TAESD** (`madebyollin/taesd`, diffusers' `AutoencoderTiny`): set `Components.decoder` and
   `decode_latents` uses it instead of the VAE.
-- **AnimateDiff-Lightning** (`ByteDance/AnimateDiff-Lightning`): a distilled motion adapter
-  (plain `MotionAdapter` state dicts, 1/2/4/8 steps) run with `lightning_scheduler`.
 
 What the LCM-LoRA covers: diffusers' LCM-LoRA training script targets to_q, to_k, to_v,
 to_out.0, proj_in, proj_out, ff.net.0.proj, ff.net.2, conv1, conv2, conv_shortcut,
@@ -28,12 +26,16 @@ from contextlib import contextmanager
 
 import torch
 
-LCM_LORA_REPO = "latent-consistency/lcm-lora-sdv1-5"
-LCM_LORA_FILE = "pytorch_lora_weights.safetensors"
-LCM_ADAPTER = "lcm"
-TAESD_REPO = "madebyollin/taesd"
-LIGHTNING_REPO = "ByteDance/AnimateDiff-Lightning"
-LIGHTNING_STEPS = (1, 2, 4, 8)
+from .recipes import (  # noqa: F401 - re-exported: the numbers live where the UI can read them without torch
+    FAST_DEFAULTS,
+    FAST_STEPS,
+    LCM_ADAPTER,
+    LCM_LORA_FILE,
+    LCM_LORA_REPO,
+    LCM_MAX_STEPS,
+    LCM_MIN_STEPS,
+    TAESD_REPO,
+)
 
 # Module names (suffixes) the LCM-LoRA trains: diffusers' examples/consistency_distillation/
 # train_lcm_distill_lora_sd_wds.py default `lora_target_modules`.
@@ -45,34 +47,6 @@ LCM_LORA_TARGETS = (
 # The real file's rank: rank 64 on these modules of SD 1.5's UNet is 67.25 M parameters (278
 # layers), the card's "67.5 M"; what the benchmark's random stand-in uses, so it costs the same.
 LCM_LORA_RANK = 64
-
-LCM_MIN_STEPS, LCM_MAX_STEPS = 2, 8  # the LCM-LoRA card's range (LCMScheduler allows up to 50)
-FAST_STEPS = 4
-
-# Fast-mode defaults per tab. Guidance: LCM-LoRA is distilled with guidance folded in; its card
-# and diffusers' LCM docs use guidance_scale 1.0 (off) to 2.0, and above ~2 frames over-saturate.
-# 1.0 turns classifier-free guidance off, which halves every UNet batch (no negative prompt);
-# that is the largest single speed-up after the step count, so it is the default. Editing follows
-# the LCM authors' InstructPix2Pix recipe (4 steps, guidance 2.0, image guidance 1.0: "turn off
-# image guidance, otherwise artifacts"); with image guidance 1 the unconditional branch cancels,
-# so the engine runs 2 groups (`skip_unused_guidance=True`). AnimateDiff-Lightning's card: guidance
-# 1.0 with its own scheduler and step count (the file is made for it).
-FAST_DEFAULTS = {
-    "text2video": dict(steps=FAST_STEPS, guidance_scale=1.0, scheduler="lcm"),
-    "control": dict(steps=FAST_STEPS, guidance_scale=1.0, scheduler="lcm"),
-    "edit": dict(
-        steps=FAST_STEPS, guidance_scale=2.0, image_guidance_scale=1.0, scheduler="lcm", skip_unused_guidance=True
-    ),
-    "animatediff": dict(steps=4, guidance_scale=1.0),
-}
-
-
-def lightning_file(steps: int) -> str:
-    """The AnimateDiff-Lightning diffusers file for `steps` (1, 2, 4 or 8)."""
-    if steps not in LIGHTNING_STEPS:
-        raise ValueError(f"AnimateDiff-Lightning has {', '.join(map(str, LIGHTNING_STEPS))}-step files, not {steps}")
-    return f"animatediff_lightning_{steps}step_diffusers.safetensors"
-
 
 def _tuner_layers(unet: torch.nn.Module):
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -128,7 +102,7 @@ def attach_lora(unet: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], n
 def detach_lora(unet: torch.nn.Module, name: str = LCM_ADAPTER) -> None:
     """Remove adapter `name`; when it was the last one, put the original layers back (the PEFT
     wrappers go, the very same `Linear`/`Conv2d` objects return), so code that walks the UNet's
-    layer types (e.g. AnimateDiff's weight sharing) sees the plain model again."""
+    layer types (e.g. a motion adapter's weight sharing) sees the plain model again."""
     if has_lora(unet, name):
         unet.delete_adapters(name)
     if not (getattr(unet, "peft_config", None) or {}) and _tuner_layers(unet):
@@ -184,57 +158,3 @@ def lcm_scheduler(config):
     from .common import make_scheduler
 
     return make_scheduler("lcm", config)
-
-
-def lightning_scheduler(config):
-    """AnimateDiff-Lightning's published recipe: EulerDiscreteScheduler on the base model's
-    config with timestep_spacing "trailing" and beta_schedule "linear" (and guidance 1.0, steps =
-    the file's step count: `FAST_DEFAULTS["animatediff"]`)."""
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler.from_config(config, timestep_spacing="trailing", beta_schedule="linear")
-
-
-def lightning_adapter_config(state: Mapping[str, torch.Tensor]) -> dict:
-    """`MotionAdapter` arguments for an AnimateDiff-Lightning state dict, read from its shapes.
-
-    The Lightning files come without a config.json: the model card builds `MotionAdapter()` with
-    its defaults (SD 1.5 channels, mid-block module, 32 positions) and loads the file strictly.
-    Reading the channels, layer counts and positions from the tensors gives exactly those
-    defaults for the real files, and the right adapter for any other base (the tiny preset's).
-    Heads and norm groups leave no trace in the shapes; they are MotionAdapter's defaults (8, 32).
-    """
-
-    def count(prefix: str) -> int:
-        return len({key[len(prefix):].split(".", 1)[0] for key in state if key.startswith(prefix)})
-
-    channels = []
-    while f"down_blocks.{len(channels)}.motion_modules.0.proj_in.weight" in state:
-        channels.append(int(state[f"down_blocks.{len(channels)}.motion_modules.0.proj_in.weight"].shape[0]))
-    if not channels:
-        raise ValueError("not an AnimateDiff motion adapter state dict (no down_blocks.*.motion_modules)")
-    positions = next(v for k, v in state.items() if k.endswith("pos_embed.pe"))
-    mid = count("mid_block.motion_modules.")
-    config = dict(
-        block_out_channels=tuple(channels),
-        motion_layers_per_block=count("down_blocks.0.motion_modules."),
-        motion_transformer_layers_per_block=count("down_blocks.0.motion_modules.0.transformer_blocks."),
-        motion_max_seq_length=int(positions.shape[1]),
-        use_motion_mid_block=mid > 0,
-    )
-    if mid:
-        config.update(
-            motion_mid_block_layers_per_block=mid,
-            motion_transformer_layers_per_mid_block=count("mid_block.motion_modules.0.transformer_blocks."),
-        )
-    return config
-
-
-def lightning_adapter(state: Mapping[str, torch.Tensor]):
-    """An AnimateDiff-Lightning file as a `MotionAdapter` (strict load; the tensors are adopted, not copied)."""
-    from diffusers import MotionAdapter
-
-    with torch.device("meta"):
-        adapter = MotionAdapter(**lightning_adapter_config(state))
-    adapter.load_state_dict(dict(state), strict=True, assign=True)
-    return adapter.eval()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..errors import UserError
 
-# Samplers a user can pick where the method allows a choice (Text2Video-Zero itself needs DDIM,
+# Samplers a user can pick where the method allows a choice (the zero-shot text-to-video itself needs DDIM,
 # or LCM in fast mode); `common.SCHEDULERS` maps each name to its diffusers class. "lcm" is meant
 # for a UNet with the LCM-LoRA active (`engine.fast`): on a plain UNet it makes blurry frames.
 SCHEDULER_NAMES = ("ddim", "euler_ancestral", "euler", "dpm++_2m", "lcm")

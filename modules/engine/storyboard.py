@@ -1,7 +1,8 @@
 """Storyboards: a prompt per key frame, as `0: a cat sleeping` / `16: the cat wakes up` lines.
 
-Both text-to-video engines read them: AnimateDiff through FreeNoise's prompt interpolation, the
-zero-shot engine by interpolating text embeddings per frame between key frames (`key_frame_weights`).
+Engines that take them (their `inputs` say "storyboard") read them: a diffusers pipeline through
+FreeNoise's prompt interpolation, the zero-shot loop by interpolating text embeddings per frame
+between key frames (`key_frame_weights`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Text2Video-Zero sampling (paper sect. 3.3) on Stable Diffusion 1.5 components.
+"""Zero-shot text-to-video sampling (Khachatryan et al. 2023, sect. 3.3) on Stable Diffusion 1.5 components.
 
 1. Denoise the anchor frame alone with DDIM from T to t1, then on to t0.
 2. Copy its t0 latent to every other frame and translate frame k by k*(dx, dy).

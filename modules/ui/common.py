@@ -33,8 +33,8 @@ from ..request_types import (
     request_from_dict,
 )
 from ..settings import Settings
-from ..studio import VideoResult, user_errors
-from ..worker import Cancelled, JobControl
+from ..jobs import VideoResult, user_errors
+from ..job_control import Cancelled, JobControl
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,11 @@ def read_params_file(path) -> dict:
 
 def wrong_mode_message(data: dict, this_tab: str) -> str:
     mode = data.get("mode")
+    from .. import engines
+
     tab = MODE_TABS.get(mode) if isinstance(mode, str) else None
+    if engines.mode_tab(mode) == "text2video":  # "text2video-<engine>" too
+        tab = MODE_TABS["text2video"]
     if mode == "control-preview":
         tab = KIND_TABS.get(data["request"].get("kind"))
     if tab is None:
@@ -298,33 +302,40 @@ def status_line(studio) -> str:
     resident = manager.resident()
     loaded = ", ".join(f"{k}: {', '.join(v)}" for k, v in resident.items() if v) or "nothing yet (loads on first use)"
     loading = f" · loading **{manager.loading}** now" if manager.loading else ""  # never waits for the load
-    return (
-        f"Preset **{studio.settings.preset}** · device **{manager.device}** ({manager.dtype_reason})"
-        f" · workers {len(studio.pool)} · loaded: {loaded}{loading}"
-    )
+    workers = getattr(studio.pool, "workers", ())
+    devices = f"device **{manager.device}** ({manager.dtype_reason})"
+    if len(workers) > 1:  # each worker's own device and dtype: a job runs on whichever is free
+        devices = "devices " + ", ".join(f"**{w.manager.device}** ({w.manager.dtype})" for w in workers)
+    return f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
 
 
-FAST_LABEL = "Fast (4 steps: LCM-LoRA, or AnimateDiff-Lightning on AnimateDiff; TAESD decoder)"
+def fast_label() -> str:
+    """The Fast switch's label: each fast recipe by name (the registry's engines that have one)."""
+    from .. import engines
+
+    recipes = dict.fromkeys(e.fast.name for e in engines.all_engines() if e.fast is not None)
+    return f"Fast (few steps: {', '.join(recipes)}; TAESD decoder)"
 
 
 def fast_checkbox() -> gr.Checkbox:
-    return gr.Checkbox(label=FAST_LABEL, value=False)
+    return gr.Checkbox(label=fast_label(), value=False)
 
 
 def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float,
               engine: gr.Dropdown | None = None) -> None:
-    """Ticking Fast sets the tab's fast steps and guidance (still adjustable); unticking restores its
-    defaults (with `engine`, the chosen engine's). Only a user's tick: the engine switch sets Fast itself."""
-    def update(on: bool, engine_name: str | None = None):
-        from ..engine.fast import FAST_DEFAULTS  # torch: only once a user ticks the box
-        from ..request_types import ENGINE_DEFAULTS
+    """Ticking Fast sets the engine's fast steps and guidance for the tab (still adjustable); unticking
+    restores its defaults (in text-to-video, the chosen engine's published ones). Only a user's tick:
+    the engine switch sets Fast itself."""
+    from .. import engines
 
-        if on:
-            fast_defaults = FAST_DEFAULTS["animatediff" if engine_name == "animatediff" else tab]
-            return gr.update(value=fast_defaults["steps"]), gr.update(value=fast_defaults["guidance_scale"])
-        if tab == "text2video" and engine_name in ENGINE_DEFAULTS:
-            normal = ENGINE_DEFAULTS[engine_name]
-            return gr.update(value=settings.default_steps(normal["steps"])), gr.update(value=normal["guidance_scale"])
+    def update(on: bool, engine_name: str | None = None):
+        chosen = engines.find(engine_name) or engines.default(tab)
+        if on and chosen.fast is not None:
+            values = chosen.form_defaults(tab, fast=True)
+            return gr.update(value=values["steps"]), gr.update(value=values["guidance_scale"])
+        if tab == "text2video":
+            values = chosen.form_defaults(tab, fast=False)
+            return gr.update(value=settings.default_steps(values["steps"])), gr.update(value=values["guidance_scale"])
         return gr.update(value=settings.default_steps(normal_steps)), gr.update(value=normal_guidance)
 
     inputs = [fast] if engine is None else [fast, engine]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 import gradio as gr
 
-from ..request_types import ENGINE_LABELS, ENGINES, MAX_FPS, MODELSCOPE_NOTICE, SIZE_MULTIPLE, CompareRequest
+from .. import engines as registry
+from ..request_types import MAX_FPS, SIZE_MULTIPLE, CompareRequest
 from .common import (
     Number,
     Slider,
@@ -20,6 +22,10 @@ from .common import (
 
 
 def build(demo: gr.Blocks, studio) -> list:
+    ENGINES = registry.names("text2video")  # noqa: N806 - the offered engines, fixed for the page
+    LABELS = {e.name: e.label for e in registry.for_tab("text2video")}  # noqa: N806
+    notices = [e.notice for e in registry.for_tab("text2video") if e.notice]
+    on_base = [e.title for e in registry.for_tab("text2video") if "base_model" in e.inputs]
     settings = studio.settings
     limits = settings.limits
     low, _ = side_bounds(settings)
@@ -27,10 +33,10 @@ def build(demo: gr.Blocks, studio) -> list:
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", placeholder="a corgi running on a beach", lines=2)
-            engines = gr.CheckboxGroup(label="Engines", choices=[(ENGINE_LABELS[e], e) for e in ENGINES],
-                                       value=list(ENGINES))
-            gr.Markdown(MODELSCOPE_NOTICE)
-            model = gr.Dropdown(label="SD 1.5 base (zero-shot and AnimateDiff)", choices=list(settings.base_models),
+            engines = gr.CheckboxGroup(label="Engines", choices=[(LABELS[e], e) for e in ENGINES], value=list(ENGINES))
+            for notice in notices:
+                gr.Markdown(notice)
+            model = gr.Dropdown(label=f"SD 1.5 base ({' and '.join(on_base)})", choices=list(settings.base_models),
                                 value=settings.default_base_model)
             with gr.Row():
                 num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1, value=min(8, limits.max_frames))
@@ -52,12 +58,17 @@ def build(demo: gr.Blocks, studio) -> list:
             with gr.Row():
                 for name in ENGINES:  # one queued job per engine: its own progress here, its own Stop
                     with gr.Column(min_width=160):
-                        slots[name] = (gr.Video(label=ENGINE_LABELS[name], format=None, loop=True),
+                        slots[name] = (gr.Video(label=LABELS[name], format=None, loop=True),
                                        gr.Button(f"Stop {name}", size="sm"), gr.State())
             videos = gr.File(label="Each engine's own video", file_count="multiple")
             timings = gr.JSON(label="Seconds per engine")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
     prepared = gr.State()  # the validated request (seed fixed) every engine's job runs
+    # Stop: the frontend cancels only jobs it has already queued, so a Stop pressed earlier (while the
+    # click is prepared, or before the chain reaches that engine) is also kept here and read when the
+    # engine's turn comes: an engine whose Stop was pressed after its Compare click is skipped.
+    pressed_at = gr.State()  # when this Compare was clicked (time.monotonic())
+    stopped_at = gr.State({})  # engine -> when its Stop (or Stop all) was last pressed
 
     def request_of(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps):
         return CompareRequest(prompt=prompt, engines=engines, negative_prompt=negative_prompt, model=model,
@@ -78,13 +89,24 @@ def build(demo: gr.Blocks, studio) -> list:
         return outputs_of(answer(lambda: studio.compare(request, gradio_job_control(demo, progress))))
 
     def prepare(*values):
+        pressed = time.monotonic()  # first thing: a Stop pressed after this click counts for this run
         request = answer(lambda: studio.prepare_compare(request_of(*values)))
         cleared = [None] * (2 * len(ENGINES))  # each slot's video and run
-        return [asdict(request), None, None, None, request.seed, *cleared]
+        return [asdict(request), pressed, None, None, None, request.seed, *cleared]
+
+    def press_stop(names):
+        def press(stopped):
+            stopped.update(dict.fromkeys(names, time.monotonic()))  # in place: two Stops at once both count
+            return stopped
+
+        return press
+
+    def is_stopped(name, pressed, stopped) -> bool:
+        return pressed is not None and stopped.get(name, float("-inf")) >= pressed
 
     def run_engine(name: str):
-        def run(prepared_request, progress=gr.Progress()):
-            if not prepared_request or name not in prepared_request["engines"]:
+        def run(prepared_request, pressed, stopped, progress=gr.Progress()):
+            if not prepared_request or name not in prepared_request["engines"] or is_stopped(name, pressed, stopped):
                 return gr.skip(), gr.skip()
             request = CompareRequest(**{**prepared_request, "engines": tuple(prepared_request["engines"])})
             run = answer(lambda: studio.compare_engine(request, name, gradio_job_control(demo, progress)))
@@ -103,16 +125,18 @@ def build(demo: gr.Blocks, studio) -> list:
     api_event = api_trigger.click(compare, inputs, [video, videos, timings, used_seed], api_name="compare",
                                   **gpu_options(studio))
     slot_outputs = [component for name in ENGINES for component in (slots[name][0], slots[name][2])]
-    chain = run.click(prepare, inputs, [prepared, video, videos, timings, used_seed, *slot_outputs],
+    chain = run.click(prepare, inputs, [prepared, pressed_at, video, videos, timings, used_seed, *slot_outputs],
                       queue=False, api_visibility="private")
     events = []
     for name in ENGINES:  # separate queue entries on the shared worker, one after the other
         slot_video, slot_stop, slot_run = slots[name]
-        chain = chain.then(run_engine(name), prepared, [slot_video, slot_run], api_visibility="private",
-                           **gpu_options(studio))
-        slot_stop.click(None, cancels=[chain])
+        chain = chain.then(run_engine(name), [prepared, pressed_at, stopped_at], [slot_video, slot_run],
+                           api_visibility="private", **gpu_options(studio))
+        slot_stop.click(press_stop([name]), stopped_at, stopped_at, queue=False, api_visibility="private",
+                        cancels=[chain])
         events.append(chain)
     final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)], [video, videos, timings, used_seed],
                        api_visibility="private")
-    stop.click(None, cancels=[*events, final, api_event])
+    stop.click(press_stop(ENGINES), stopped_at, stopped_at, queue=False, api_visibility="private",
+               cancels=[*events, final, api_event])
     return [api_event, *events]

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import engines
 from ..errors import UserError
 from ..request_types import (
-    CONTROL_ENGINES,
     DEFAULT_NEGATIVE_PROMPT,
-    ENGINE_LABELS,
     MAX_CANNY,
     MAX_CONDITIONING,
     MAX_GUIDANCE,
@@ -39,6 +38,7 @@ from .common import (
 )
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
+DEFAULT_ENGINE = engines.default("control").name
 TITLES = KIND_TABS
 EXAMPLE_PROMPTS = {
     "pose": "an astronaut dancing in outer space",
@@ -101,8 +101,8 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
         with gr.Column():
             video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
             prompt = gr.Textbox(label="Prompt", lines=2)
-            engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in CONTROL_ENGINES],
-                                 value=CONTROL_ENGINES[0])
+            engine = gr.Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("control")],
+                                 value=DEFAULT_ENGINE)
             model = gr.Dropdown(
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
@@ -150,17 +150,17 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
 
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                   conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, engine="text2video-zero",
+                   conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, engine=DEFAULT_ENGINE,
                    fast=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def edge2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                   conditioning_scale, seed, chunk_size, canny_low, canny_high, engine="text2video-zero",
+                   conditioning_scale, seed, chunk_size, canny_low, canny_high, engine=DEFAULT_ENGINE,
                    fast=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def depth2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
-                    conditioning_scale, seed, chunk_size, engine="text2video-zero", fast=False,
+                    conditioning_scale, seed, chunk_size, engine=DEFAULT_ENGINE, fast=False,
                     progress=gr.Progress()):
         return generate(dict(locals()))
 
@@ -184,7 +184,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
         api_name=f"{kind}_preview", **gpu_options(studio),
     )
     stop.click(None, cancels=[event, preview_event])
-    wire_fast(fast, steps, guidance, settings, "control", defaults.steps, defaults.guidance_scale)
+    wire_fast(fast, steps, guidance, settings, "control", defaults.steps, defaults.guidance_scale, engine)
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, kind, data, path), len(inputs)),

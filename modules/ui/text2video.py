@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .. import engines
 from ..errors import UserError
 from ..request_types import (
     DEFAULT_NEGATIVE_PROMPT,
-    ENGINE_DEFAULTS,
-    ENGINE_LABELS,
-    ENGINES,
     MAX_FPS,
     MAX_GUIDANCE,
     MAX_MOTION,
-    MODELSCOPE_NOTICE,
     SIZE_MULTIPLE,
     Text2VideoRequest,
 )
@@ -49,6 +46,7 @@ EXAMPLES = [
     ["a sailing boat on a stormy sea, oil painting", -8, 4],
 ]
 TAB = "Text to video"
+DEFAULT_ENGINE = engines.default("text2video").name
 
 
 def fitted_side(settings, value, other) -> dict:
@@ -63,7 +61,7 @@ def fitted_side(settings, value, other) -> dict:
 
 def form_from_params(settings, data: dict) -> list:
     """The tab's input values (in the endpoint's order) from a parsed params.json, checked."""
-    if data.get("mode") != "text2video":
+    if engines.mode_tab(data.get("mode")) != "text2video":
         raise UserError(wrong_mode_message(data, TAB))
     r = request_from_params(Text2VideoRequest, data, settings)
     gr.Info(f"Filled the form from params.json (seed {r.seed}); press Generate to make the same video.")
@@ -74,31 +72,30 @@ def form_from_params(settings, data: dict) -> list:
             gr.skip(), r.fast]  # the first-frame image is not in params.json's folder: upload it again
 
 
-def engine_form(settings, engine: str, fast: bool = False) -> list:
-    """Updates when the engine changes: only its own parameters shown, its published defaults set
-    (fast mode's steps and guidance while Fast is on; ModelScope has no fast mode, so Fast goes off).
+def engine_form(settings, name: str, fast: bool = False) -> list:
+    """Updates when the engine changes: only the inputs it takes shown, its published defaults set
+    (its fast recipe's steps and guidance while Fast is on; an engine without one turns Fast off).
 
     In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height,
     notice, fast.
     """
-    from ..engine.fast import FAST_DEFAULTS
-
-    defaults = ENGINE_DEFAULTS.get(engine, ENGINE_DEFAULTS["text2video-zero"])
-    zero_shot, on_base = engine == "text2video-zero", engine != "modelscope"
-    fast = bool(fast) and on_base
-    if fast:
-        defaults = {**defaults, **FAST_DEFAULTS["text2video" if zero_shot else "animatediff"]}
+    engine = engines.find(name) or engines.default("text2video")
+    fast = bool(fast) and engine.fast is not None
+    defaults = engine.form_defaults("text2video", fast)
     side = min(settings.default_resolution, defaults["side"]) if settings.preset == "tiny" else defaults["side"]
     side = min(side, side_maximum(settings, side))
+    motion = "motion" in engine.inputs
     return [
-        gr.update(visible=on_base),
-        *(gr.update(visible=zero_shot) for _ in range(6)),
+        gr.update(visible="base_model" in engine.inputs),
+        *(gr.update(visible=motion) for _ in range(4)),
+        gr.update(visible="chunks" in engine.inputs),
+        gr.update(visible="image" in engine.inputs),
         gr.update(value=defaults["steps"] if fast else settings.default_steps(defaults["steps"])),
         gr.update(value=defaults["guidance_scale"]),
         gr.update(value=side),
         gr.update(value=side),
-        gr.update(visible=engine == "modelscope"),
-        gr.update(visible=on_base, value=fast),
+        gr.update(visible=bool(engine.notice), value=engine.notice),
+        gr.update(visible=engine.fast is not None, value=fast),
     ]
 
 
@@ -114,8 +111,9 @@ def build(demo: gr.Blocks, studio) -> list:
                 label="Prompt", lines=2,
                 placeholder="a horse galloping on a street (or a storyboard, one line per key frame: 0: a cat sleeping / 16: the cat wakes up)",
             )
-            engine = gr.Dropdown(label="Engine", choices=[(ENGINE_LABELS[e], e) for e in ENGINES], value=ENGINES[0])
-            notice = gr.Markdown(MODELSCOPE_NOTICE, visible=False)
+            engine = gr.Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("text2video")],
+                                 value=DEFAULT_ENGINE)
+            notice = gr.Markdown(engines.get(DEFAULT_ENGINE).notice, visible=bool(engines.get(DEFAULT_ENGINE).notice))
             first_frame = gr.Image(label="First frame (optional): the clip starts from this picture; a lower t1 keeps more of it",
                                    type="filepath", sources=["upload"], height=160)
             model = gr.Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
@@ -147,7 +145,7 @@ def build(demo: gr.Blocks, studio) -> list:
             video, gif, params, used_seed = output_column()
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
-                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine="text2video-zero", image=None,
+                   motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine=DEFAULT_ENGINE, image=None,
                    fast=False, progress=gr.Progress()):
         def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
             return Text2VideoRequest(

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import torch
+
 from safetensors.torch import save as safetensors_bytes
 
 from modules import tiny
@@ -29,12 +30,20 @@ COMPONENT_FOLDERS = ("text_encoder", "unet", "vae")
 OLD_VAE_ATTENTION_KEYS = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
 
 
+def engine_spec(repo: str):
+    """The registered engines' ModelSpec whose default repo this is, or None (a shared SD 1.5 part)."""
+    from modules.engines import model_specs
+
+    return next((spec for _, spec in model_specs() if spec.default_repo == repo), None)
+
+
 def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
     """{path: bytes or a zero-argument callable} for one repo of LAYOUTS (callables build lazily)."""
     layout = layout or LAYOUTS[repo]
     files = layout["files"]
     contents: dict[str, object] = {}
-    root_model = {"controlnet" in repo.split("/")[-1]: "controlnet", "motion-adapter" in repo: "motion_adapter",
+    spec = engine_spec(repo)  # an engine's own model: its ModelSpec builds the tiny stand-in
+    root_model = {"controlnet" in repo.split("/")[-1]: "controlnet", spec is not None and spec.kind == "module": "spec",
                   repo == "madebyollin/taesd": "taesd"}.get(True)
     if "config.json" not in files or "unet/config.json" in files:
         root_model = None
@@ -47,10 +56,10 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
             contents[path] = lambda path=path: _component_file(repo, root_model, path)
         elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
             contents[path] = lambda path=path, folder=folder: _component_file(repo, folder, path)
-        elif repo == "ByteDance/AnimateDiff-Lightning" and path.endswith("_diffusers.safetensors"):
-            # a bare MotionAdapter state dict, as the real files (no config.json): the tiny base's shapes
-            contents[path] = lambda path=path: safetensors_bytes(tiny.build_lightning_adapter_state(
-                tiny.build_motion_adapter(seed=tiny_seed(f"{repo}/{path}"), mid_block=True)))
+        elif spec is not None and spec.kind == "file" and folder == "" and pure.suffix == ".safetensors":
+            # a bare state dict, as the real files (no config.json): the engine's tiny module's
+            contents[path] = lambda path=path: safetensors_bytes(
+                {k: v.contiguous() for k, v in spec.build_tiny(tiny_seed(f"{repo}/{path}")).state_dict().items()})
         elif path == "pytorch_lora_weights.safetensors":
             contents[path] = lambda: safetensors_bytes(tiny.build_lcm_lora(tiny.build_unet(seed=1), seed=tiny_seed(repo)))
         elif folder == "tokenizer":
@@ -109,12 +118,13 @@ def _model(repo: str, role: str):
         return tiny.build_text_encoder(tiny.build_tokenizer(), seed=tiny_seed(repo + role))
     if role == "vae":
         return tiny.build_vae(seed=tiny_seed(repo + role))
-    if role == "unet" and "text-to-video-ms" in repo:
-        return tiny.build_unet3d(seed=tiny_seed(repo + role))
+    spec = engine_spec(repo)
+    if role == "unet" and spec is not None and spec.kind == "pipeline":
+        return spec.build_tiny(tiny_seed(repo + role))
     if role == "unet":
         return tiny.build_unet(in_channels=8 if "pix2pix" in repo else 4, seed=tiny_seed(repo + role))
-    if role == "motion_adapter":
-        return tiny.build_motion_adapter(seed=tiny_seed(repo))
+    if role == "spec":
+        return spec.build_tiny(tiny_seed(repo))
     if role == "taesd":
         return tiny.build_taesd(seed=tiny_seed(repo))
     if role == "controlnet":

@@ -41,8 +41,8 @@ from diffusers.models.attention import BasicTransformerBlock, FreeNoiseTransform
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 from torch import nn
 
-from .common import Components, StepCallback, decode_latents, make_generator
-from .storyboard import StoryboardError, check_storyboard, parse_storyboard  # noqa: F401 - re-exported
+from ...engine.common import Components, StepCallback, decode_latents, make_generator
+from ...engine.storyboard import StoryboardError, check_storyboard, parse_storyboard  # noqa: F401 - re-exported
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 

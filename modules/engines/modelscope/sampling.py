@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .common import (
+from ...engine.common import (
     Components,
     StepCallback,
     StepCounter,
@@ -37,8 +37,6 @@ from .common import (
     step_kwargs,
 )
 
-MODEL_ID = "damo-vilab/text-to-video-ms-1.7b"  # the Hub redirects to ali-vilab/text-to-video-ms-1.7b
-LICENSE = "cc-by-nc-4.0"
 DEFAULT_NUM_FRAMES = 16
 DEFAULT_SIZE = 256
 DEFAULT_STEPS = 25

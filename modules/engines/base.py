@@ -1,0 +1,250 @@
+"""What an engine declares about itself, so that nothing else has to know it by name.
+
+An engine is one module (or folder) under `modules/engines/` that defines one `Engine` subclass:
+its name and label, licence notice, the tabs and inputs it serves, its published defaults and
+the rules of its inputs, its fast recipe (or none), the model parts it needs (`ModelSpec`, with
+their tiny builders), how a job loads and samples, what params.json records, and its cost. The
+registry (`modules/engines/__init__.py`) holds one instance of each; request validation, the UI,
+Studio, the model manager, `--download`, the docs test and the benchmarks read it.
+
+This module is light on purpose (no torch): the UI reads the registry before any job runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..job_control import JobControl
+    from ..models import ModelManager
+    from ..settings import Settings
+
+# The tabs an engine can serve. "control" is the Pose, Edge and Depth tabs (a ControlNet each).
+TABS = ("text2video", "control", "edit")
+CONTROL_KINDS = ("pose", "edge", "depth")
+# Inputs beyond prompt, size, frames, steps, guidance and seed that an engine may take.
+INPUTS = (
+    "base_model",  # runs on the chosen SD 1.5 base (the Base model choice)
+    "motion",  # the zero-shot latent motion: motion x/y and t0/t1
+    "chunks",  # frames in chunks of `chunk_size` (and the out-of-memory retry with smaller chunks)
+    "image",  # an uploaded picture as the first frame
+    "storyboard",  # key-frame prompts ("0: ... / 16: ...")
+)
+FAST_MAX_GUIDANCE = 2.0  # few-step weights are distilled with guidance folded in; above ~2 frames over-saturate
+GPU_SECONDS_PER_FRAME_STEP = 0.05  # a UNet call on one 512x512 frame on a ZeroGPU slice
+GPU_OVERHEAD_S = 20.0
+
+
+@dataclass(frozen=True)
+class FrameRule:
+    """Frame counts the engine's model takes: `multiple * k + offset` (4k+1 for Wan, 8k+1 for CogVideoX)."""
+
+    multiple: int = 1
+    offset: int = 0
+
+    def fits(self, frames: int) -> bool:
+        return frames >= max(self.offset, 1) and (frames - self.offset) % self.multiple == 0
+
+    def nearest(self, frames: int) -> int:
+        """The largest count that fits and is at most `frames` (the smallest that fits, below that)."""
+        below = frames - (frames - self.offset) % self.multiple
+        return below if below >= max(self.offset, 1) else max(self.offset, 1) + (self.multiple if self.offset == 0 else 0)
+
+    def __str__(self) -> str:
+        if self.multiple == 1:
+            return "any number"
+        return f"{self.multiple}k+{self.offset}" if self.offset else f"a multiple of {self.multiple}"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The engine's published defaults (its paper, card or pipeline)."""
+
+    steps: int
+    guidance_scale: float
+    side: int  # the square size the model was trained at
+    frames: int = 8
+    fps: float = 4.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the engine's model accepts; validation enforces it, with a note where a value is changed."""
+
+    frames: FrameRule = FrameRule()
+    size_multiple: int = 8
+    min_steps: int = 1
+    max_guidance: float = 30.0
+
+
+@dataclass(frozen=True)
+class FastRecipe:
+    """Few-step sampling: which weights, which step counts, and each tab's steps/guidance (and scheduler)."""
+
+    name: str  # what the note says, e.g. "LCM-LoRA"
+    steps: tuple[int, ...]  # the step counts the weights are made for
+    defaults: dict[str, dict]  # tab -> {"steps", "guidance_scale", ...}; "*" for every tab
+    scheduler: str  # params.json's scheduler name in fast mode
+    max_guidance: float = FAST_MAX_GUIDANCE
+
+    def for_tab(self, tab: str) -> dict:
+        return self.defaults.get(tab, self.defaults.get("*", {}))
+
+    def steps_text(self) -> str:
+        steps = list(self.steps)
+        if steps == list(range(steps[0], steps[-1] + 1)) and len(steps) > 2:
+            return f"{steps[0]}-{steps[-1]}"
+        return ", ".join(map(str, steps[:-1])) + f" or {steps[-1]}" if len(steps) > 1 else str(steps[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model part an engine needs, beyond the shared SD 1.5 parts the manager keeps anyway.
+
+    kind: "pipeline" (a diffusers model folder: tokenizer, text encoder, UNet, VAE, scheduler;
+    `module_class` names the UNet's class), "module" (one model at the repo's root, `module_class`),
+    or "file" (one bare state-dict file of the repo, made into a module by `from_state`).
+    """
+
+    key: str  # the cache's name for it, and the key of `Settings.models` when `env` is set
+    kind: str
+    default_repo: str
+    default_file: str = ""  # "file": what `--download all` fetches (a job may pick another file of the repo)
+    env: str = ""  # T2VZ_<env> names another repo (or folder); "" = fixed
+    description: str = ""  # for the env table
+    module_class: str = ""  # diffusers class of the module ("pipeline": of the UNet)
+    stage: str = "unet"  # which offload stage it runs with
+    keep_at_most: int = 1  # of this key (e.g. one adapter per step count: 2)
+    build_tiny: Callable[[int], Any] | None = None  # seed -> module (the tiny preset)
+    from_state: Callable[[dict], Any] | None = None  # "file": state dict -> module
+    group: str = ""  # what the status line lists it under
+
+    def repo(self, settings: Settings) -> str:
+        return settings.models.get(self.key, self.default_repo) if self.env else self.default_repo
+
+
+@dataclass
+class JobInputs:
+    """What Studio read for the job: a first-frame picture, control maps, or the source clip's frames."""
+
+    first_frame: np.ndarray | None = None
+    maps: np.ndarray | None = None
+    frames: np.ndarray | None = None
+
+
+class Engine:
+    """An engine: declarations (class attributes) and how a job of each tab loads and samples."""
+
+    name: str = ""  # the API's and params.json's value
+    title: str = ""  # its name in sentences
+    label: str = ""  # its name in the engine choice
+    notice: str = ""  # shown beside the engine on the page (e.g. a non-commercial licence)
+    licence: str = ""  # params.json records it where set
+    tabs: frozenset[str] = frozenset({"text2video"})
+    inputs: frozenset[str] = frozenset()
+    defaults: Defaults = Defaults(steps=50, guidance_scale=7.5, side=512)
+    rules: Rules = Rules()
+    fast: FastRecipe | None = None
+    models: tuple[ModelSpec, ...] = ()
+    gpu_seconds_per_frame_step: float = GPU_SECONDS_PER_FRAME_STEP
+
+    # ------------------------------------------------------------------ declarations, read by others
+    def serves(self, tab: str, input_name: str | None = None) -> bool:
+        return tab in self.tabs and (input_name is None or input_name in self.inputs)
+
+    def mode(self, tab: str, kind: str = "") -> str:
+        """params.json's "mode" (and the output folder's tag) for a job of `tab`."""
+        return f"{kind}2video" if tab == "control" else tab
+
+    def model_spec(self, key: str) -> ModelSpec:
+        return next(spec for spec in self.models if spec.key == key)
+
+    def download_models(self, settings: Settings) -> list[tuple[str, str]]:
+        """(kind, repo) pairs that `--download all` fetches for this engine (see download.py)."""
+        kinds = {"pipeline": "video_model", "module": "module", "file": "file:{}"}
+        return [(kinds[spec.kind].format(spec.default_file), spec.repo(settings)) for spec in self.models]
+
+    # ------------------------------------------------------------------ fast mode policy
+    def fast_settings(self, request, tab: str):
+        """The request that runs in fast mode, and notes: out-of-recipe steps, guidance or scheduler
+        become the recipe's, said in a sentence (params.json keeps the request that ran)."""
+        if not getattr(request, "fast", False):
+            return request, []
+        if self.fast is None:
+            from . import with_fast  # the registry: which engines have a recipe
+
+            offer = " or ".join(f"{e.title} ({e.fast.name})" for e in with_fast(tab))
+            raise UserError(f"Fast mode has no few-step weights for {self.title}; switch Fast off"
+                            + (f", or pick {offer}." if offer else "."))
+        recipe, defaults = self.fast, self.fast.for_tab(tab)
+        changes = {}
+        if request.steps not in recipe.steps:
+            changes["steps"] = defaults["steps"]
+            if hasattr(request, "t0"):
+                changes.update(t0=-1, t1=-1)  # the paper's t0/t1, scaled to the fast steps
+        if request.guidance_scale > recipe.max_guidance:
+            changes["guidance_scale"] = defaults["guidance_scale"]
+        if "scheduler" in defaults and getattr(request, "scheduler", defaults["scheduler"]) != defaults["scheduler"]:
+            changes["scheduler"] = defaults["scheduler"]
+        if not changes:
+            return request, []
+        used = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items() if name not in ("t0", "t1"))
+        note = (f"Fast mode ({recipe.name}) runs {recipe.steps_text()} steps with guidance up to "
+                f"{recipe.max_guidance:g}: used {used}.")
+        return replace(request, **changes), [note]
+
+    def form_defaults(self, tab: str, fast: bool) -> dict:
+        """Steps, guidance and side the form shows for this engine (fast mode's where Fast is on)."""
+        values = {"steps": self.defaults.steps, "guidance_scale": self.defaults.guidance_scale, "side": self.defaults.side}
+        if fast and self.fast is not None:
+            values.update({k: v for k, v in self.fast.for_tab(tab).items() if k in ("steps", "guidance_scale")})
+        return values
+
+    # ------------------------------------------------------------------ a job (override per engine)
+    def unet_calls(self, request, tab: str, frames: int) -> int:
+        """Denoiser calls per frame of the job (the GPU-seconds estimate's unit)."""
+        return int(request.steps)
+
+    def estimate_s(self, request, tab: str, frames: int, width: int, height: int) -> float:
+        """GPU seconds of sampling: what ZeroGPU is asked for, and the page's cost estimate."""
+        return GPU_OVERHEAD_S + (self.unet_calls(request, tab, frames) * frames * (width * height) / 512**2
+                                 * self.gpu_seconds_per_frame_step)
+
+    def chunk_size(self, request, tab: str) -> int | None:
+        """Frames per pass (None: one pass, no smaller-chunk retry after an out-of-memory)."""
+        return getattr(request, "chunk_size", None) if "chunks" in self.inputs else None
+
+    def load(self, manager: ModelManager, request, tab: str) -> Any:
+        """What sampling needs, loaded on the worker outside the GPU function (it may download)."""
+        raise NotImplementedError
+
+    def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size: int | None,
+               control: JobControl) -> np.ndarray:
+        """Frames (F, H, W, 3) in [0, 1]; `control.step(done, total)` after every step (it raises to stop)."""
+        raise NotImplementedError
+
+    def record(self, request, tab: str, settings: Settings) -> dict:
+        """What params.json records beyond the request (the models and scheduler that ran)."""
+        return {"engine": self.name}
+
+
+@dataclass
+class Registry:
+    """The engines, in the order the UI offers them (the first serving a tab is its default)."""
+
+    engines: dict[str, Engine] = field(default_factory=dict)
+
+    def register(self, engine: Engine) -> Engine:
+        if not engine.name or engine.name in self.engines:
+            raise ValueError(f"engine name {engine.name!r} is empty or taken")
+        unknown = set(engine.tabs) - set(TABS) | set(engine.inputs) - set(INPUTS)
+        if unknown:
+            raise ValueError(f"engine {engine.name!r} declares unknown tabs or inputs: {sorted(unknown)}")
+        self.engines[engine.name] = engine
+        return engine

@@ -1,0 +1,99 @@
+"""The zero-shot engine (Khachatryan et al. 2023): SD 1.5 with latent motion and cross-frame attention.
+
+It serves every tab: text-to-video (with storyboards and an uploaded first frame), the ControlNet
+tabs and video editing (Instruct-Pix2Pix). Its loops are `modules/engine/` (text2video,
+controlnet, pix2pix); fast mode is the LCM-LoRA on the shared UNet with TAESD decoding.
+"""
+
+from __future__ import annotations
+
+from ..engine.recipes import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS
+from .base import Defaults, Engine, FastRecipe, JobInputs
+
+# The LCM-LoRA card's recipe (modules/engine/recipes.py says why each number).
+LCM = FastRecipe(name="LCM-LoRA", steps=tuple(range(LCM_MIN_STEPS, LCM_MAX_STEPS + 1)), defaults=FAST_DEFAULTS,
+                 scheduler="lcm")
+
+
+class Text2VideoZero(Engine):
+    name = "text2video-zero"
+    title = "Text2Video-Zero"
+    label = "Text2Video-Zero (zero-shot, SD 1.5)"
+    tabs = frozenset({"text2video", "control", "edit"})
+    inputs = frozenset({"base_model", "motion", "chunks", "image", "storyboard"})
+    defaults = Defaults(steps=50, guidance_scale=7.5, side=512)
+    fast = LCM
+
+    def unet_calls(self, request, tab: str, frames: int) -> int:
+        if tab != "text2video":
+            return int(request.steps)
+        from ..engine import chunk_frame_ids
+
+        return int(request.steps) * len(chunk_frame_ids(request.num_frames, request.chunk_size))
+
+    def estimate_s(self, request, tab: str, frames: int, width: int, height: int) -> float:
+        # Text-to-video runs chunks of `chunk_size` frames, each with the anchor frame again.
+        per_pass = request.chunk_size if tab == "text2video" else frames
+        return super().estimate_s(request, tab, per_pass, width, height)
+
+    def scheduler_name(self, request, tab: str) -> str:
+        if tab == "edit":
+            return request.scheduler
+        return "lcm" if request.fast else "ddim"
+
+    def load(self, manager, request, tab: str):
+        if tab == "edit":
+            components = manager.edit_components(request.scheduler)
+        else:
+            components = manager.components(request.model, scheduler=self.scheduler_name(request, tab))
+        if request.fast:
+            manager.lcm_lora(components.unet)  # attached, off until `lora_active`
+            components.decoder = manager.tiny_decoder()
+        if tab == "control":
+            return components, manager.controlnet(request.kind)
+        return components
+
+    def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
+        from contextlib import nullcontext
+
+        from .. import engine
+
+        components = loaded[0] if tab == "control" else loaded
+        with engine.lora_active(components.unet) if request.fast else nullcontext():
+            if tab == "text2video":
+                t0, t1 = engine.resolve_t0_t1(request.steps, request.t0, request.t1)
+                return engine.generate_text2video(
+                    components, prompt=engine.parse_storyboard(request.prompt), first_frame=inputs.first_frame,
+                    negative_prompt=request.negative_prompt, num_frames=request.num_frames, height=request.height,
+                    width=request.width, steps=request.steps, guidance_scale=request.guidance_scale,
+                    motion_x=request.motion_x, motion_y=request.motion_y, t0=t0, t1=t1, seed=request.seed,
+                    chunk_size=chunk_size, on_step=control.step,
+                )
+            if tab == "control":
+                return engine.generate_control_video(
+                    components, loaded[1], control=inputs.maps, prompt=request.prompt,
+                    negative_prompt=request.negative_prompt, steps=request.steps,
+                    guidance_scale=request.guidance_scale, conditioning_scale=request.conditioning_scale,
+                    seed=request.seed, chunk_size=chunk_size, on_step=control.step,
+                )
+            return engine.generate_edit_video(
+                components, frames=inputs.frames, prompt=request.prompt, negative_prompt=request.negative_prompt,
+                steps=request.steps, guidance_scale=request.guidance_scale,
+                image_guidance_scale=request.image_guidance_scale, seed=request.seed, chunk_size=chunk_size,
+                on_step=control.step, skip_unused_guidance=request.fast,
+            )
+
+    def record(self, request, tab: str, settings) -> dict:
+        record = {"engine": self.name, "scheduler": self.scheduler_name(request, tab)}
+        if tab == "edit":
+            return {**record, "model": settings.edit_model}
+        record["model"] = request.model
+        if tab == "control":
+            return {**record, "controlnet": settings.controlnets[request.kind]}
+        from ..engine import resolve_t0_t1
+
+        t0, t1 = resolve_t0_t1(request.steps, request.t0, request.t1)
+        return {**record, "t0": t0, "t1": t1}
+
+
+ENGINE = Text2VideoZero()

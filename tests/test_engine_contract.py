@@ -1,0 +1,174 @@
+"""The engine contract: what every registered engine must do, in every tab it serves (tiny preset).
+
+A new engine gets these tests by registering (modules/engines/__init__.py): frames and size
+follow its own rules, a seed fixes the frames, progress comes every step, a cancel stops within
+one step, the bfloat16 path runs, and a run's params.json loads back in its tab and remakes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from modules import engines, video_io
+from modules.job_control import Cancelled, JobControl
+from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
+from modules.settings import Settings
+from modules.studio import Studio
+
+SIDE = 64
+STEPS = 3
+CASES = [pytest.param(engine, tab, id=f"{engine.name}-{tab}") for engine in engines.all_engines()
+         for tab in engines.TABS if tab in engine.tabs]
+
+
+class RecordingControl(JobControl):
+    """A JobControl that records every step call and can cancel after a given step."""
+
+    def __init__(self, cancel_after: int | None = None):
+        super().__init__()
+        self.steps: list[tuple[int, int]] = []
+        self.cancel_after = cancel_after
+
+    def step(self, done: int, total: int, phase: str = "") -> None:
+        self.steps.append((done, total))
+        super().step(done, total, phase)
+        if self.cancel_after is not None and len(self.steps) >= self.cancel_after:
+            self.cancel()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A small moving clip for the tabs that read a video."""
+    frames = np.zeros((6, SIDE, SIDE, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i, 10:40, 8 + 4 * i: 30 + 4 * i] = (200, 120, 40)
+    return str(video_io.write_mp4(frames, tmp_path_factory.mktemp("clip") / "clip.mp4", 6))
+
+
+@pytest.fixture(scope="module")
+def studios(tmp_path_factory):
+    made = {}
+
+    def studio(dtype: str = "float32") -> Studio:
+        if dtype not in made:
+            folder = tmp_path_factory.mktemp(f"outputs-{dtype}")
+            made[dtype] = Studio(Settings.from_env(preset="tiny", device="cpu", dtype=dtype, outputs_dir=str(folder)))
+        return made[dtype]
+
+    return studio
+
+
+def make_request(engine, tab: str, clip: str, seed: int):
+    frames = engine.rules.frames.nearest(4)
+    if tab == "text2video":
+        return Text2VideoRequest(prompt="a red ball rolling", engine=engine.name, num_frames=frames, width=SIDE,
+                                 height=SIDE, steps=STEPS, seed=seed, chunk_size=frames, fps=4)
+    window = VideoWindow(resolution=SIDE, fps=frames)  # about `frames` frames of the 1 s clip
+    if tab == "control":
+        return ControlVideoRequest(kind="edge", video=clip, prompt="a golden box", engine=engine.name, steps=STEPS,
+                                   seed=seed, window=window)
+    return EditVideoRequest(video=clip, prompt="make it snow", steps=STEPS, seed=seed, window=window)
+
+
+def run(studio: Studio, tab: str, request, control: JobControl | None = None):
+    method = {"text2video": studio.text2video, "control": studio.control_video, "edit": studio.edit_video}[tab]
+    return method(request, control)
+
+
+def frames_of(result) -> np.ndarray:
+    return video_io.read_video(result.video).frames
+
+
+@pytest.fixture(scope="module")
+def first_runs(studios, clip):
+    """Each case's seed-1 run and the step calls it made (shared by the tests below)."""
+    runs = {}
+
+    def first(engine, tab):
+        key = (engine.name, tab)
+        if key not in runs:
+            control = RecordingControl()
+            runs[key] = (run(studios(), tab, make_request(engine, tab, clip, seed=1), control), control.steps)
+        return runs[key]
+
+    return first
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_frames_and_size_follow_the_engines_rules(engine, tab, first_runs):
+    result, _ = first_runs(engine, tab)
+    assert engine.rules.frames.fits(result.num_frames)
+    assert result.width % engine.rules.size_multiple == 0 and result.height % engine.rules.size_multiple == 0
+    frames = frames_of(result)
+    assert frames.shape[0] == result.num_frames and frames.shape[1:3] == (result.height, result.width)
+    if tab == "text2video":
+        assert (result.num_frames, result.width, result.height) == (engine.rules.frames.nearest(4), SIDE, SIDE)
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_same_seed_same_frames_other_seed_other_frames(engine, tab, first_runs, studios, clip):
+    result, _ = first_runs(engine, tab)
+    again = run(studios(), tab, make_request(engine, tab, clip, seed=1))
+    other = run(studios(), tab, make_request(engine, tab, clip, seed=2))
+    assert np.array_equal(frames_of(again), frames_of(result))
+    assert not np.array_equal(frames_of(other), frames_of(result))
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_progress_is_reported_every_step(engine, tab, first_runs):
+    _, steps = first_runs(engine, tab)
+    assert len(steps) >= STEPS
+    totals = {total for _, total in steps}
+    assert len(totals) == 1 and [done for done, _ in steps] == list(range(1, len(steps) + 1)), steps
+    assert steps[-1][0] == steps[-1][1]  # the last step says it is the last
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_a_cancel_stops_within_one_step(engine, tab, studios, clip):
+    control = RecordingControl(cancel_after=1)
+    with pytest.raises(Cancelled):
+        run(studios(), tab, make_request(engine, tab, clip, seed=3), control)
+    assert len(control.steps) <= 2  # the step that saw the cancel raised: no step ran after it
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_the_bfloat16_path_runs(engine, tab, studios, clip):
+    studio = studios("bfloat16")
+    result = run(studio, tab, make_request(engine, tab, clip, seed=1))
+    record = json.loads(open(result.params).read())
+    assert record["dtype"] == "torch.bfloat16"
+    frames = frames_of(result)
+    assert frames.shape[0] == result.num_frames and frames.std() > 0
+
+
+@pytest.mark.parametrize("engine, tab", CASES)
+def test_contract_params_json_loads_back_in_its_tab_and_remakes_the_frames(engine, tab, first_runs, studios, clip):
+    from modules.ui import controlnet, edit, text2video
+    from modules.ui.common import read_params_file, request_from_params
+
+    result, _ = first_runs(engine, tab)
+    data = read_params_file(result.params)
+    assert data["engine" if tab != "edit" else "mode"] == (engine.name if tab != "edit" else "edit")
+    settings = studios().settings
+    if tab == "text2video":
+        text2video.form_from_params(settings, data)  # the tab accepts it (raises otherwise)
+        request = request_from_params(Text2VideoRequest, data, settings)
+    elif tab == "control":
+        controlnet.form_from_params(settings, "edge", data, clip)
+        request = replace(request_from_params(ControlVideoRequest, data, settings, video_stand_in=clip), video=clip)
+    else:
+        edit.form_from_params(settings, data, clip)
+        request = request_from_params(EditVideoRequest, data, settings, video_stand_in=clip)
+    assert request.engine == engine.name if tab != "edit" else True
+    again = run(studios(), tab, request)
+    assert np.array_equal(frames_of(again), frames_of(result))
+
+
+def test_contract_covers_every_registered_engine():
+    covered = {case.values[0].name for case in CASES}
+    assert covered == set(engines.names("text2video")) | {e.name for e in engines.all_engines()}
+    assert len(CASES) * 6 >= 12
