@@ -130,7 +130,7 @@ def _params_file(tmp_path, data, name="params.json"):
     return str(path)
 
 
-def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos):
+def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos, monkeypatch):
     """The tabs' Load params.json: the form values in endpoint order, or a sentence (never a crash)."""
     from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
     from modules.settings import Settings
@@ -158,6 +158,8 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     edit_data = {"mode": "edit", "request": asdict(EditVideoRequest(video="/gone/clip.mp4", prompt="snow",
                                                                      scheduler="ddim", window=window))}
     assert edit.form_from_params(settings, edit_data, path)[6] == "ddim"
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # these files stand for uploads: in the upload folder
 
     def load(data, fill):
         count = 18

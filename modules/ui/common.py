@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
@@ -177,6 +178,30 @@ def window(start, end, fps, resolution) -> VideoWindow:
     return VideoWindow(start=start, end=end, fps=fps, resolution=resolution)
 
 
+# --------------------------------------------------------------------------- uploads
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"  # the examples the tabs offer
+
+
+def uploaded(value, what: str):
+    """`value` (a file input's path, or Gradio's file data) when the file is one Gradio received for
+    this app: inside its upload folder, or one of the app's examples. A client can send any server
+    path as file data (`gr.Image` does not check it), so any other path is refused in a sentence
+    and logged: a job never reads a file nobody uploaded. Values that are not paths pass on, for
+    the request's validation to explain."""
+    path = value.get("path") if isinstance(value, dict) else value
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        return value
+    real = os.path.realpath(os.fspath(path))
+    roots = [os.path.realpath(gr.utils.get_upload_folder()), os.path.realpath(ASSETS)]
+    if not any(os.path.commonpath([real, root]) == root for root in roots):
+        reference = uuid.uuid4().hex[:8]
+        log.warning("refused the %s at %r (reference %s): not an upload of this app", what, os.fspath(path), reference)
+        raise UserError(f"The {what} must be a file uploaded to this app, not a path on the server "
+                        f"(reference {reference}); please upload it again.")
+    return path
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -291,7 +316,7 @@ def load_params(path, fill: Callable[[dict], list], count: int) -> list:
     """
     try:
         with user_errors("reading the params.json"):
-            return [*fill(read_params_file(path)), None]
+            return [*fill(read_params_file(uploaded(path, "params.json"))), None]
     except UserError as error:
         gr.Warning(str(error), duration=None, title="Could not load params.json")
         return [gr.skip()] * count + [None]

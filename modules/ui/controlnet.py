@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
 
@@ -16,6 +15,8 @@ from ..request_types import (
     ControlVideoRequest,
 )
 from .common import (
+    ASSETS,
+    uploaded,
     fast_checkbox,
     wire_fast,
     VIDEO_TYPES,
@@ -37,7 +38,6 @@ from .common import (
     wrong_mode_message,
 )
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_ENGINE = engines.default("control").name
 TITLES = KIND_TABS
 EXAMPLE_PROMPTS = {
@@ -131,7 +131,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     def request(values: dict) -> ControlVideoRequest:
         """Raw values in: ControlVideoRequest.validate coerces and checks them (None = the default)."""
         fields = dict(
-            kind=kind, video=values["video"], prompt=values.get("prompt", ""),
+            kind=kind, video=uploaded(values["video"], "video"), prompt=values.get("prompt", ""),
             window=window(values["start"], values["end"], values["fps"], values["resolution"]),
             **{name: values[name] for name in OPTION_NAMES[kind]},
         )

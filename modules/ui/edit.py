@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
 
@@ -10,6 +9,8 @@ from ..engine import SCHEDULER_NAMES
 from ..errors import UserError
 from ..request_types import MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, EditVideoRequest
 from .common import (
+    ASSETS,
+    uploaded,
     fast_checkbox,
     wire_fast,
     VIDEO_TYPES,
@@ -30,7 +31,6 @@ from .common import (
     wrong_mode_message,
 )
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_PROMPTS = ["make it a snowy winter night", "make it look like a Van Gogh painting"]
 TAB = "Video editing"
 
@@ -77,7 +77,7 @@ def build(demo: gr.Blocks, studio) -> list:
                    seed, start, end, fps, resolution, chunk_size, fast=False, progress=gr.Progress()):
         def request() -> EditVideoRequest:  # raw values: validate() coerces and checks them
             return EditVideoRequest(
-                video=video, prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+                video=uploaded(video, "video"), prompt=prompt, negative_prompt=negative_prompt, steps=steps,
                 guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                 scheduler=scheduler, seed=seed, chunk_size=chunk_size,
                 window=window(start, end, fps, resolution), fast=fast,

@@ -20,6 +20,7 @@ from ..request_types import (
     Text2VideoRequest,
 )
 from .common import (
+    uploaded,
     fast_checkbox,
     wire_fast,
     Number,
@@ -151,7 +152,8 @@ def build(demo: gr.Blocks, studio) -> list:
             return Text2VideoRequest(
                 prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
                 height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
-                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine, image=image, fast=fast,
+                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine,
+                image=uploaded(image, "first-frame image"), fast=fast,
             )
 
         return video_outputs(run_job(demo, studio.text2video, request, progress))
