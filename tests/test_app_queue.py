@@ -86,8 +86,8 @@ def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(serv
 
     monkeypatch.setattr(engine, "generate_text2video", out_of_memory)
     with pytest.raises(AppError, match="Out of GPU memory"):
-        client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
-    assert attempts == [8, 4]  # retried once with half the chunk
+        client_factory().predict(**text2video_args(chunk_size=4), api_name="/text2video")
+    assert attempts == [4, 2]  # retried once with half the frames a pass ran
 
     def out_of_memory_once(*args, **kwargs):
         attempts.append(kwargs["chunk_size"])
@@ -96,12 +96,12 @@ def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(serv
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "generate_text2video", out_of_memory_once)
-    video, _, params, _ = client_factory().predict(**text2video_args(chunk_size=8), api_name="/text2video")
-    assert attempts[-2:] == [8, 4] and video
+    video, _, params, _ = client_factory().predict(**text2video_args(chunk_size=4), api_name="/text2video")
+    assert attempts[-2:] == [4, 2] and video
     # params.json records what ran, so that loading it repeats the run that made this video.
     record = json.load(open(params))
-    assert record["request"]["chunk_size"] == 4 and record["chunk_size_used"] == 4
-    assert record["chunk_size_requested"] == 8 and "chunks of 4" in record["notes"][0]
+    assert record["request"]["chunk_size"] == 2 and record["chunk_size_used"] == 2
+    assert record["chunk_size_requested"] == 4 and "chunks of 2" in record["notes"][0]
 
     monkeypatch.setattr(engine, "generate_text2video", real)
     assert client_factory().predict(**text2video_args(seed=1), api_name="/text2video")[3] == 1
