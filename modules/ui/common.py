@@ -338,8 +338,10 @@ def fast_label() -> str:
     """The Fast switch's label: each fast recipe by name (the registry's engines that have one)."""
     from .. import engines
 
-    recipes = dict.fromkeys(e.fast.name for e in engines.all_engines() if e.fast is not None)
-    return f"Fast (few steps: {', '.join(recipes)}; TAESD decoder)"
+    fast = [e for e in engines.all_engines() if e.fast is not None]
+    steps = "/".join(sorted({str(e.fast.for_tab(min(e.tabs))["steps"]) for e in fast}))
+    recipes = [e.fast.name if i == 0 else f"{e.fast.name} on {e.title}" for i, e in enumerate(fast)]
+    return f"Fast ({steps} steps: {', or '.join(recipes)}; TAESD decoder)"
 
 
 def fast_checkbox() -> gr.Checkbox:
