@@ -1,15 +1,43 @@
 """Test-wide setup: offline, no analytics, tiny components built once per session."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-# The real preset's T2VZ_DTYPE=auto probes the CPU once (modules/dtype_probe.py); keep its cache out of ~/.cache.
-os.environ.setdefault("T2VZ_DTYPE_PROBE_CACHE", os.path.join(tempfile.gettempdir(), f"t2vz-tests-dtype-probe-{os.getpid()}.json"))
+# A test run reads nothing an earlier run, or this machine's own use, left behind: each test process
+# (each xdist worker) gets fresh, empty folders, removed at exit, for the Hugging Face cache (the
+# real preset's tests fetch from the Hub stand-in into their own tmp_path caches) and for the cache
+# of the CPU dtype probe that T2VZ_DTYPE=auto runs once (modules/dtype_probe.py; else ~/.cache).
+_SCRATCH = tempfile.mkdtemp(prefix="t2vz-tests-")
+
+
+@atexit.register
+def _remove_scratch(owner: int = os.getpid()) -> None:
+    if os.getpid() == owner:  # not in a forked child that exits through atexit
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
+
+
+os.environ["HF_HOME"] = os.path.join(_SCRATCH, "hf-home")
+for _name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "TRANSFORMERS_CACHE"):
+    os.environ.pop(_name, None)  # all follow HF_HOME
+os.environ["T2VZ_DTYPE_PROBE_CACHE"] = os.path.join(_SCRATCH, "cpu_dtype_probe.json")
 
 import pytest  # noqa: E402
+
+# Tests using these fixtures are `slow` wherever they are (`-m "not slow"` is the inner loop): the
+# ZeroGPU scenario runs the app's ZeroGPU path through the real `spaces` package in a subprocess.
+SLOW_FIXTURES = {"zerogpu_results"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

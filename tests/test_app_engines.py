@@ -123,6 +123,7 @@ def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_facto
         text2video(client, engine="modelscope", fast=True)
 
 
+@pytest.mark.slow  # five jobs through the launched app, three Lightning adapters
 def test_fast_animatediff_runs_lightning_for_the_step_count(client_factory, served):
     """AnimateDiff + Fast: AnimateDiff-Lightning's adapter for 2/4/8 steps, its Euler recipe, TAESD;
     the normal adapter's frames are unchanged after."""

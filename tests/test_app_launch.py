@@ -7,7 +7,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow  # `python app.py` in a subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60

@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from gradio_client import Client
 from gradio_client.exceptions import ValidationError
 from gradio_client.utils import Status
@@ -23,6 +24,8 @@ from gradio_client import handle_file
 
 from modules import video_io
 from tests.test_app_client import text2video_args, video_path
+
+pytestmark = pytest.mark.slow  # 20 clients at once, and more launched apps (a small queue, a short TTL)
 
 CLIENTS = 20
 BOUND_S = 90  # the whole burst, from the first submit to the last answer

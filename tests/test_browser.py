@@ -2,6 +2,7 @@
 
 import os
 import re
+import threading
 
 import pytest
 
@@ -18,7 +19,11 @@ ARGS = [
 ]
 JOB_TIMEOUT_MS = 90_000
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}: install Debian's package with "
+                       "`sudo apt-get install chromium` (not `playwright install`), then run these again"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -175,17 +180,42 @@ def test_compare_tab_returns_the_side_by_side_video(page):
     assert tab.locator("video[src*='video.mp4']").count() == 3  # each engine's job filled its own slot
 
 
-def test_compare_tab_stop_one_engine_and_the_others_still_run(page):
+@pytest.mark.parametrize("when", ["while its job runs", "before its job exists"])
+def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monkeypatch, when):
     """Each engine is its own queued job with its own Stop: stopping the first leaves the others,
-    and the side-by-side holds those that finished."""
+    and the side-by-side holds those that finished. A Stop pressed before that engine's job exists
+    (while the Compare click is still being prepared) skips it all the same."""
+    studio, first = served[0], "text2video-zero"
+    running, pressed = threading.Event(), threading.Event()
+    if when == "before its job exists":
+        prepare = studio.prepare_compare
+
+        def slow_prepare(request):
+            assert pressed.wait(30), "Stop was not pressed"  # the Stop lands before any engine's job is queued
+            return prepare(request)
+
+        monkeypatch.setattr(studio, "prepare_compare", slow_prepare)
+    else:
+        run = studio.compare_engine
+
+        def watched(request, name, *args, **kwargs):
+            if name == first:
+                running.set()
+                pressed.wait(30)  # still running when the Stop is pressed
+            return run(request, name, *args, **kwargs)
+
+        monkeypatch.setattr(studio, "compare_engine", watched)
     tab = panel(page, "Compare engines")
     tab.get_by_label("Prompt").fill("a windmill")
     tab.get_by_role("button", name="Compare").click()
-    tab.get_by_role("button", name="Stop text2video-zero").click()
+    if when == "while its job runs":
+        assert running.wait(JOB_TIMEOUT_MS / 1000)
+    tab.get_by_role("button", name=f"Stop {first}").click()
+    pressed.set()
     tab.locator("video[src*='compare.mp4']").wait_for(timeout=3 * JOB_TIMEOUT_MS)
     assert tab.locator("video[src*='video.mp4']").count() == 2
     seconds = re.sub(r"\s+", "", tab.locator("[data-testid='json']").inner_text())
-    assert '"animatediff"' in seconds and '"modelscope"' in seconds and "text2video-zero" not in seconds
+    assert '"animatediff"' in seconds and '"modelscope"' in seconds and first not in seconds
 
 
 def test_fast_switch_follows_the_engine(page):

@@ -287,6 +287,7 @@ def _peak_bytes(run, skip: torch.nn.Module | None = None) -> int:
 
 
 @pytest.mark.skipif(not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallinfo2"), reason="needs glibc")
+@pytest.mark.slow  # samples 16 and 64 frames to measure the peak
 def test_free_noise_memory_16_vs_64_frames(components, adapter, record_property):
     """Sampling's peak (the VAE decodes 8 frames at a time, apart) grows at most linearly.
 

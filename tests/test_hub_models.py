@@ -86,7 +86,7 @@ def test_hub_fetches_the_variant_of_the_dtype_and_never_non_ema(hub, tmp_path, d
     assert str(components.unet.dtype) == f"torch.{dtype}"
     # The fingerprint is the blob of the file actually loaded (the fp16 file on fp16).
     unet_file = f"unet/{variant_files['unet']}"
-    assert models._base["unet"].fingerprint == hub.sha256(SD15, unet_file)
+    assert models._cache["base"].value["unet"].fingerprint == hub.sha256(SD15, unet_file)
 
 
 def test_hub_pickle_only_dreambooth_styles_all_load(hub, tmp_path):
@@ -187,6 +187,7 @@ def test_hub_second_run_needs_no_server(contents, tmp_path):
     forget_listings()
 
 
+@pytest.mark.slow  # `python app.py --download` in a subprocess, then every tab's models offline
 def test_hub_download_flag_prefetches_exactly_what_the_tabs_load(contents, tmp_path):
     """`python app.py --download` fills the cache; every tab's models then load with the Hub gone."""
     import os

@@ -175,6 +175,9 @@ class RequestRecord:
     status: int | None = None
     bytes_sent: int = 0
     broken: bool = False  # connection dropped on purpose (fail_once)
+    # Set when the handler is done with the request: a client can have read the whole body before the
+    # server's thread counts the last bytes, so `records()` waits for it.
+    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
 
 @dataclass
@@ -306,6 +309,7 @@ class _HubHandler(_TrackedHandler):
         finally:
             if rec.status is None:
                 rec.status = 0
+            rec.done.set()
 
     def _repo_and_rest(self, owner: HubStandIn, parts: list[str]) -> tuple[_Repo | None, str, list[str]]:
         if len(parts) >= 2 and "/".join(parts[:2]) in owner._repos:
@@ -627,13 +631,13 @@ class HubStandIn(_Background):
                 and (repo_id is None or r.repo_id == repo_id)
             }
 
-    def records(self, kind: str | None = None, repo_id: str | None = None) -> list[RequestRecord]:
+    def records(self, kind: str | None = None, repo_id: str | None = None, wait_s: float = 10.0) -> list[RequestRecord]:
+        """The requests so far, each complete (its handler finished, waiting up to `wait_s` for it)."""
         with self._lock:
-            return [
-                r
-                for r in self.request_log
-                if (kind is None or r.kind == kind) and (repo_id is None or r.repo_id == repo_id)
-            ]
+            found = list(self.request_log)
+        for r in found:
+            r.done.wait(wait_s)
+        return [r for r in found if (kind is None or r.kind == kind) and (repo_id is None or r.repo_id == repo_id)]
 
     def clear_log(self) -> None:
         with self._lock:
