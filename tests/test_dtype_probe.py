@@ -171,3 +171,21 @@ def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkey
     (tmp_path / "probe.json").unlink()
     slow = ModelManager(Settings.from_env(preset="real", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
     assert slow.dtype == torch.float32 and "slower" in slow.dtype_reason
+
+
+def test_a_noisy_pilot_does_not_decide_alone(monkeypatch):
+    """A pilot where bfloat16 looks a few times slower (noise on a busy CPU) still runs the full
+    probe; only a gap no noise makes (no bfloat16 kernels: 15-200x) stops at the pilot."""
+    from modules import dtype_probe
+
+    def timings(pilot_ratio):
+        full = {torch.float32: 0.010, torch.bfloat16: 0.004}  # the full probe: bfloat16 2.5x faster
+        pilot = {torch.float32: 0.001, torch.bfloat16: 0.001 * pilot_ratio}
+        return lambda work, repeats: (pilot if work[1] == 8 else full)[work[0]]
+
+    monkeypatch.setattr(dtype_probe, "_workload", lambda dtype, side=32, tokens=1024: (dtype, side))
+    monkeypatch.setattr(dtype_probe, "_seconds", timings(4.0))
+    result = dtype_probe.measure()
+    assert not result.get("pilot_only") and result["speedup"] == pytest.approx(2.5)
+    monkeypatch.setattr(dtype_probe, "_seconds", timings(50.0))
+    assert dtype_probe.measure()["pilot_only"] is True
