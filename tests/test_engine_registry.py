@@ -117,3 +117,18 @@ def test_an_engine_without_a_capability_is_refused_in_a_sentence():
         if "storyboard" not in engine.inputs:
             with pytest.raises(UserError, match="takes one prompt"):
                 Text2VideoRequest(prompt="0: a\n4: b", width=64, height=64, engine=engine.name).validate(settings)
+
+
+@pytest.mark.parametrize("multiple, offset, cases", [
+    (1, 0, {0: 1, 1: 1, 7: 7}),
+    (4, 1, {0: 1, 1: 1, 4: 1, 5: 5, 80: 77, 81: 81}),  # Wan's 4k+1
+    (8, 1, {48: 41, 49: 49}),  # CogVideoX's 8k+1
+    (4, 0, {0: 4, 3: 4, 4: 4, 9: 8}),
+])
+def test_frame_rule_nearest_is_the_largest_fitting_count_at_most_the_given_one(multiple, offset, cases):
+    from modules.engines.base import FrameRule
+
+    rule = FrameRule(multiple, offset)
+    for frames, expected in cases.items():
+        assert rule.nearest(frames) == expected and rule.fits(expected), (frames, rule.nearest(frames))
+    assert not rule.fits(0)

@@ -48,13 +48,17 @@ class FrameRule:
     multiple: int = 1
     offset: int = 0
 
+    @property
+    def smallest(self) -> int:
+        return self.offset if self.offset >= 1 else self.multiple
+
     def fits(self, frames: int) -> bool:
-        return frames >= max(self.offset, 1) and (frames - self.offset) % self.multiple == 0
+        return frames >= self.smallest and (frames - self.offset) % self.multiple == 0
 
     def nearest(self, frames: int) -> int:
         """The largest count that fits and is at most `frames` (the smallest that fits, below that)."""
         below = frames - (frames - self.offset) % self.multiple
-        return below if below >= max(self.offset, 1) else max(self.offset, 1) + (self.multiple if self.offset == 0 else 0)
+        return max(below, self.smallest)
 
     def __str__(self) -> str:
         if self.multiple == 1:
@@ -161,9 +165,6 @@ class Engine:
     def mode(self, tab: str, kind: str = "") -> str:
         """params.json's "mode" (and the output folder's tag) for a job of `tab`."""
         return f"{kind}2video" if tab == "control" else tab
-
-    def model_spec(self, key: str) -> ModelSpec:
-        return next(spec for spec in self.models if spec.key == key)
 
     def download_models(self, settings: Settings) -> list[tuple[str, str]]:
         """(kind, repo) pairs that `--download all` fetches for this engine (see download.py)."""
