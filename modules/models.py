@@ -133,11 +133,8 @@ class ModelManager:
         label = f"{repo}/{filename}" if filename else repo
 
         def load():
-            with self._loading(label):
-                part = self.source.module(repo, spec, filename=filename, reuse=self._shared, report=self._report)
-            part.module = self.residency.adopt(part.module, stage=spec.stage)
-            self.loads[spec.key] += 1
-            return part
+            return self._load_module(label, spec.stage, spec.key, lambda: self.source.module(
+                repo, spec, filename=filename, reuse=self._shared, report=self._report))
 
         with self._guard:
             return self._cached(f"{spec.key}:{label}", load, group=spec.group or spec.key, label=label,
@@ -163,11 +160,8 @@ class ModelManager:
         from .engine.fast import TAESD_REPO
 
         def load():
-            with self._loading(TAESD_REPO):
-                part = self.source.tiny_decoder(TAESD_REPO, reuse=self._shared, report=self._report)
-            part.module = self.residency.adopt(part.module, stage="vae")
-            self.loads["taesd"] += 1
-            return part
+            return self._load_module(TAESD_REPO, "vae", "taesd", lambda: self.source.tiny_decoder(
+                TAESD_REPO, reuse=self._shared, report=self._report))
 
         with self._guard:
             return self._cached("taesd", load, group="fast", label=TAESD_REPO).module
@@ -180,11 +174,8 @@ class ModelManager:
 
         def load():
             base_unet = self._ensure_base(self._base_id or self.settings.default_base_model)["unet"].module
-            with self._loading(repo):
-                part = self.source.controlnet(repo, base_unet=base_unet, reuse=self._shared, report=self._report)
-            part.module = self.residency.adopt(part.module, stage="unet")  # runs beside the UNet
-            self.loads["controlnet"] += 1
-            return part
+            return self._load_module(repo, "unet", "controlnet", lambda: self.source.controlnet(  # beside the UNet
+                repo, base_unet=base_unet, reuse=self._shared, report=self._report))
 
         with self._guard:
             return self._cached(f"controlnet:{kind}", load, group="controlnets", label=kind, limit_key="controlnet",
@@ -306,6 +297,14 @@ class ModelManager:
         if evictable:
             self.enforce_budget(keep={id(m) for m in _modules_of(entry.value)})
         return entry.value
+
+    def _load_module(self, what: str, stage: str, role: str, read) -> Part:
+        """`read()`'s Part (fetched and built while the status line says `what`), placed with its stage."""
+        with self._loading(what):
+            part = read()
+        part.module = self.residency.adopt(part.module, stage=stage)
+        self.loads[role] += 1
+        return part
 
     def _components(self, parts: dict[str, Part], scheduler: str) -> engine.Components:
         return engine.Components(

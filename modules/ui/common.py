@@ -42,14 +42,8 @@ log = logging.getLogger(__name__)
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".gif", ".avi", ".mkv"]
 MAX_PARAMS_BYTES = 1_000_000  # a params.json is a few kB
 STOPPED = "Stopped. The server is ready for the next job."
-# Tab titles by params.json "mode", for "this file is from the X tab".
-MODE_TABS = {
-    "text2video": "Text to video",
-    "pose2video": "Pose",
-    "edge2video": "Edge",
-    "depth2video": "Depth",
-    "edit": "Video editing",
-}
+# Page tab titles, for "this file is from the X tab" (which tab made a mode is the registry's `mode_tab`).
+TAB_TITLES = {"text2video": "Text to video", "edit": "Video editing"}
 KIND_TABS = {"pose": "Pose", "edge": "Edge", "depth": "Depth"}
 
 
@@ -279,14 +273,16 @@ def read_params_file(path) -> dict:
 
 
 def wrong_mode_message(data: dict, this_tab: str) -> str:
-    mode = data.get("mode")
     from .. import engines
 
-    tab = MODE_TABS.get(mode) if isinstance(mode, str) else None
-    if engines.mode_tab(mode) == "text2video":  # "text2video-<engine>" too
-        tab = MODE_TABS["text2video"]
-    if mode == "control-preview":
+    mode = data.get("mode")
+    made_by = engines.mode_tab(mode)  # "text2video", "control" or "edit" (any engine's mode), or None
+    if made_by == "control":
+        tab = KIND_TABS.get(mode.removesuffix("2video"))
+    elif mode == "control-preview":
         tab = KIND_TABS.get(data["request"].get("kind"))
+    else:
+        tab = TAB_TITLES.get(made_by)
     if tab is None:
         return (f"This params.json is from a mode this app does not know ({str(mode)[:40]!r}); it cannot fill the "
                 f"{this_tab} tab.")
