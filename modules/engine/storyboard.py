@@ -17,46 +17,76 @@ class StoryboardError(ValueError):
     """A storyboard (prompt schedule) that can't be used; the message is meant for the user."""
 
 
-_KEYED = re.compile(r"^\s*([-+]?\d[\w.]*)\s*:(.*)$")
+# A key-frame line: a whole frame number, a colon, and the prompt. The colon must not be followed
+# by a digit, so that "16:9 widescreen", "4:3 photo" and "18:30 sunset" stay plain prompts.
+_KEY_LINE = re.compile(r"^\s*(\d+)\s*:(?!\d)(.*)$")
+# What a mistyped key-frame line looks like ("1.5: b", "-4: b", "16a: b"), to say what is wrong with it.
+_KEY_LIKE = re.compile(r"^\s*([-+]?\d[\w.]*)\s*:(.*)$")
+HOW_TO_WRITE = ("Write a storyboard as one line per key frame, 'frame: prompt', starting at 0: "
+                "e.g. '0: a cat sleeping' / '16: the cat wakes up'.")
+
+
+def _fail(problem: str) -> StoryboardError:
+    return StoryboardError(f"{problem} {HOW_TO_WRITE}")
+
+
+def is_storyboard(text: str) -> bool:
+    """Whether `text` is meant as a storyboard: a '0: ...' line, or two or more 'frame: ...' lines.
+
+    A single line such as "1984: a dystopian city" or "4: late start" is a plain prompt (a
+    storyboard of one line would hold one prompt for the whole clip anyway), and so is any text
+    whose numbers are ratios, times or sizes ("16:9 widescreen", "18:30 sunset", "1080p: a skyline").
+    """
+    keys = [int(match.group(1)) for _, line in _content_lines(text) if (match := _KEY_LINE.match(line))]
+    return len(keys) > 1 or keys == [0]
+
+
+def _content_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of the lines that are neither blank nor '#' comments."""
+    return [(n, line) for n, line in enumerate(str(text).splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def parse_storyboard(text: str) -> dict[int, str] | str:
     """'0: a cat sleeping\\n16: the cat wakes up' -> {0: 'a cat sleeping', 16: 'the cat wakes up'}.
 
-    Text with no 'frame:' line is a plain prompt and comes back as the stripped string. Blank
-    lines and lines starting with '#' are skipped. Raises `StoryboardError` for a line without a
-    frame number among numbered ones, a frame that isn't a whole number >= 0, a frame given twice,
-    an empty prompt, or a storyboard that doesn't start at frame 0.
+    Text that `is_storyboard` does not take for one is a plain prompt and comes back as the
+    stripped string. In a storyboard, blank lines and lines starting with '#' are skipped, and
+    every other line is 'frame: prompt' ('16 : b' and '16:b' too, but not '16:9 ...'). Raises
+    `StoryboardError`, with how to write one, for a line without a frame number, a frame that
+    isn't a whole number >= 0, a frame given twice, an empty prompt, or no frame 0.
     """
-    lines = [(n, line) for n, line in enumerate(str(text).splitlines(), 1) if line.strip()]
-    lines = [(n, line) for n, line in lines if not line.lstrip().startswith("#")]
-    if not any(_KEYED.match(line) for _, line in lines):
+    if not is_storyboard(text):
         return str(text).strip()
     board: dict[int, str] = {}
     where: dict[int, int] = {}
-    for n, line in lines:
-        match = _KEYED.match(line)
+    for n, line in _content_lines(text):
+        match = _KEY_LINE.match(line)
         if match is None:
-            raise StoryboardError(
-                f"Storyboard line {n} ({line.strip()!r}) has no frame number: "
-                "write every line as 'frame: prompt', e.g. '16: the cat wakes up'."
-            )
-        key, prompt = match.group(1), match.group(2).strip()
-        if not re.fullmatch(r"[-+]?\d+", key):
-            raise StoryboardError(f"Storyboard line {n}: the frame {key!r} must be a whole number such as 0 or 16.")
-        frame = int(key)
-        if frame < 0:
-            raise StoryboardError(f"Storyboard line {n}: frame numbers start at 0, got {frame}.")
+            raise _line_error(n, line)
+        frame, prompt = int(match.group(1)), match.group(2).strip()
         if not prompt:
-            raise StoryboardError(f"Storyboard line {n}: frame {frame} has no prompt after the ':'.")
+            raise _fail(f"Storyboard line {n}: frame {frame} has no prompt after the ':'.")
         if frame in board:
-            raise StoryboardError(f"Storyboard line {n}: frame {frame} is already given on line {where[frame]}.")
+            raise _fail(f"Storyboard line {n}: frame {frame} is already given on line {where[frame]}.")
         board[frame], where[frame] = prompt, n
     if 0 not in board:
-        raise StoryboardError(
-            f"A storyboard must start at frame 0 (its first frame is {min(board)}): add a '0: ...' line."
-        )
+        raise _fail(f"A storyboard must start at frame 0 (its first frame is {min(board)}): add a '0: ...' line.")
     return dict(sorted(board.items()))
+
+
+def _line_error(n: int, line: str) -> StoryboardError:
+    """What is wrong with storyboard line `n`, which is not a 'frame: prompt' line."""
+    shown = line.strip() if len(line.strip()) <= 40 else line.strip()[:37] + "..."
+    match = _KEY_LIKE.match(line)
+    if match is None:
+        return _fail(f"Storyboard line {n} ({shown!r}) has no frame number.")
+    key = match.group(1)
+    if re.fullmatch(r"-\d+", key):
+        return _fail(f"Storyboard line {n}: frame numbers start at 0, got {key}.")
+    if not re.fullmatch(r"\d+", key):
+        return _fail(f"Storyboard line {n}: the frame {key!r} must be a whole number such as 0 or 16.")
+    return _fail(f"Storyboard line {n} ({shown!r}) has a number right after the ':'; put a space after it.")
 
 
 def check_storyboard(prompt, num_frames: int, what: str) -> dict[int, str] | str:
