@@ -198,6 +198,14 @@ def _check_engine_inputs(engine: engines.Engine, values: dict, tab: str) -> None
         raise RequestError(f"{name} takes guidance up to {rules.max_guidance:g}; got {values['guidance_scale']:g}.")
 
 
+def _as_run(engine: engines.Engine, request, tab: str):
+    """The request as it will run: in fast mode, with the steps and t0/t1 of the engine's recipe."""
+    try:
+        return engine.fast_settings(request, tab)[0]
+    except UserError as error:  # fast mode on an engine without few-step weights
+        raise RequestError(str(error)) from error
+
+
 def _default(cls, name: str):
     return next(f.default for f in fields(cls) if f.name == name)
 
@@ -276,26 +284,30 @@ class Text2VideoRequest:
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
+        fast = _flag(self.fast, "Fast", default=False)
         values = dict(
             prompt=_check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
             **_clip_shape(self, settings),
-            **_common(self, settings, min_steps=2),
+            # The schedule needs 2 steps; fast mode runs its recipe's steps instead of 1, with a note.
+            **_common(self, settings, min_steps=1 if fast else 2),
             motion_x=_number(self.motion_x, "Motion x", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
             motion_y=_number(self.motion_y, "Motion y", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
             t0=_number(self.t0, "t0", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             t1=_number(self.t1, "t1", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
             engine=_engine(self.engine, "text2video").name,
-            fast=_flag(self.fast, "Fast", default=False),
+            fast=fast,
         )
         values["image"] = _check_image_path(self.image)
         board = _check_storyboard(values["prompt"], values["num_frames"])
         check_size(values["width"], values["height"], settings)
-        _check_engine_inputs(engines.get(values["engine"]), {**values, "storyboard": board}, "text2video")
+        engine = engines.get(values["engine"])
+        _check_engine_inputs(engine, {**values, "storyboard": board}, "text2video")
         _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
+        runs = _as_run(engine, replace(self, **values), "text2video")
         try:
-            resolve_t0_t1(values["steps"], values["t0"], values["t1"])
+            resolve_t0_t1(runs.steps, runs.t0, runs.t1)
         except ScheduleError as error:
             raise RequestError(str(error)) from error
         return replace(self, **values)

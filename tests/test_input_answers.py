@@ -72,3 +72,43 @@ _WORDS = st.text(st.characters(codec="ascii", categories=("L", "Zs", "P")), max_
 def test_a_first_line_of_digits_colon_digits_is_a_plain_prompt(left, right, rest, more):
     text = "\n".join([f"{left}:{right}{rest}", *more])
     assert parse_storyboard(text) == text.strip()
+
+
+# ------------------------------------------------------------------------------ fast mode's steps 1
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    from modules.settings import Settings
+    from modules.studio import Studio
+
+    return Studio(Settings.from_env(preset="tiny", device="cpu", outputs_dir=str(tmp_path_factory.mktemp("answers"))))
+
+
+def _fast_engines():
+    from modules import engines
+
+    return [engine.name for engine in engines.with_fast("text2video")]
+
+
+@pytest.mark.parametrize("engine_name", _fast_engines())
+def test_fast_text_to_video_runs_steps_1_as_its_recipe_with_a_note(studio, engine_name):
+    """As in the ControlNet tabs: fast mode turns 1 step into the recipe's, and says so."""
+    from modules import engines
+    from modules.request_types import Text2VideoRequest
+
+    engine = engines.get(engine_name)
+    recipe_steps = engine.fast.for_tab("text2video")["steps"]
+    request = Text2VideoRequest(prompt="a boat", num_frames=engine.rules.frames.nearest(2), width=64, height=64,
+                                steps=1, guidance_scale=1.0, seed=1, engine=engine_name, fast=True)
+    result = studio.text2video(request, None)
+    assert result.notes == [f"Fast mode ({engine.fast.name}) runs {engine.fast.steps_text()} steps with guidance up "
+                            f"to {engine.fast.max_guidance:g}: used steps {recipe_steps}."]
+
+
+def test_steps_1_without_fast_is_refused_as_before():
+    from modules.request_types import RequestError, Text2VideoRequest
+    from modules.settings import Settings
+
+    with pytest.raises(RequestError, match=r"^Steps must be a whole number from 2 to \d+; got 1\.$"):
+        Text2VideoRequest(prompt="a boat", width=64, height=64, steps=1).validate(Settings.from_env(preset="tiny"))
