@@ -17,7 +17,7 @@ import re
 from dataclasses import MISSING, dataclass, fields, replace
 
 from .errors import UserError
-from . import engines
+from . import engines, video_io
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
 from .settings import Settings
 
@@ -299,7 +299,7 @@ class Text2VideoRequest:
             engine=_engine(self.engine, "text2video").name,
             fast=fast,
         )
-        values["image"] = _check_image_path(self.image)
+        values["image"] = _check_image_path(self.image, settings)
         board = _check_storyboard(values["prompt"], values["num_frames"])
         check_size(values["width"], values["height"], settings)
         engine = engines.get(values["engine"])
@@ -350,15 +350,31 @@ def _check_window(window, settings: Settings) -> VideoWindow:
     return window.validate(settings)
 
 
-def _check_image_path(path) -> str | None:
-    """An uploaded first frame: optional; a path to an image file when given."""
+def _check_image_path(path, settings: Settings) -> str | None:
+    """An uploaded first frame: optional; when given, a picture file whose header is fine.
+
+    The UI hands over the uploaded file as it came, so this is where a text file named .png, an
+    empty, damaged or enormous picture or an unread format is answered, before any model loads.
+    """
     if isinstance(path, dict):  # Gradio's file data, as some clients send it
         path = path.get("path")
     if path is None or path == "":
         return None
     _check(isinstance(path, (str, os.PathLike)), "The first-frame image must be an uploaded file; please upload it again.")
     path = os.fspath(path)
-    _check(os.path.isfile(path), "The first-frame image could not be found; please upload it again.")
+    missing = "The first-frame image could not be found; please upload it again."
+    _check(os.path.isfile(path), missing)  # False, not an error, for NULs and odd names
+    try:
+        size_mb = os.path.getsize(path) / 2**20
+    except OSError:
+        raise RequestError(missing) from None
+    limit = settings.limits.max_upload_mb
+    _check(size_mb <= limit, f"The first-frame image is {size_mb:.1f} MB; this server accepts up to {limit:g} MB. "
+                             "Upload a smaller picture.")
+    try:
+        video_io.probe_image(path)
+    except video_io.ImageError as error:
+        raise RequestError(str(error)) from error
     return path
 
 

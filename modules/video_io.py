@@ -7,14 +7,19 @@ Uploads are checked against the server's caps from their header alone (file size
 frame count, duration) before any frame is decoded. With the window on its defaults (end and fps
 on auto) any accepted upload gives frames: read_video lowers the frame rate, and past a floor
 shortens the window, to fit the frame cap, and says what it did in `VideoWindowUsed.note`.
+A file that cannot be read is answered in the app's own sentence; what ffmpeg or Pillow said,
+and the upload's path, go to the server log only. `read_image` reads a first-frame picture.
 No Gradio and no torch here: this module must stay importable in tests and tools.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +27,16 @@ import cv2
 import imageio.v2 as imageio
 import imageio.v3 as iio
 import numpy as np
+from PIL import Image, ImageOps
 
 from .errors import UserError
 from .outputs import atomic_write_path
 
-SUPPORTED_FORMATS = "mp4, webm, mov, gif"
+log = logging.getLogger(__name__)
+
+SUPPORTED_FORMATS = "mp4, webm, mov, gif, avi or mkv"
+# The file names imageio's ffmpeg plugin opens (it refuses others unread); GIFs are told by content.
+FFMPEG_EXTENSIONS = (".mov", ".avi", ".mpg", ".mpeg", ".mp4", ".mkv", ".webm", ".wmv", ".h264")
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
 # Browsers show a GIF frame without a delay (or with 0) at about 10 fps.
 GIF_DEFAULT_FPS = 10.0
@@ -210,13 +220,22 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _unreadable(path: Path, reason: str) -> VideoError:
-    return VideoError(f"Could not read the video '{path.name}': {reason}. Supported: {SUPPORTED_FORMATS}.")
+    """The user's sentence: the file's own name (never its server path), why, and what to upload."""
+    return VideoError(f"Could not read the video '{path.name}': {reason}. Please upload an {SUPPORTED_FORMATS} video.")
 
 
-def _ffmpeg_reason(error: Exception) -> str:
-    """ffmpeg's stderr is a wall of text; its last line usually says what went wrong."""
+def _last_lines(error: BaseException, count: int = 3) -> str:
+    """ffmpeg's stderr is a wall of text (its build options first); its last lines say what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else "the decoder stopped without saying why"
+    return " | ".join(lines[-count:]) or type(error).__name__
+
+
+def _undecodable(path: Path, error: BaseException, doing: str) -> VideoError:
+    """A decoder's failure in our words; its own text, with the path, goes to the server log."""
+    log.warning("%s %s failed: %s", doing, path, _last_lines(error))
+    if "does not contain any stream" in str(error):  # ffmpeg found no video stream to decode
+        return _unreadable(path, "it holds no video pictures (perhaps only sound), or it is damaged")
+    return _unreadable(path, "it is not a video file this server can decode, or it is damaged")
 
 
 def _check_file(path: Path, max_mb: float | None = None) -> bool:
@@ -258,10 +277,15 @@ def _check_source(path: Path, info: VideoInfo, limits: SourceLimits) -> None:
 
 
 def _open_ffmpeg(path: Path):
+    if path.suffix.lower() not in FFMPEG_EXTENSIONS:
+        if path.suffix.lower() == ".gif":
+            raise _unreadable(path, "its name ends in .gif but it is not a GIF (perhaps a picture or a video "
+                                    "saved under another name)")
+        raise _unreadable(path, "its name does not end in a video file extension such as .mp4")
     try:
         return imageio.get_reader(os.fspath(path), format="FFMPEG")
     except Exception as error:  # imageio raises OSError, RuntimeError or IndexError here
-        raise _unreadable(path, _ffmpeg_reason(error)) from error
+        raise _undecodable(path, error, "opening the video") from error
 
 
 def _probe_ffmpeg(path: Path, limits: SourceLimits = SourceLimits()) -> VideoInfo:
@@ -278,7 +302,7 @@ def _probe_ffmpeg(path: Path, limits: SourceLimits = SourceLimits()) -> VideoInf
             try:
                 duration = reader.count_frames() / fps
             except Exception as error:
-                raise _unreadable(path, _ffmpeg_reason(error)) from error
+                raise _undecodable(path, error, "counting the frames of") from error
         # ffmpeg prints the duration to the centisecond; snap it to whole frames so that reading
         # "to the end" gives exactly num_frames frames rather than one extra.
         num_frames = max(1, int(math.floor(duration * fps + 0.5)))
@@ -289,7 +313,9 @@ def _probe_ffmpeg(path: Path, limits: SourceLimits = SourceLimits()) -> VideoInf
         try:
             first = np.asarray(reader.get_data(0))
         except Exception as error:
-            raise VideoError(f"The video '{path.name}' has no frames.") from error
+            log.warning("decoding the first frame of %s failed: %s", path, _last_lines(error))
+            raise VideoError(f"The video '{path.name}' has no frames that can be decoded; it may be damaged. "
+                             "Please upload it again or try another file.") from error
     # The decoded frame has the size after rotation metadata; its pixel count is the header's.
     info = VideoInfo(fps=fps, num_frames=num_frames, duration=num_frames / fps,
                      width=int(first.shape[1]), height=int(first.shape[0]))
@@ -358,7 +384,7 @@ def _gif_delays(path: Path) -> tuple[int, int, list[float]]:
     """Canvas size and per-frame display times in seconds; missing or zero delays count as GIF_DEFAULT_FPS."""
     width, height, delays_cs = _scan_gif(path)
     if not delays_cs:
-        raise VideoError(f"The video '{path.name}' has no frames.")
+        raise _unreadable(path, "the GIF has no frames")
     delays = [cs / 100.0 if cs > 0 else 1.0 / GIF_DEFAULT_FPS for cs in delays_cs]
     return width, height, delays
 
@@ -431,7 +457,8 @@ def _iter_gif(path: Path, wanted: Sequence[int]) -> Iterator[tuple[int, np.ndarr
     except Exception as error:
         if yielded:
             return
-        raise _unreadable(path, str(error) or "the GIF's image data is damaged") from error
+        log.warning("decoding the GIF %s failed: %s", path, _last_lines(error))
+        raise _unreadable(path, "the GIF's image data is damaged") from error
 
 
 def _frame_count(start: float, end: float, fps: float) -> int:
@@ -645,6 +672,16 @@ def _pad_to_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
+def _unwritable(path: Path, error: BaseException, what: str) -> VideoError:
+    """A failed write in a sentence: the system's reason (e.g. a full disk) where there is one; the
+    encoder's own text, with the path, goes to the server log only."""
+    log.warning("writing %s failed: %s", path, _last_lines(error))
+    number = getattr(error, "errno", None)
+    reason = os.strerror(number) if isinstance(number, int) and number in errno.errorcode else "the encoder failed"
+    return VideoError(f"Could not write the {what} '{path.name}': {reason}. Please try again; if it keeps "
+                      "failing, tell whoever runs this server.")
+
+
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
     """H.264 yuv420p so every browser (and Gradio's player) can play it; written atomically.
 
@@ -671,7 +708,7 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
             for frame in frames:
                 writer.append_data(frame)
     except Exception as error:
-        raise VideoError(f"Could not write the video '{path.name}': {_ffmpeg_reason(error)}") from error
+        raise _unwritable(path, error, "video") from error
     return os.fspath(path)
 
 
@@ -696,25 +733,151 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
             iio.imwrite(os.fspath(temp), frames, plugin="pillow", extension=".gif",
                         duration=delays if len(delays) > 1 else delays[0], loop=0)
     except OSError as error:
-        raise VideoError(f"Could not write the GIF '{path.name}': {error.strerror or error}.") from error
+        raise _unwritable(path, error, "GIF") from error
     return os.fspath(path)
 
 
-def read_image(path: str | os.PathLike, width: int, height: int) -> np.ndarray:
+# --------------------------------------------------------------------------- pictures
+
+FIRST_FRAME = "The first-frame image"  # what messages call the picture: never its server path
+# The formats a first frame may be in (Pillow's names; JPEG covers a phone's multi-picture MPO).
+# Pillow tries no other decoder on an upload, so EPS, PDF and the like are refused unopened.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+IMAGE_FORMATS_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+# Pixels a picture may have, from its header before any pixel is decoded: a 48 MP phone photo fits,
+# while a 20000x20000 PNG of a few hundred KB (1.2 GB as RGB) is refused.
+MAX_IMAGE_PIXELS = 8192 * 8192
+_HIGH_BIT_GREYS = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_WITH_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+class ImageError(VideoError):
+    """A problem with the user's picture, worded for the user; it names "the first-frame image"."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str  # Pillow's name, e.g. "PNG"
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """The picture's size from its header alone, for the message when Pillow refused it as a
+    decompression bomb (its own check, which runs before Image.open returns the size)."""
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(16)
+            for name in IMAGE_FORMATS:
+                factory, accept = Image.OPEN[name]
+                if accept is None or accept(prefix):
+                    handle.seek(0)
+                    with factory(handle, os.fspath(path)) as image:  # the plugin reads the header only
+                        return image.size
+    except Exception as error:
+        log.warning("could not read the size of the picture %s: %s", path, _last_lines(error))
+    return None
+
+
+def _too_many_pixels(max_pixels: int, size: tuple[int, int] | None) -> ImageError:
+    """`size` None: the header would not say it."""
+    side = math.isqrt(max_pixels)
+    limit = f"{side}x{side} ({max_pixels:,} pixels)" if side * side == max_pixels else f"{max_pixels:,} pixels"
+    if size is None:
+        found = f"has far more pixels than this server reads: up to {limit}"
+    else:
+        found = f"is {size[0]}x{size[1]} ({size[0] * size[1]:,} pixels); this server reads pictures of up to {limit}"
+    return ImageError(f"{FIRST_FRAME} {found}. Scale it down and upload it again.")
+
+
+@contextmanager
+def _open_image(path: str | os.PathLike, max_pixels: int | None) -> Iterator[Image.Image]:
+    """The picture with its header read and its size checked, no pixel decoded yet; else an ImageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{FIRST_FRAME} could not be found; please upload it again.")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{FIRST_FRAME} is an empty file (0 bytes); please upload the picture again.")
+    Image.init()  # registers every plugin: with `formats`, Pillow itself would only load the common ones
+    try:
+        image = Image.open(path, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as error:  # Pillow's own cap, above ours: far too large
+        log.warning("refused the picture %s: %s", path, error)
+        raise _too_many_pixels(max_pixels or MAX_IMAGE_PIXELS, _header_size(path)) from error
+    except Exception as error:  # not a picture, a format not offered, or a header Pillow cannot parse
+        log.warning("could not open the picture %s: %s", path, _last_lines(error))
+        raise ImageError(f"{FIRST_FRAME} is not a picture this server can read (or it is damaged). "
+                         f"Please upload a {IMAGE_FORMATS_TEXT} picture.") from error
+    with image:
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise _too_many_pixels(max_pixels, image.size)
+        yield image
+
+
+def probe_image(path: str | os.PathLike, *, max_pixels: int | None = MAX_IMAGE_PIXELS) -> ImageInfo:
+    """Cheap look at an uploaded picture (its header; a PNG's checksums too): size and format.
+
+    Request validation calls it, so that a bad picture is answered before any model loads.
+    """
+    with _open_image(path, max_pixels) as image:
+        info = ImageInfo(width=image.width, height=image.height, format=str(image.format))
+        try:
+            image.verify()  # PNG: walks the chunks and their checksums without decoding pixels
+        except Exception as error:
+            log.warning("the picture %s failed its check: %s", path, _last_lines(error))
+            raise _damaged_image() from error
+    return info
+
+
+def _damaged_image() -> ImageError:
+    return ImageError(f"{FIRST_FRAME} could not be read: the file is damaged or cut short. Please upload it "
+                      "again, or save it again as a PNG or JPEG.")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Turned as its EXIF orientation says, as a camera's viewer shows it (Gradio's upload did this too)."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as error:  # a broken EXIF block: keep the picture as stored
+        log.warning("ignored the EXIF orientation of a picture: %s", _last_lines(error))
+        return image
+
+
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """uint8 (H, W, 3): 16-bit and float greys scaled (Pillow would clip them), transparency laid on
+    white (as most viewers show it), CMYK, palettes and the rest converted by Pillow."""
+    if image.mode in _HIGH_BIT_GREYS:
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if image.mode == "F":
+            grey = grey * 255.0 if grey.max(initial=0.0) <= 1.0 else grey
+        elif image.mode != "I" or grey.max(initial=0.0) > 255:
+            grey = grey / 257.0  # 0..65535 -> 0..255
+        grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode in _WITH_ALPHA or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def read_image(path: str | os.PathLike, width: int, height: int, *,
+               max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray:
     """An uploaded picture as uint8 (height, width, 3) RGB, cropped to the aspect then resized.
 
-    Centre-cropped rather than stretched, so a photo of another shape keeps its proportions.
+    Centre-cropped rather than stretched, so a photo of another shape keeps its proportions. The
+    picture is upright by its EXIF orientation; an animation gives its first frame; any problem
+    (not a picture, damaged, too many pixels: checked before decoding) is an ImageError.
     """
-    path = Path(path)
-    try:
-        image = np.asarray(iio.imread(path, index=0))
-    except Exception as error:  # imageio raises many kinds for a file it can't read
-        raise VideoError(f"Could not read the first-frame image {path.name}: upload a PNG, JPEG or WebP picture.") from error
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    image = to_rgb(image)
+    with _open_image(path, max_pixels) as image:
+        try:
+            # JPEGs decode at 1/2, 1/4 or 1/8 scale where that still covers the output: less memory.
+            image.draft(None, (max(width, height),) * 2)
+            image.load()
+            image = _rgb_array(_upright(image))
+        except Exception as error:
+            log.warning("could not decode the picture %s: %s", path, _last_lines(error))
+            raise _damaged_image() from error
     h, w = image.shape[:2]
     scale = min(w / width, h / height)
     crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))

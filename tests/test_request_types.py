@@ -315,8 +315,10 @@ def test_engines_fast_and_first_frame_image(tmp_path):
     from modules.settings import Settings
 
     settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
+    from PIL import Image
+
     image = tmp_path / "first.png"
-    image.write_bytes(b"png")
+    Image.new("RGB", (8, 8)).save(image)  # validation opens the picture's header
     ok = Text2VideoRequest(prompt="0: a cat\n4: a dog", num_frames=8, width=64, height=64, steps=4,
                            engine="animatediff", fast="true").validate(settings)
     assert ok.engine == "animatediff" and ok.fast is True

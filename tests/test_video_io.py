@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import sys
 from pathlib import Path
@@ -243,7 +244,8 @@ def test_text_file_named_mp4_is_rejected(tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 20)
     for call in (probe_video, read_video):
-        with pytest.raises(VideoError, match=r"Could not read the video 'notes.mp4'.*Supported: mp4"):
+        with pytest.raises(VideoError, match=r"Could not read the video 'notes.mp4': it is not a video file this "
+                                             r"server can decode, or it is damaged\. Please upload an mp4, webm"):
             call(fake)
 
 
@@ -529,7 +531,7 @@ class _BrokenWriter:
 
     def append_data(self, frame):
         self.path.write_bytes(b"half a video")
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_a_failing_mp4_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
