@@ -211,6 +211,16 @@ def test_a_huge_picture_is_refused_from_its_header_with_its_size(tmp_path, monke
             "(67,108,864 pixels). Scale it down and upload it again.")
 
 
+def test_a_picture_over_the_upload_cap_is_refused(tmp_path, tiny_settings):
+    from dataclasses import replace
+
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    small_cap = replace(tiny_settings, limits=replace(tiny_settings.limits, max_upload_mb=0.001))
+    with pytest.raises(RequestError, match=r"^The first-frame image is 0\.0 MB; this server accepts up to 0\.001 MB"):
+        _validate_image(tmp_path / "noise.png", small_cap)
+
+
 def test_a_truncated_jpeg_is_answered_when_it_is_read(tmp_path, tiny_settings):
     noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "photo.jpg", quality=90)
