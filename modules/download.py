@@ -7,6 +7,7 @@ time; `preload_from_hub()` writes those lines.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,19 +73,84 @@ def preload_from_hub(planned: list[Planned]) -> list[str]:
 
 
 def download(settings: Settings, which: str = "default", say: Callable[[str], None] = print) -> int:
-    """Fetch every file those models load into the Hub cache; returns the number of failures."""
+    """Fetch every file those models load into the Hub cache; returns the number of failures.
+
+    Where the Hub can't be reached (HF_HUB_OFFLINE, no network, a proxy that refuses), no model
+    can be fetched: one sentence says so and what to check, instead of one failure per model.
+    """
+    models = models_to_download(settings, which)
+    source = HubSource(resolve_dtype(settings.dtype, resolve_device(settings.device)))
     failures = 0
-    for kind, repo in models_to_download(settings, which):
+    for done, (kind, repo) in enumerate(models):
+        listing = None
         try:
-            listing, files = HubSource(resolve_dtype(settings.dtype, resolve_device(settings.device))).files(repo, kind)
+            listing, files = source.files(repo, kind)
             size = sum(listing.sizes.get(f) or 0 for f in files)
             say(f"{repo} ({kind}): {len(files)} files, {hub.format_bytes(size)}")
             hub.fetch(listing, files, label=repo, report=_console_progress())
         except hub.ModelLoadError as error:
+            if _hub_unreachable(repo, error, listing):
+                say(unreachable_sentence(error))
+                return failures + len(models) - done
             failures += 1
             say(f"  failed: {error}")
     say("done" if not failures else f"{failures} model(s) failed; run the command again to retry them")
     return failures
+
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+
+
+def _hub_unreachable(repo: str, error: hub.ModelLoadError, listing: hub.RepoFiles | None) -> bool:
+    """Whether `error` means the Hub itself is out of reach, not that this one repo (or folder) is wrong.
+
+    A listing that fails for a missing or gated repo keeps huggingface_hub's error as its cause;
+    any other cause is the fallback to the cache failing because the Hub didn't answer. A listing
+    read from the cache means the Hub didn't answer either, so its fetch failing is the same.
+    """
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if os.path.isdir(repo):
+        return False
+    if hub.offline():
+        return True
+    if listing is not None:
+        return listing.cached_only
+    return error.__cause__ is not None and not isinstance(error.__cause__, (GatedRepoError, RepositoryNotFoundError))
+
+
+def unreachable_sentence(error: BaseException | None = None) -> str:
+    """One sentence for every model at once: which endpoint, why, through which proxy, what to check."""
+    from huggingface_hub import constants
+
+    endpoint = constants.ENDPOINT  # HF_ENDPOINT, else https://huggingface.co
+    proxies = [f"{name}={_without_password(os.environ[name])}" for name in PROXY_VARS if os.environ.get(name)]
+    proxy = f"proxy: {', '.join(proxies)}" if proxies else "no proxy set"
+    if hub.offline():
+        return (f"Could not reach the Hugging Face Hub at {endpoint}: HF_HUB_OFFLINE is set ({proxy}); unset it to "
+                "download, or start with `python app.py --preset tiny`, which needs no downloads.")
+    reason = f"{_root_cause(error)}; " if error is not None else ""
+    return (f"Could not reach the Hugging Face Hub at {endpoint} ({reason}{proxy}): check the network connection, "
+            "HF_ENDPOINT and the proxy variables (HTTPS_PROXY, NO_PROXY), then try again.")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost error of the chain (`Connection refused`, a certificate, a name lookup), short."""
+    seen = set()
+    while id(error) not in seen and (error.__cause__ or error.__context__) is not None:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
+
+
+def _without_password(url: str) -> str:
+    """A proxy URL as it may be printed: `user:secret@` becomes `***@`."""
+    scheme, sep, rest = url.rpartition("://")
+    host, slash, path = rest.partition("/")
+    if "@" not in host:
+        return url
+    return f"{scheme}{sep}***@{host.rpartition('@')[2]}{slash}{path}"
 
 
 def _console_progress() -> hub.Report:
