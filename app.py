@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -12,6 +14,7 @@ try:  # ZeroGPU wants `spaces` imported before torch touches CUDA; absent elsewh
 except ImportError:
     pass
 
+from modules import quiet  # noqa: E402
 from modules.engines import all_engines  # noqa: E402
 from modules.settings import ENV_VARS, PRESETS, Settings  # noqa: E402
 
@@ -64,15 +67,73 @@ def launch_options(settings: Settings, studio) -> dict:
     )
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the app can't serve on host:port, as one sentence to act on; None where it can.
+
+    Asked before launching: Gradio's own answer is a traceback ("Cannot find empty port").
+    """
+    if not 1 <= port <= 65535:
+        return f"Port {port} is not a port number: use one from 1024 to 65535, e.g. --port 7860."
+    error = _bind_error(host, port)
+    other_hosts = "use --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network interface)"
+    if error is None:
+        return None
+    if isinstance(error, socket.gaierror):
+        return f"Unknown host {host!r}: {other_hosts}."
+    if error.errno == errno.EADDRINUSE:
+        free = next((p for p in range(port + 1, min(port + 100, 65535) + 1) if _bind_error(host, p) is None), None)
+        return f"Port {port} is in use: try --port {free}." if free else f"Port {port} is in use: try another --port."
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"This machine has no address {host}: {other_hosts}."
+    if error.errno == errno.EACCES:
+        return f"Port {port} needs administrator rights here: use one from 1024 up, e.g. --port 7860."
+    return f"Can't serve on {host}:{port}: {error.strerror or error}."
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """Bind host:port as the server will (SO_REUSEADDR: a closing connection is no obstacle), then let go.
+
+    127.0.0.1 too: Gradio binds it first to test the port, whatever the host.
+    """
+    for address in dict.fromkeys((host, "127.0.0.1")):
+        try:
+            family, kind, proto, _, sockaddr = socket.getaddrinfo(
+                address.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(sockaddr)
+        except OSError as error:  # socket.gaierror included
+            return error
+    return None
+
+
+def serve(settings: Settings, studio, demo) -> None:
+    """Launch and print the address to open; Gradio's own launch lines (and its `share=True` hint) stay out."""
+    try:
+        demo.launch(**launch_options(settings, studio), quiet=True, prevent_thread_lock=True)
+    except OSError:
+        problem = port_problem(settings.host, settings.port)  # taken between our check and Gradio's bind
+        if problem is None:
+            raise
+        raise SystemExit(problem) from None
+    print(f"* Running on local URL:  {demo.local_url.rstrip('/')}", flush=True)
+    demo.block_thread()
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share)
+    quiet.install()
     if args.download:
         from modules.download import download
 
         raise SystemExit(1 if download(settings, args.download) else 0)
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        raise SystemExit(problem)  # the sentence on stderr, status 1, no traceback
     studio, demo = create_app(settings)
-    demo.launch(**launch_options(settings, studio))
+    serve(settings, studio, demo)
 
 
 if __name__ == "__main__":
