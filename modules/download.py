@@ -98,7 +98,9 @@ def download(settings: Settings, which: str = "default", say: Callable[[str], No
     return failures
 
 
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+PROXY_VARS = (
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"
+)
 
 
 def _hub_unreachable(repo: str, error: hub.ModelLoadError, listing: hub.RepoFiles | None) -> bool:

@@ -61,7 +61,7 @@ def test_port_problem_says_what_to_change():
 
     assert port_problem("127.0.0.1", free_port()) is None
     assert "is not a port number" in port_problem("127.0.0.1", 70000)
-    for host in ("10.254.254.254", "no-such-host.invalid"):  # no such address here / no such name
+    for host in ("192.0.2.1", "no-such-host.invalid"):  # an address kept for documentation / a name that never resolves
         assert "--host 127.0.0.1" in port_problem(host, free_port())
 
 
@@ -162,7 +162,8 @@ def test_quiet_filters_library_handlers_added_later_and_nothing_else():
         logging.getLogger("transformers.tokenization_utils_base").warning(
             "Token indices sequence length is longer than the specified maximum sequence length (90 > 77)")
         logging.getLogger("diffusers.pipelines.x").warning(
-            "The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: ['x']")
+            "The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: "
+            "['x']")
         logging.getLogger("diffusers.pipelines.x").warning("diffusers: another warning")
         logging.getLogger("imageio_ffmpeg").warning(
             "IMAGEIO FFMPEG_WRITER WARNING: input image is not divisible by macro_block_size=16")
