@@ -38,6 +38,7 @@ INPUTS = (
 )
 FAST_MAX_GUIDANCE = 2.0  # few-step weights are distilled with guidance folded in; above ~2 frames over-saturate
 GPU_SECONDS_PER_FRAME_STEP = 0.05  # a UNet call on one 512x512 frame on a ZeroGPU slice
+CPU_SECONDS_PER_FRAME_STEP = 4.0  # the same on a few CPU cores (SD 1.5, guidance on): a prior, until a job is measured
 GPU_OVERHEAD_S = 20.0
 
 
@@ -157,6 +158,7 @@ class Engine:
     fast: FastRecipe | None = None
     models: tuple[ModelSpec, ...] = ()
     gpu_seconds_per_frame_step: float = GPU_SECONDS_PER_FRAME_STEP
+    cpu_seconds_per_frame_step: float = CPU_SECONDS_PER_FRAME_STEP
 
     # ------------------------------------------------------------------ declarations, read by others
     def serves(self, tab: str, input_name: str | None = None) -> bool:
@@ -212,10 +214,20 @@ class Engine:
         """Denoiser calls per frame of the job (the GPU-seconds estimate's unit)."""
         return int(request.steps)
 
+    def work(self, request, tab: str, frames: int, width: int, height: int) -> float:
+        """Denoising work of a job in 512x512 frame-steps (frames per pass x UNet calls): the unit that
+        a job's measured seconds scale by to estimate another's."""
+        return self.unet_calls(request, tab, frames) * frames * (width * height) / 512**2
+
     def estimate_s(self, request, tab: str, frames: int, width: int, height: int) -> float:
-        """GPU seconds of sampling: what ZeroGPU is asked for, and the page's cost estimate."""
-        return GPU_OVERHEAD_S + (self.unet_calls(request, tab, frames) * frames * (width * height) / 512**2
-                                 * self.gpu_seconds_per_frame_step)
+        """GPU seconds of sampling, generously: what ZeroGPU is asked for."""
+        return GPU_OVERHEAD_S + self.work(request, tab, frames, width, height) * self.gpu_seconds_per_frame_step
+
+    def prior_s(self, request, tab: str, frames: int, width: int, height: int, device: str) -> float:
+        """Seconds of sampling (and decoding) on a `device` of kind "cuda" or "cpu" before any job
+        there was measured: the page's estimate until then."""
+        per_step = self.gpu_seconds_per_frame_step if device == "cuda" else self.cpu_seconds_per_frame_step
+        return self.work(request, tab, frames, width, height) * per_step
 
     def chunk_size(self, request, tab: str) -> int | None:
         """Frames per pass (None: one pass, no smaller-chunk retry after an out-of-memory)."""

@@ -31,10 +31,10 @@ class Text2VideoZero(Engine):
 
         return int(request.steps) * len(chunk_frame_ids(request.num_frames, request.chunk_size))
 
-    def estimate_s(self, request, tab: str, frames: int, width: int, height: int) -> float:
+    def work(self, request, tab: str, frames: int, width: int, height: int) -> float:
         # Text-to-video runs chunks of `chunk_size` frames, each with the anchor frame again.
-        per_pass = request.chunk_size if tab == "text2video" else frames
-        return super().estimate_s(request, tab, per_pass, width, height)
+        per_pass = min(request.chunk_size, frames) if tab == "text2video" else frames
+        return super().work(request, tab, per_pass, width, height)
 
     def scheduler_name(self, request, tab: str) -> str:
         if tab == "edit":
