@@ -80,6 +80,11 @@ class Worker:
         self._manager_lock = threading.Lock()
 
     @property
+    def loaded_manager(self) -> ModelManager | None:
+        """The manager if it was made already (None: it would import torch and pick the device now)."""
+        return self._manager
+
+    @property
     def manager(self) -> ModelManager:
         """Made on first use: torch is imported then, not while the first page is served.
 
@@ -117,6 +122,7 @@ class Worker:
 
         self._acquire(control)
         start = time.monotonic()
+        control.running = True
         try:
             control.ran_on = self._ran_on()
             control.check()
@@ -148,6 +154,7 @@ class Worker:
             free_memory()  # whatever went wrong, leave the device clean for the next job
             raise
         finally:
+            control.running = False
             if self.settings.cpu_offload:
                 self.manager.release_device()
             self.busy_log.append((start, time.monotonic()))

@@ -31,9 +31,10 @@ So here:
 - Cancel: a fork-context Event made before the call is the child's `control.cancel_event`;
   `should_stop` is never called in the child. In the parent, a relay thread polls
   `control.cancel_event` / `control.should_stop()` and sets the shared Event.
-- Progress: the child's `control.progress` writes (fraction, text) into a fork-context pipe; the
-  relay thread (run in a copy of the caller's context, so Gradio's progress finds its event)
-  hands it to the parent's real `control.progress`.
+- Progress: the child's `control.progress` writes (fraction, text, last step, last frame) into a
+  fork-context pipe; the relay thread (run in a copy of the caller's context, so Gradio's progress
+  finds its event) hands it to the parent's `control.publish` (the fraction is already placed on
+  the job's bar), so the parent's control knows where the job stands and its progress shows it.
 - Errors: the child returns its exception as a value (made sure to survive pickling) and the
   parent raises it: `Cancelled`, `UserError`s and out-of-memory errors arrive as themselves.
 """
@@ -199,8 +200,8 @@ def _attach(call: _Call) -> None:
 
     def progress(fraction: float, text: str) -> None:
         try:
-            with lock:
-                sender.send(("progress", float(fraction), str(text)))
+            with lock:  # the fraction is on the job's bar already; where it stands goes along for Stop's message
+                sender.send(("progress", float(fraction), str(text), control.last_step, control.last_frames))
         except (OSError, ValueError):
             pass  # the parent stopped listening; sampling goes on
 
@@ -286,7 +287,7 @@ class _Relay:
             self.child_pid = message[1]
         elif message[0] == "progress":
             try:
-                self.call.control.report(message[1], message[2])
+                self.call.control.publish(*message[1:])
             except Exception:  # noqa: BLE001 - progress is best effort
                 log.exception("progress callback failed")
 

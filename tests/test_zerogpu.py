@@ -112,8 +112,10 @@ def test_zerogpu_should_stop_turning_true_cancels_and_runs_only_in_the_parent(ze
 def test_zerogpu_progress_from_the_child_reaches_the_parent_callback(zerogpu_results):
     r = zerogpu_results["cancel"]
     first = r["progress"][0]
-    assert first["text"] == "step 1/200" and abs(first["fraction"] - 1 / 200) < 1e-9
+    assert first["text"] == "step 1 of 200" and abs(first["fraction"] - 1 / 200) < 1e-9
     assert set(r["progress_received_in"]) == {r["parent"]}
+    # The parent's control knows where the child stopped: Stop's message names the step.
+    assert r["stopped_message"] == f"Stopped after step {r['last_step_reported']} of 200."
 
 
 def test_zerogpu_user_error_in_the_child_reaches_the_parent_with_its_message(zerogpu_results):
@@ -134,7 +136,7 @@ def test_zerogpu_out_of_memory_in_the_child_retries_with_the_fallback(zerogpu_re
 def test_zerogpu_a_job_that_needs_no_gpu_samples_in_the_parent_without_a_slot(zerogpu_results):
     r = zerogpu_results["cpu_only"]
     assert r["cpu_sampled_in"] == r["parent"] and r["cpu_schedules"] == 0  # no ZeroGPU slot asked for
-    assert r["cpu_progress"] == ["step 1/2", "step 2/2"] and r["cpu_ran_on"] == "cpu"
+    assert r["cpu_progress"] == ["step 1 of 2", "step 2 of 2", "decoding the frames"] and r["cpu_ran_on"] == "cpu"
     assert r["gpu_sampled_in"] != r["parent"] and r["gpu_schedules"] == 1  # the default still forks
 
 
@@ -402,6 +404,7 @@ def scenario_cancel(worker, parent):
         "seconds_to_stop": stopped,
         "progress": progress[:3],
         "progress_received_in": sorted({p["pid"] for p in progress}),
+        "stopped_message": control.stopped_message(),
         "child_alive_after": alive(child) if child else None,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from ..job_control import Place
+
 SCHEDULERS = {  # one class per name in schedule.SCHEDULER_NAMES
     "ddim": DDIMScheduler,
     "euler_ancestral": EulerAncestralDiscreteScheduler,
@@ -34,8 +36,10 @@ SCHEDULERS = {  # one class per name in schedule.SCHEDULER_NAMES
     "lcm": LCMScheduler,
 }
 
-# on_step(done, total, phase) after every UNet call; it may raise to stop the generation.
-StepCallback = Callable[[int, int, str], None]
+# on_step(done, total, place) after every UNet call: `done` of `total` calls of the whole generation
+# (the progress bar), `place` where it stands (a job_control.Place: which pass and step), or "" for a
+# generation of one pass whose every call is a step. It may raise to stop the generation.
+StepCallback = Callable[[int, int, "Place | str"], None]
 
 
 @dataclass
@@ -69,21 +73,33 @@ class Components:
 
 
 class StepCounter:
-    """Counts UNet calls across the phases and chunks of one generation for `on_step`."""
+    """Counts the UNet calls of one generation for `on_step`, and says which pass and step each is.
 
-    def __init__(self, total: int, on_step: StepCallback | None):
+    Until `start_pass` the generation is one pass whose calls are its steps (place ""). A pass
+    is the steps one batch of frames takes: `start_pass` names its first step in the schedule of
+    `steps` and, when the clip runs in several passes, the frames it makes.
+    """
+
+    def __init__(self, total: int, on_step: StepCallback | None, steps: int | None = None, frames: int = 0):
         self.total = total
         self.done = 0
         self.on_step = on_step
-        self.phase = ""
+        self.steps = total if steps is None else steps
+        self.frames = frames  # the clip's frames
+        self.place: Place | str = ""
 
-    def start_chunk(self, index: int, count: int) -> None:
-        self.phase = f"chunk {index + 1}/{count}" if count > 1 else ""
+    def start_pass(self, first_step: int = 1, frame_ids: Sequence[int] | None = None, part: str = "") -> None:
+        """The next calls are steps `first_step`, `first_step + 1`, ... of a pass making `frame_ids` (0-based;
+        None: the whole clip in one pass) or of `part` (e.g. the first frame alone)."""
+        frames = (min(frame_ids) + 1, max(frame_ids) + 1) if frame_ids else None
+        self.place = Place(step=first_step - 1, steps=self.steps, frames=frames, of=self.frames, part=part)
 
     def __call__(self) -> None:
         self.done += 1
+        if isinstance(self.place, Place):
+            self.place = replace(self.place, step=self.place.step + 1)
         if self.on_step is not None:
-            self.on_step(self.done, self.total, self.phase)
+            self.on_step(self.done, self.total, self.place)
 
 
 def make_generator(seed: int) -> torch.Generator:

@@ -58,12 +58,12 @@ def generate_control_video(
     embeds = guidance_embeds(c, prompt, negative_prompt, guidance_scale)
     scheduler = c.scheduler
     latent_shape = (1, c.unet.config.in_channels, height // scale, width // scale)
-    count_step = StepCounter(steps * len(chunks), on_step)
+    count_step = StepCounter(steps * len(chunks), on_step, steps, num_frames)
 
     videos = []
     with cross_frame_attention(c.unet, controlnet, groups=embeds.shape[0]):
         for index, ids in enumerate(chunks):
-            count_step.start_chunk(index, len(chunks))
+            count_step.start_pass(1, ids[new_frames(ids, index)] if len(chunks) > 1 else None)
             scheduler.set_timesteps(steps, device=c.device)
             generators = frame_generators(seed, ids)
             latent = noise(latent_shape, generators[:1], c)  # the anchor's stream: shared by all frames

@@ -129,12 +129,12 @@ def generate_edit_video(
     chunks = chunk_frame_ids(num_frames, chunk_size)
     negative = encode_prompt(c, negative_prompt or "")
     embeds = torch.cat([encode_prompt(c, prompt), negative, negative])
-    count_step = StepCounter(steps * len(chunks), on_step)
+    count_step = StepCounter(steps * len(chunks), on_step, steps, num_frames)
     branches = guidance_branches(guidance_scale, image_guidance_scale, skip_unused_guidance)
     videos = []
     with cross_frame_attention(c.unet, groups=len(branches)):
         for index, ids in enumerate(chunks):
-            count_step.start_chunk(index, len(chunks))
+            count_step.start_pass(1, ids[new_frames(ids, index)] if len(chunks) > 1 else None)
             latents = edit_chunk(
                 c,
                 frames[ids],

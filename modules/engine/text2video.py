@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..job_control import FIRST_FRAME
 from .attention import cross_frame_attention
 from .common import (
     Components,
@@ -120,7 +121,10 @@ def generate_text2video(
     latents = latents * scheduler.init_noise_sigma
 
     anchor_steps = 0 if first_frame is not None else steps - 1 - t1
-    count_step = StepCounter(anchor_steps + (t1 - t0) + len(chunks) * (t1 + 1), on_step)
+    clip_frames = num_frames if frame_ids is None else len(frame_ids)
+    count_step = StepCounter(anchor_steps + (t1 - t0) + len(chunks) * (t1 + 1), on_step, steps, clip_frames)
+    # The anchor's own steps: from the schedule's start (or t1, from a given first frame) to t0.
+    count_step.start_pass(steps - t1 - anchor_steps, part=FIRST_FRAME)
     t_at_t0, t_at_t1 = int(timesteps[-t0 - 1]), int(timesteps[-t1 - 1])
     videos = []
     with cross_frame_attention(c.unet, groups=embeds.shape[0]):
@@ -142,7 +146,8 @@ def generate_text2video(
             [copy_generator(anchor_at_t1)],
         )
         for index, ids in enumerate(chunks):
-            count_step.start_chunk(index, len(chunks))
+            # Every pass takes the schedule's steps from t1 on; its frames are named when there are several passes.
+            count_step.start_pass(steps - t1, ids[new_frames(ids, index)] if len(chunks) > 1 else None)
             generators = [copy_generator(anchor_at_t1), *frame_generators(seed, ids[1:])]
             others = warp_latents(anchor_t0.repeat(len(ids) - 1, 1, 1, 1), ids[1:], motion_x, motion_y)
             others = renoise(c, scheduler, others, t_at_t0, t_at_t1, generators[1:])
