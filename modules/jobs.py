@@ -9,6 +9,11 @@
    actually ran (the chunk size used, the window read, the worker's device and dtype, the
    engine's record) so that it makes the same video again.
 
+Progress: loading, sampling and writing each fill their share of the job's bar (`JobControl.within`),
+so it rises monotonically; the runner says "writing the video". Costs: after each job the runner
+logs the seconds its stages took (sampling, detection, writing: `VideoJob.costs`, `CostLog`), which
+`Studio.estimate` scales.
+
 Errors: everything a user should read comes out as `UserError` with a sentence meant for them;
 any other failure becomes one (logged with its traceback, see `errors.unexpected`). `Cancelled`
 passes through: the caller asked for it.
@@ -16,6 +21,9 @@ passes through: the caller asked for it.
 
 from __future__ import annotations
 
+import math
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -25,7 +33,7 @@ import numpy as np
 
 from . import video_io
 from .errors import UserError, unexpected
-from .job_control import Cancelled, JobControl
+from .job_control import WRITING, Cancelled, JobControl
 from .outputs import Outputs, write_params
 from .settings import Settings
 from .worker import WorkerPool, retry_chunk_size
@@ -35,6 +43,10 @@ if TYPE_CHECKING:
 
 PREVIEW_ESTIMATE_S = 60.0
 MIN_CHUNK = 2  # an anchor and one frame: fewer frames per pass after an OOM would not help
+# Each stage's share of a job's progress bar: loading (downloads), sampling (control maps, steps,
+# decoding), writing the video.
+LOADING, SAMPLING, WRITING_SHARE = (0.0, 0.05), (0.05, 0.95), (0.95, 1.0)
+MEASUREMENTS_KEPT = 64
 
 
 @dataclass
@@ -58,6 +70,56 @@ class VideoResult:
 Sample = Callable[[Any, "int | None", JobControl], Any]
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one timed stage of a job ran, for the cost log.
+
+    `what` says which kind of work it was, e.g. ("sampling", engine, tab, fast), ("detection",
+    kind, extras) or ("writing", tab); `work` is its size in the unit its seconds scale by (the
+    engine's frame-steps, or frames x 512x512 pixels); `prior_s` what the estimate said before any
+    measurement.
+    """
+
+    what: tuple
+    work: float
+    prior_s: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A finished stage: what it was, where it ran, and how long it took."""
+
+    cost: Cost
+    device: str
+    seconds: float
+
+
+class CostLog:
+    """The last measured stages of this server's jobs, in memory, newest last (each says its device)."""
+
+    def __init__(self, kept: int = MEASUREMENTS_KEPT):
+        self._measurements: deque[Measurement] = deque(maxlen=kept)
+        self._lock = threading.Lock()
+
+    def add(self, measurement: Measurement) -> None:
+        with self._lock:
+            self._measurements.append(measurement)
+
+    def latest(self, what: Callable[[tuple], bool]) -> Measurement | None:
+        """The newest measurement whose `cost.what` passes `what`."""
+        with self._lock:
+            return next((m for m in reversed(self._measurements) if what(m.cost.what)), None)
+
+    def nearest(self, cost: Cost, count: int = 3) -> list[Measurement]:
+        """Up to `count` measurements of the same kind of work, nearest `cost.work` in size (by ratio;
+        the newest of equals first): a job's fixed costs weigh least when scaled from jobs of its size."""
+        if cost.work <= 0:
+            return []
+        with self._lock:
+            same = [m for m in reversed(self._measurements) if m.cost.what == cost.what and m.cost.work > 0]
+        return sorted(same, key=lambda m: abs(math.log(m.cost.work / cost.work)))[:count]
+
+
 @dataclass
 class VideoJob:
     """One mode's part of the generic job: how to load, how to sample, what to record."""
@@ -74,6 +136,8 @@ class VideoJob:
     clip: video_io.VideoClip | None = None  # the uploaded clip as read
     record: dict = field(default_factory=dict)  # more params.json fields
     notes: list[str] = field(default_factory=list)  # what the server changed, for the page and params.json
+    costs: dict[str, Cost] = field(default_factory=dict)  # timed stage (JobControl.timings) -> what it ran
+    keep: Callable[[np.ndarray, np.ndarray | None], None] | None = None  # given (frames, maps) in this process
 
 
 @contextmanager
@@ -94,6 +158,9 @@ class JobRunner:
         self.settings = settings
         self.pool = pool
         self.outputs = outputs
+        self.costs = CostLog()
+        self._active: dict[int, tuple[str, JobControl]] = {}  # id(control) -> (mode, control) of jobs under way
+        self._active_lock = threading.Lock()
 
     def run(self, make_job: Callable[[], VideoJob], control: JobControl | None) -> VideoResult:
         control = control or JobControl()
@@ -104,16 +171,53 @@ class JobRunner:
             def attempt(chunk_size: int | None):
                 def load(manager: ModelManager):
                     ran_with.append(chunk_size)  # here, not in sample: on ZeroGPU that runs in a child
-                    loaded = job.load(manager)
-                    return lambda: job.sample(loaded, chunk_size, control)
+                    with control.within(*LOADING):
+                        loaded = job.load(manager)
+
+                    def sample():  # on ZeroGPU in a forked child: its timings travel back with the frames
+                        control.timings.clear()
+                        with control.within(*SAMPLING):
+                            output = job.sample(loaded, chunk_size, control)
+                        return output, dict(control.timings)
+
+                    return sample
 
                 return load
 
             smaller = retry_chunk_size(job.chunk_size, job.frames, MIN_CHUNK)
-            output = self.pool.run(attempt(job.chunk_size), control, fallback=attempt(smaller) if smaller else None,
-                                   estimate_s=job.estimate_s, needs_gpu=job.needs_gpu)
+            with self._tracking(job.mode, control):
+                output, timings = self.pool.run(attempt(job.chunk_size), control,
+                                                fallback=attempt(smaller) if smaller else None,
+                                                estimate_s=job.estimate_s, needs_gpu=job.needs_gpu)
             frames, maps = output if isinstance(output, tuple) else (output, None)
-            return self._save(job, frames, maps, chunk_size=ran_with[-1], ran_on=control.ran_on)
+            if job.keep is not None:
+                job.keep(frames, maps)
+            with control.within(*WRITING_SHARE), control.timed("writing"):
+                control.report(0.0, WRITING)
+                result = self._save(job, frames, maps, chunk_size=ran_with[-1], ran_on=control.ran_on)
+            self._log_costs(job, {**timings, "writing": control.timings["writing"]}, control.ran_on.get("device", ""))
+            return result
+
+    def activity(self) -> list[tuple[str, str]]:
+        """(mode, last progress text) of each job that holds a device now, oldest first."""
+        with self._active_lock:
+            jobs = list(self._active.values())
+        return [(mode, control.last_text or "starting") for mode, control in jobs if control.running]
+
+    @contextmanager
+    def _tracking(self, mode: str, control: JobControl) -> Iterator[None]:
+        with self._active_lock:
+            self._active[id(control)] = (mode, control)
+        try:
+            yield
+        finally:
+            with self._active_lock:
+                self._active.pop(id(control), None)
+
+    def _log_costs(self, job: VideoJob, timings: dict[str, float], device: str) -> None:
+        for stage, cost in job.costs.items():
+            if stage in timings and cost.work > 0:
+                self.costs.add(Measurement(cost=cost, device=device, seconds=timings[stage]))
 
     def _save(self, job: VideoJob, frames: np.ndarray, maps: np.ndarray | None, *, chunk_size: int | None,
               ran_on: dict) -> VideoResult:

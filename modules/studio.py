@@ -4,12 +4,22 @@ Studio is a façade: every generating endpoint is one `VideoJob` run by the gene
 (modules/jobs.py: load, sample with the out-of-memory retry, save). Which engine serves a request
 is the registry's (modules/engines): Studio names none. The UI calls exactly one method of
 `Studio` per event; so do scripts and tests that skip the UI.
+
+Besides the jobs: `estimate` (what a request would cost on this server, from the jobs measured
+here), `activity` (what the workers are doing now) and a small cache of control maps, so that a
+Preview's maps serve the Generate that follows it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import statistics
+import sys
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -20,7 +30,7 @@ from .compare import side_by_side
 from .engines import JobInputs
 from .errors import UserError
 from .job_control import JobControl
-from .jobs import JobRunner, VideoJob, VideoResult, user_errors
+from .jobs import Cost, JobRunner, VideoJob, VideoResult, user_errors
 from .outputs import Outputs, write_params
 from .request_types import (
     MAX_SEED,
@@ -32,9 +42,35 @@ from .request_types import (
 )
 from .settings import Settings
 from .worker import WorkerPool
+from .zerogpu import zerogpu_spaces
 
 if TYPE_CHECKING:
     from .models import ModelManager
+
+log = logging.getLogger(__name__)
+
+# What each control kind's detection is called on the page ("finding pose in frame 12 of 64").
+DETECTION_WORDS = {"pose": "pose", "edge": "edges", "depth": "depth"}
+# Seconds to detect one 512x512 frame before any detection here was measured ("cuda" / "cpu").
+DETECTION_PRIOR_S = {"pose": {"cuda": 0.05, "cpu": 1.0}, "edge": {"cuda": 0.003, "cpu": 0.003},
+                     "depth": {"cuda": 0.03, "cpu": 1.5}}
+POSE_EXTRAS_FACTOR = 3.0  # hands and face: more networks per frame
+WRITING_PRIOR_S = 0.1  # seconds to write one 512x512 frame into the mp4 and the GIF (CPU work)
+# The tiny preset's models are small stand-ins: their priors are a small share of the real ones'.
+TINY_PRIOR_FACTOR = 0.25
+# The last detections kept for reuse: maps at the window's size (50 MB for 64 frames of 512x512).
+CONTROL_MAPS_KEPT, CONTROL_MAPS_BYTES = 4, 256 * 2**20
+PROBES_KEPT = 32
+UNREADABLE = "unreadable"  # a probe's answer for an upload that is no video
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a job would take on this server: `seconds` of sampling, decoding and writing (and finding
+    control maps); `measured` is True when scaled from jobs measured here, False for the priors."""
+
+    seconds: float
+    measured: bool
 
 
 @dataclass
@@ -48,12 +84,51 @@ def resolve_seed(seed: int) -> int:
     return random.SystemRandom().randint(0, MAX_SEED) if seed is None or seed < 0 else int(seed)
 
 
+class LastUsed:
+    """A small least-recently-used map, safe across threads (the page's events run concurrently).
+
+    It keeps at most `kept` entries and, with `size_of`, entries of at most `max_size` in all (the
+    newest stays whatever its size).
+    """
+
+    def __init__(self, kept: int, size_of=None, max_size: float = float("inf")):
+        self.kept, self.size_of, self.max_size = kept, size_of, max_size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.kept or (len(self._items) > 1 and self._size() > self.max_size):
+                self._items.popitem(last=False)
+
+    def _size(self) -> float:
+        return sum(self.size_of(value) for value in self._items.values()) if self.size_of else 0.0
+
+
+def upload_identity(path: str) -> tuple:
+    """An upload as the caches know it: its path, size and modification time (a new file is a new key)."""
+    stat = os.stat(path)
+    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
 class Studio:
     def __init__(self, settings: Settings, pool: WorkerPool | None = None):
         self.settings = settings
         self.pool = pool or WorkerPool(settings)
         self.outputs = Outputs(settings.outputs_dir, settings.outputs_ttl_s)
         self.runner = JobRunner(settings, self.pool, self.outputs)
+        # detection key (`_maps_key`) -> (maps, which job made them)
+        self.control_maps = LastUsed(CONTROL_MAPS_KEPT, lambda entry: entry[0].nbytes, CONTROL_MAPS_BYTES)
+        self._probes = LastUsed(PROBES_KEPT)  # upload identity -> VideoInfo, or UNREADABLE
 
     @property
     def manager(self) -> ModelManager:
@@ -84,11 +159,14 @@ class Studio:
         runs: dict[str, dict] = {}
         count = len(request.engines)
         for index, name in enumerate(request.engines):
-            def report(fraction: float, text: str, index=index, name=name) -> None:
+            engine_control = JobControl(should_stop=control.should_stop, cancel_event=control.cancel_event)
+
+            def report(fraction: float, text: str, index=index, name=name, engine_control=engine_control) -> None:
+                # Where the engine's job stands, for Stop's message, then its progress under the engine's name.
+                control.last_step, control.last_frames = engine_control.last_step, engine_control.last_frames
                 control.report((index + fraction) / count, f"{name} ({index + 1}/{count}): {text}")
 
-            engine_control = JobControl(should_stop=control.should_stop, progress=report,
-                                        cancel_event=control.cancel_event)
+            engine_control.progress = report
             runs[name] = self.compare_engine(request, name, engine_control)
         return self.combine_compare(request, runs)
 
@@ -120,6 +198,116 @@ class Studio:
                                   "engines": summary, "preset": self.settings.preset})
             return CompareResult(video=str(video), seed=request.seed, engines=summary)
 
+    # ------------------------------------------------------------------ what the page shows beside the jobs
+    def estimate(self, request, *, preview: bool = False) -> Estimate | None:
+        """What the job of `request` would take on this server, before it runs; None if it can't be told.
+
+        `request` is a Text2VideoRequest, ControlVideoRequest (`preview`: the control maps alone) or
+        EditVideoRequest as the form holds it, unvalidated: None when it is not valid (yet) or its
+        video cannot be read. The seconds cover sampling, decoding and writing the video, plus
+        finding the control maps unless a Preview (or run) of the same clip and options made them
+        already; not loading models. Each part is scaled from a job of the same engine, tab and mode measured on this
+        server (the few nearest in size); else from the last measured job, by the engines' relative
+        costs (both `Estimate.measured`); else it is the engine's prior for this kind of device.
+        Cheap enough for every form change: no torch, no decoding (an upload's header is probed
+        once per file).
+        """
+        try:
+            costs = self._costs_of(request, preview)
+        except Exception as error:  # noqa: BLE001 - a form being filled in is often no valid request yet
+            log.debug("no estimate: %s", error)
+            return None
+        parts = [self._seconds(cost) for cost in costs]
+        return Estimate(seconds=sum(seconds for seconds, _ in parts),
+                        measured=bool(parts) and all(measured for _, measured in parts))
+
+    def activity(self) -> list[tuple[str, str]]:
+        """(mode, progress text) of each job running now, e.g. ("depth2video", "frames 9–15 of 64 · step 12 of 30").
+
+        `mode` is params.json's "mode"; jobs waiting for a device are not listed.
+        """
+        return self.runner.activity()
+
+    def _costs_of(self, request, preview: bool) -> list[Cost]:
+        """The timed stages the job of `request` would run (the same `Cost`s its job logs)."""
+        settings = self.settings
+        if isinstance(request, Text2VideoRequest):
+            request = request.validate(settings)
+            engine = engines.get(request.engine)
+            request, _ = engine.fast_settings(request, "text2video")
+            shape = (request.num_frames, request.width, request.height)
+            return [self._sampling_cost(engine, request, "text2video", *shape),
+                    self._writing_cost("text2video", *shape)]
+        if isinstance(request, ControlVideoRequest):
+            request = request.validate(settings, preview=preview)
+            shape = self._window_shape(request.video, request.window)
+            costs = []
+            if self.control_maps.get(self._maps_key(request)) is None:
+                costs.append(self._detection_cost(request, *shape))
+            if preview:
+                costs.append(self._writing_cost("control-preview", *shape))
+            else:
+                engine = engines.get(request.engine)
+                request, _ = engine.fast_settings(request, "control")
+                costs += [self._sampling_cost(engine, request, "control", *shape),
+                          self._writing_cost("control", *shape)]
+            return [cost for cost in costs if cost is not None]
+        if isinstance(request, EditVideoRequest):
+            request = request.validate(settings)
+            engine = engines.default("edit")
+            request, _ = engine.fast_settings(request, "edit")
+            shape = self._window_shape(request.video, request.window)
+            return [self._sampling_cost(engine, request, "edit", *shape), self._writing_cost("edit", *shape)]
+        raise TypeError(f"no estimate for a {type(request).__name__}")
+
+    def _sampling_cost(self, engine: engines.Engine, request, tab: str, frames: int, width: int, height: int) -> Cost:
+        prior = engine.prior_s(request, tab, frames, width, height, self._device_kind())
+        return Cost(what=("sampling", engine.name, tab, bool(getattr(request, "fast", False))),
+                    work=engine.work(request, tab, frames, width, height), prior_s=self._scaled_prior(prior))
+
+    def _detection_cost(self, request: ControlVideoRequest, frames: int, width: int, height: int) -> Cost | None:
+        """Finding the control maps of `frames` frames (None for a skeleton video: its frames are the maps)."""
+        if request.kind == "pose" and request.is_skeleton:
+            return None
+        extras = request.kind == "pose" and (request.pose_hands or request.pose_face)
+        work = frames * width * height / 512**2
+        per_frame = DETECTION_PRIOR_S[request.kind][self._device_kind()] * (POSE_EXTRAS_FACTOR if extras else 1.0)
+        return Cost(what=("detection", request.kind, extras), work=work, prior_s=self._scaled_prior(work * per_frame))
+
+    @staticmethod
+    def _writing_cost(kind: str, frames: int, width: int, height: int) -> Cost:
+        """Writing the video (mp4 and GIF, and the control maps' mp4 where there are maps) of `kind` of job."""
+        work = frames * width * height / 512**2
+        return Cost(what=("writing", kind), work=work, prior_s=work * WRITING_PRIOR_S)
+
+    def _scaled_prior(self, seconds: float) -> float:
+        return seconds * (TINY_PRIOR_FACTOR if self.settings.preset == "tiny" else 1.0)
+
+    def _seconds(self, cost: Cost) -> tuple[float, bool]:
+        """(seconds, measured): scaled from the measured jobs of the same kind nearest in size, else from
+        the last job of the same stage by the priors' ratio (how fast this device is), else the prior."""
+        costs = self.runner.costs
+        same = costs.nearest(cost)
+        if same:  # the median rate of a few: one job slowed by something else moves it little
+            return statistics.median(m.seconds / m.cost.work for m in same) * cost.work, True
+        stage = costs.latest(lambda what: what[0] == cost.what[0])
+        if stage is not None and stage.cost.prior_s > 0:
+            return cost.prior_s * stage.seconds / stage.cost.prior_s, True
+        return cost.prior_s, False
+
+    def _device_kind(self) -> str:
+        """"cuda" or "cpu": where this server's jobs run, found without importing torch for it."""
+        for worker in self.pool.workers:
+            if worker.loaded_manager is not None:
+                return "cuda" if worker.loaded_manager.device.type == "cuda" else "cpu"
+        name = (self.settings.devices or (self.settings.device,))[0]
+        if name != "auto":
+            return "cuda" if name.startswith("cuda") else "cpu"
+        if "torch" in sys.modules:
+            return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
+        on_zerogpu = "spaces" in sys.modules and zerogpu_spaces() is not None
+        return "cuda" if on_zerogpu or os.path.exists("/dev/nvidiactl") else "cpu"
+
     # ------------------------------------------------------------------ the modes
     def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
         request = self._validated(request)
@@ -135,37 +323,63 @@ class Studio:
             request = self._validated(request)
         clip = self._read(request.window, request.video)
         frames, fps = clip
-        needs_detector = request.kind == "depth" or (request.kind == "pose" and not request.is_skeleton)
+        height, width = frames.shape[1:3]
+        maps_key = self._maps_key(request)
+        reused = self.control_maps.get(maps_key)  # (maps, which job made them): detected for this clip before
+        needs_detector = reused is None and self._needs_detector(request)
+        detection = self._detection_cost(request, len(frames), width, height) if reused is None else None
+        record = {"control_maps": f"reused from {reused[1]}"} if reused is not None else {}
 
         def detector(manager: ModelManager):
-            """The annotator a request needs (loaded outside the GPU slot), or None (edges, skeletons)."""
+            """The annotator a request needs (loaded outside the GPU slot), or None (edges, skeletons, reused maps)."""
             return manager.annotator(request.kind) if needs_detector else None
 
+        def control_maps(annotator, control: JobControl) -> np.ndarray:
+            if reused is not None:
+                return reused[0]
+            with control.timed("detection"):
+                return self._control_maps(annotator, request, frames, control)
+
+        def keep(made_by: str):
+            """Keep the maps (in this process: on ZeroGPU they were made in a child) for the next job on this clip."""
+            if reused is not None or detection is None:
+                return None
+            return lambda output, maps: self.control_maps.put(maps_key, (maps if maps is not None else output, made_by))
+
+        costs = {"detection": detection} if detection is not None else {}
         if preview:
+            costs["writing"] = self._writing_cost("control-preview", len(frames), width, height)
             return VideoJob(
                 mode="control-preview",
                 request=request,
                 load=detector,
-                sample=lambda loaded, _chunk, control: self._control_maps(loaded, request, frames, control),
+                sample=lambda loaded, _chunk, control: control_maps(loaded, control),
                 fps=fps,
                 clip=clip,
-                record={"kind": request.kind},
+                record={"kind": request.kind, **record},
                 needs_gpu=needs_detector,  # edges and given skeletons are drawn on the CPU
+                costs=costs,
+                keep=keep("the preview"),
             )
-        height, width = frames.shape[1:3]
         job = self._engine_job(engines.get(request.engine), request, "control", JobInputs(), frames=len(frames),
                                width=width, height=height, fps=fps, clip=clip, kind=request.kind)
         load_engine, sample_engine = job.load, job.sample
+        # The detection's share of the sampling stage's bar: its share of the time.
+        detect_s = self._seconds(detection)[0] if detection is not None else 0.0
+        share = detect_s / max(detect_s + self._seconds(job.costs["sampling"])[0], 1e-9)
 
         def load(manager: ModelManager):
             return detector(manager), load_engine(manager)
 
         def sample(loaded, chunk_size: int | None, control: JobControl):
             annotator, engine_parts = loaded
-            maps = self._control_maps(annotator, job.request, frames, control)
-            return sample_engine(engine_parts, chunk_size, control, JobInputs(maps=maps)), maps
+            with control.within(0.0, share):
+                maps = control_maps(annotator, control)
+            with control.within(share, 1.0):
+                return sample_engine(engine_parts, chunk_size, control, JobInputs(maps=maps)), maps
 
-        return replace(job, load=load, sample=sample)
+        return replace(job, load=load, sample=sample, record={**job.record, **record}, costs={**job.costs, **costs},
+                       keep=keep("an earlier run"))
 
     def _edit_job(self, request: EditVideoRequest) -> VideoJob:
         request = self._validated(request)
@@ -181,7 +395,8 @@ class Studio:
         request, notes = engine.fast_settings(request, tab)
 
         def sample(loaded, chunk_size: int | None, control: JobControl, more: JobInputs | None = None):
-            return engine.sample(loaded, request, tab, more or inputs, chunk_size=chunk_size, control=control)
+            with control.timed("sampling"):
+                return engine.sample(loaded, request, tab, more or inputs, chunk_size=chunk_size, control=control)
 
         return VideoJob(
             mode=engine.mode(tab, kind),
@@ -195,6 +410,8 @@ class Studio:
             clip=clip,
             record=engine.record(request, tab, self.settings),
             notes=notes,
+            costs={"sampling": self._sampling_cost(engine, request, tab, frames, width, height),
+                   "writing": self._writing_cost(tab, frames, width, height)},
         )
 
     # ------------------------------------------------------------------ helpers
@@ -202,6 +419,11 @@ class Studio:
         """The checked request, its seed resolved (-1 becomes the seed that will be used)."""
         request = request.validate(self.settings)
         return replace(request, seed=resolve_seed(request.seed))
+
+    def _source_limits(self) -> video_io.SourceLimits:
+        limits = self.settings.limits
+        return video_io.SourceLimits(max_mb=limits.max_upload_mb, max_pixels=limits.max_source_pixels,
+                                     max_frames=limits.max_source_frames, max_seconds=limits.max_source_seconds)
 
     def _read(self, window: VideoWindow, path: str) -> video_io.VideoClip:
         limits = self.settings.limits
@@ -215,13 +437,39 @@ class Studio:
             max_frames=limits.max_frames,
             max_seconds=limits.max_video_seconds,
             max_pixels=limits.max_pixels,
-            source_limits=video_io.SourceLimits(
-                max_mb=limits.max_upload_mb,
-                max_pixels=limits.max_source_pixels,
-                max_frames=limits.max_source_frames,
-                max_seconds=limits.max_source_seconds,
-            ),
+            source_limits=self._source_limits(),
         )
+
+    def _window_shape(self, path: str, window: VideoWindow) -> tuple[int, int, int]:
+        """(frames, width, height) that `_read` would give, from the upload's header (probed once per file)."""
+        identity = upload_identity(path)
+        probed = self._probes.get(identity)
+        if probed is None:
+            try:
+                probed = video_io.probe_video(path, self._source_limits())
+            except video_io.VideoError:
+                probed = UNREADABLE
+            self._probes.put(identity, probed)
+        if probed is UNREADABLE:
+            raise video_io.VideoError("The video cannot be read.")
+        limits = self.settings.limits
+        start, end, fps, _ = video_io._fit_window(  # noqa: SLF001 - read_video's own fitting, without decoding
+            probed, window.start, window.end or None, window.fps or None, max_frames=limits.max_frames,
+            max_seconds=limits.max_video_seconds, min_auto_fps=video_io.MIN_AUTO_FPS)
+        width, height = video_io.output_size(probed.width, probed.height, long_side=window.resolution,
+                                             max_pixels=limits.max_pixels, multiple=8)
+        return video_io._frame_count(start, end, fps), width, height  # noqa: SLF001
+
+    @staticmethod
+    def _needs_detector(request: ControlVideoRequest) -> bool:
+        """Whether the maps come from a network (pose, depth) rather than a rule (edges) or the upload (skeletons)."""
+        return request.kind == "depth" or (request.kind == "pose" and not request.is_skeleton)
+
+    def _maps_key(self, request: ControlVideoRequest) -> tuple:
+        """What a clip's control maps depend on: the upload, the window read, the kind and its options."""
+        options = {"pose": (request.is_skeleton, request.pose_hands, request.pose_face),
+                   "edge": (request.canny_low, request.canny_high), "depth": ()}[request.kind]
+        return (*upload_identity(request.video), request.window, request.kind, options)
 
     def _control_maps(
         self, detector, request: ControlVideoRequest, frames: np.ndarray, control: JobControl
@@ -243,7 +491,7 @@ class Studio:
         }[kind]
 
         def on_frame(done: int, total: int) -> None:
-            control.report(done / max(total, 1), f"{kind} maps: frame {done}/{total}")
+            control.frame_done(f"finding {DETECTION_WORDS[kind]}", done, total)
 
         return annotators.control_maps(
             kind, frames, detector=detector, on_frame=on_frame, should_stop=control.check, **options
