@@ -58,7 +58,7 @@ class Place:
 
     @property
     def where(self) -> str:
-        """"frames 9–15 of 64", "first frame" or "" (one pass)."""
+        """Which frames the pass makes, in words: "frames 9–15 of 64", "first frame", or "" for one pass."""
         if self.part:
             return self.part
         if self.frames is None:
