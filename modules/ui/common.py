@@ -14,6 +14,8 @@ import json
 import logging
 import math
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -36,6 +38,7 @@ from ..request_types import (
 from ..settings import Settings
 from ..jobs import VideoResult, user_errors
 from ..job_control import Cancelled, JobControl
+from . import runs
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,100 @@ with _no_stub_files():
 
         def preprocess(self, payload):
             return payload
+
+    class Dropdown(gr.Dropdown):
+        """gr.Dropdown whose value goes to our validation as sent: an API client's unknown or wrongly
+        cased choice gets the app's sentence with the allowed values, not "Value: x is not in the list"."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class CheckboxGroup(gr.CheckboxGroup):
+        """gr.CheckboxGroup whose value goes to our validation as sent (None means the default)."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class Image(gr.Image):
+        """gr.Image that hands on the uploaded file's path unopened: Gradio's own preprocessing decodes
+        the whole picture with PIL and fails with its generic text on a renamed text file or a
+        decompression bomb; the request's validation reads the header and answers in a sentence."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return _file_path(payload)
+
+    class Video(gr.Video):
+        """gr.Video that hands on the uploaded file's path (validation and video_io read and explain it)."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return _file_path(payload)
+
+    class File(gr.File):
+        """gr.File (one file) that hands on the uploaded file's path."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            return _file_path(payload)
+
+
+def _file_path(payload) -> str | None:
+    """The path in Gradio's file data (FileData, ImageData), or None: `uploaded()` checks where it is."""
+    path = getattr(payload, "path", None)
+    return str(path) if path else None
+
+
+# A slider's number box clamps a typed value to its range in the browser (1000 frames become 64) before
+# any event fires, so the server never sees it: this page script says so beside the slider, once per
+# typed value, and forgets it when the value is typed or dragged back within range.
+RANGE_NOTE_JS = """
+() => {
+  const noteFor = (input) => {
+    const block = input.closest(".block");
+    if (!block || !block.querySelector("input[type=range]")) return null;  // sliders only
+    return block;
+  };
+  const show = (input, raw) => {
+    const block = noteFor(input);
+    if (!block) return;
+    let note = block.querySelector(".t2vz-range-note");
+    const max = Number(input.max), min = Number(input.min);
+    let text = "";
+    if (input.max !== "" && raw > max) text = `${raw} is more than this server allows here: ${max} is used.`;
+    else if (input.min !== "" && raw < min) text = `${raw} is less than the smallest value here: ${min} is used.`;
+    if (!text) { if (note) note.remove(); return; }
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "t2vz-range-note";
+      note.setAttribute("role", "status");
+      note.style.cssText = "color: var(--color-accent); font-size: var(--text-sm); padding-top: 4px;";
+      block.appendChild(note);
+    }
+    note.textContent = text;
+  };
+  const listen = (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement)) return;
+    if (input.type === "number" && input.value !== "" && !Number.isNaN(Number(input.value))) {
+      show(input, Number(input.value));
+    } else if (input.type === "range") {
+      const block = noteFor(input);
+      const note = block && block.querySelector(".t2vz-range-note");
+      if (note) note.remove();
+    }
+  };
+  document.addEventListener("input", listen, true);
+  document.addEventListener("keydown", (event) => { if (event.key === "Enter") listen(event); }, true);
+}
+"""
 
 
 def floor_to(value: float, multiple: int) -> int:
@@ -129,24 +226,40 @@ def chunk_slider(settings: Settings, default: int) -> gr.Slider:
                   value=min(default, maximum))
 
 
-def output_column() -> tuple[gr.Video, gr.File, gr.File, gr.Number]:
-    video = gr.Video(label="Result", format=None, autoplay=True, loop=True, buttons=["download"])
+PLAYER_HEIGHT = 400  # px: a portrait clip must not push the buttons out of view
+
+
+def video_input(label: str) -> gr.Video:
+    return Video(label=label, sources=["upload"], format=None, height=PLAYER_HEIGHT)
+
+
+def status_box() -> gr.Markdown:
+    """The tab's one place for progress and outcome (see modules/ui/runs.py)."""
+    return gr.Markdown("", min_height=48, container=True, padding=True)
+
+
+def output_column() -> tuple[gr.Markdown, gr.Video, gr.File, gr.File, gr.Number]:
+    status = status_box()
+    video = gr.Video(label="Result", format=None, autoplay=True, loop=True, buttons=["download"], height=PLAYER_HEIGHT)
     with gr.Row():
         gif = gr.File(label="GIF download", height=90)
         params = gr.File(label="params.json (repeat this run)", height=90)
-    used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
-    return video, gif, params, used_seed
+    used_seed = gr.Number(label="Seed used", precision=0, interactive=False, visible=False)  # shown after a run
+    return status, video, gif, params, used_seed
 
 
-def run_buttons() -> tuple[gr.Button, gr.Button]:
+def run_buttons() -> tuple[gr.Button, gr.Button, gr.Markdown]:
+    """Generate, Stop, and the cost estimate under them (filled by `wire_estimate`)."""
     with gr.Row():
         run = gr.Button("Generate", variant="primary")
         stop = gr.Button("Stop", variant="stop")
-    return run, stop
+    estimate = gr.Markdown("")
+    return run, stop, estimate
 
 
 def params_upload() -> gr.File:
-    return gr.File(label="Load params.json (fills this tab's form)", file_types=[".json"], type="filepath", height=90)
+    with gr.Accordion("Repeat a run: load its params.json", open=False):
+        return File(label="params.json (fills this tab's form)", file_types=[".json"], type="filepath")
 
 
 def video_window_inputs(settings: Settings):
@@ -199,12 +312,13 @@ def uploaded(value, what: str):
 # --------------------------------------------------------------------------- running
 
 
-def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress) -> JobControl:
+def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run | None = None) -> JobControl:
     """A JobControl for the running event: progress to the page, and a cancel probe.
 
     Gradio's cancel (Stop button or a client's job.cancel()) ends the event's task and removes
     it from the queue's active jobs, but the worker thread runs on; the probe sees the event
-    gone and the worker stops at its next step.
+    gone and the worker stops at its next step. `run` (the tab's record) keeps the last text, for
+    the status line of every tab and for "Stopped after ...".
     """
     event_id = LocalContext.event_id.get(None)
 
@@ -214,40 +328,167 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress) -> JobControl:
             return False
         return not any(job and any(event._id == event_id for event in job) for job in queue.active_jobs)
 
-    return JobControl(should_stop=should_stop, progress=lambda fraction, text: progress(fraction, desc=text))
+    def report(fraction: float, text: str) -> None:
+        if run is not None:
+            run.text = text
+        progress(fraction, desc=text)
+
+    return JobControl(should_stop=should_stop, progress=report)
+
+
+def _reference(message: str) -> str:
+    """The reference a message already quotes (an unexpected failure's), or a new one."""
+    found = re.search(r"\(reference ([0-9a-f]{8})\)", message)
+    return found.group(1) if found else uuid.uuid4().hex[:8]
 
 
 @contextmanager
-def gradio_errors(what: str = "making your video"):
+def gradio_errors(what: str = "making your video", tab: str | None = None):
     """Every failure of the block as a sentence for the page or the client (gr.Error): ours as they
-    are, a stop as STOPPED, anything unexpected as a reference to the server log (`user_errors`)."""
+    are, a stop as STOPPED, anything unexpected as a reference to the server log (`user_errors`).
+
+    Each sentence is logged with a reference. With a `tab`, the sentence goes to that tab's status
+    box (modules/ui/runs.py) instead of a pop-up: the gr.Error is raised invisibly for the page,
+    and clients read it as before.
+    """
     try:
         with user_errors(what):
             yield
     except UserError as error:
-        raise gr.Error(str(error), print_exception=False) from error
+        message = str(error)
+        reference = _reference(message)
+        log.warning("answered %s%s with (reference %s): %s", what, f" in the {tab} tab" if tab else "", reference, message)
+        if tab is not None:
+            runs.failed(tab, message if reference in message else f"{message} (reference {reference})")
+        raise gr.Error(message, print_exception=False, visible=tab is None) from error
     except Cancelled as error:
-        raise gr.Error(STOPPED, print_exception=False) from error
+        if tab is not None:
+            runs.stopped(tab)
+        raise gr.Error(STOPPED, print_exception=False, visible=tab is None) from error
 
 
 def run_job(
-    blocks: gr.Blocks, method: Callable[..., VideoResult], make_request: Callable[[], object], progress: gr.Progress
+    blocks: gr.Blocks, method: Callable[..., VideoResult], make_request: Callable[[], object], progress: gr.Progress,
+    tab: str,
 ) -> VideoResult:
     """Build the request from raw values and call one Studio method; every failure is a sentence.
 
-    Notes on what the server changed to fit its caps (window, frame rate, size, chunk size) are
-    shown on the page, and stay until closed; params.json records them too.
+    The outcome goes to the tab's status box (`wire_job`); notes on what the server changed to fit
+    its caps (window, frame rate, size, chunk size) are part of it, and params.json records them.
+    API clients also get each note as a log message (gr.Info, not shown on the page).
     """
-    with gradio_errors():
-        result = method(make_request(), gradio_job_control(blocks, progress))
+    with gradio_errors(tab=tab):
+        run = runs.started(tab)
+        run.control = control = gradio_job_control(blocks, progress, run)
+        result = method(make_request(), control)
     for note in result.notes:
-        gr.Info(note, duration=None, title="Adjusted to fit this server")
+        gr.Info(note, duration=None, title="Adjusted to fit this server", visible=False)
+    runs.finished(tab, done_text(result, time.monotonic() - run.started))
     return result
+
+
+def done_text(result: VideoResult, seconds: float) -> str:
+    size = f"{result.num_frames} frame{'s' if result.num_frames != 1 else ''} of {result.width}×{result.height}"
+    text = f"**Done in {seconds:.1f} s:** {size} at {result.fps:g} fps, seed {result.seed}."
+    if result.notes:
+        text += "\n\n**Adjusted to fit this server:** " + " ".join(result.notes)
+    return text
 
 
 def video_outputs(result: VideoResult) -> tuple[str, str, str, int]:
     """(mp4, gif, params.json, used seed) - the outputs every generating tab returns."""
     return result.video, result.gif, result.params, result.seed
+
+
+def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable, inputs: list, outputs: list, *, status: gr.Markdown,
+             seed: gr.Number | None = None, **options):
+    """Trigger → one queued GPU event (`options`: api_name, ...), with the status box around it.
+
+    Pressing the button first says, without queueing, where the job stands in line; the event shows its
+    progress on the status box only; afterwards the box says what was made, why it failed, or where it
+    stopped (and "Seed used" appears). Returns the GPU event, for Stop's `cancels`.
+    """
+    from .queue import line_sentence
+
+    def announce(request: gr.Request):
+        runs.begin(tab, request.session_hash)
+        return line_sentence(demo, studio)
+
+    def succeeded(request: gr.Request):
+        run = runs.current(tab, request.session_hash)
+        text = run.message if run is not None and run.state == "done" else gr.skip()
+        return text if seed is None else (text, gr.update(visible=True))
+
+    def failed(request: gr.Request):
+        text = runs.explain(tab, request.session_hash)
+        return gr.skip() if text is None else text
+
+    private = dict(queue=False, show_progress="hidden", api_visibility="private")
+    event = trigger.click(announce, None, status, **private).then(
+        fn, inputs, outputs, show_progress_on=[status], **gpu_options(studio), **options)
+    event.success(succeeded, None, status if seed is None else [status, seed], **private)
+    event.failure(failed, None, status, **private)
+    return event
+
+
+LONG_JOB_S = 60.0  # beyond this, the estimate suggests Fast where the engine has it
+
+
+def estimate_text(studio, request) -> str:
+    """The cost of `request` on this server in words, with a hint to use Fast where it would take minutes.
+
+    Empty while the form does not make a valid request yet (validation says why when Generate is pressed).
+    """
+    def seconds_of(candidate):
+        try:
+            estimate = studio.estimate(candidate)
+        except UserError:
+            return None, False
+        if estimate is None:
+            return None, False
+        return float(getattr(estimate, "seconds", estimate)), bool(getattr(estimate, "measured", False))
+
+    with user_errors("estimating the job's time"):
+        seconds, measured = seconds_of(request)
+        if seconds is None:
+            return ""
+        basis = "measured on this server" if measured else "a first guess until a job has run here"
+        text = f"About **{_duration(seconds)}** ({basis})."
+        if seconds > LONG_JOB_S and hasattr(request, "fast") and request.fast is not True:
+            fast_seconds, _ = seconds_of(replace(request, fast=True))
+            if fast_seconds is not None and fast_seconds < seconds / 2:
+                text += f" Tick **Fast** for about {_duration(fast_seconds)}."
+        return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+def wire_estimate(demo: gr.Blocks, studio, estimate: gr.Markdown, inputs: list, make_request: Callable) -> None:
+    """The estimate follows the form: recomputed (without queueing) whenever an input changes, and on load.
+    `make_request(*values)` builds the raw request from `inputs`' values."""
+    def update(*values):
+        try:
+            return estimate_text(studio, make_request(*values))
+        except UserError:
+            return ""
+
+    triggers = [component.change for component in inputs if hasattr(component, "change")]
+    gr.on([demo.load, *triggers], update, inputs, estimate, queue=False, show_progress="hidden",
+          trigger_mode="always_last", api_visibility="private")
+
+
+def wire_stop(stop: gr.Button, tab: str, events: list) -> None:
+    """Stop cancels the tab's events; the status box then says where the job stopped (runs.explain).
+    With nothing running it does nothing at all."""
+    def press(request: gr.Request):
+        runs.press_stop(tab, request.session_hash)
+
+    stop.click(press, None, None, cancels=events, queue=False, show_progress="hidden", api_visibility="private")
 
 
 # --------------------------------------------------------------------------- params.json
@@ -327,7 +568,17 @@ def status_line(studio) -> str:
     devices = f"device **{manager.device}** ({manager.dtype_reason})"
     if len(workers) > 1:  # each worker's own device and dtype: a job runs on whichever is free
         devices = "devices " + ", ".join(f"**{w.manager.device}** ({w.manager.dtype})" for w in workers)
-    return f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
+    line = f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
+    return f"{line}\n\n{activity_line()}"
+
+
+def activity_line() -> str:
+    """What the workers are doing now, for every tab's status line: "Busy: a Depth job, step 12 of 30"."""
+    busy = runs.running()
+    if not busy:
+        return "The worker is free."
+    jobs = "; ".join(f"a {run.tab} job" + (f", {run.text}" if run.text else "") for run in busy)
+    return f"**Busy:** {jobs}. A new job waits for its turn."
 
 
 def fast_label() -> str:

@@ -9,7 +9,11 @@ import gradio as gr
 
 from .. import engines as registry
 from ..request_types import MAX_FPS, SIZE_MULTIPLE, CompareRequest
+from . import runs
 from .common import (
+    CheckboxGroup,
+    Dropdown,
+    PLAYER_HEIGHT,
     Number,
     Slider,
     gpu_options,
@@ -18,12 +22,16 @@ from .common import (
     seed_input,
     side_bounds,
     side_maximum,
+    status_box,
 )
+
+TAB = "Compare engines"
 
 
 def build(demo: gr.Blocks, studio) -> list:
     ENGINES = registry.names("text2video")  # noqa: N806 - the offered engines, fixed for the page
     LABELS = {e.name: e.label for e in registry.for_tab("text2video")}  # noqa: N806
+    TITLES = {e.name: e.title for e in registry.for_tab("text2video")}  # noqa: N806
     notices = [e.notice for e in registry.for_tab("text2video") if e.notice]
     on_base = [e.title for e in registry.for_tab("text2video") if "base_model" in e.inputs]
     settings = studio.settings
@@ -32,11 +40,12 @@ def build(demo: gr.Blocks, studio) -> list:
     side = min(max(settings.default_resolution, low), side_maximum(settings, settings.default_resolution))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", placeholder="a corgi running on a beach", lines=2)
-            engines = gr.CheckboxGroup(label="Engines", choices=[(LABELS[e], e) for e in ENGINES], value=list(ENGINES))
+            prompt = gr.Textbox(label="Prompt", placeholder="a corgi running on a beach (prompts work best in English)",
+                                lines=2)
+            engines = CheckboxGroup(label="Engines", choices=[(LABELS[e], e) for e in ENGINES], value=list(ENGINES))
             for notice in notices:
                 gr.Markdown(notice)
-            model = gr.Dropdown(label=f"SD 1.5 base ({' and '.join(on_base)})", choices=list(settings.base_models),
+            model = Dropdown(label=f"SD 1.5 base ({' and '.join(on_base)})", choices=list(settings.base_models),
                                 value=settings.default_base_model)
             with gr.Row():
                 num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1, value=min(8, limits.max_frames))
@@ -53,16 +62,19 @@ def build(demo: gr.Blocks, studio) -> list:
                 stop = gr.Button("Stop all", variant="stop")
             api_trigger = gr.Button("compare (API)", visible=False)  # /compare: the whole comparison in one call
         with gr.Column():
-            video = gr.Video(label="Side by side (seconds per engine in the labels)", format=None, autoplay=True, loop=True)
+            status = status_box()
+            gr.Markdown("**Side by side** (each engine's name and seconds under its clip)")
+            video = gr.Video(label="Side by side", show_label=False, format=None, autoplay=True, loop=True,
+                             height=PLAYER_HEIGHT)
             slots = {}
             with gr.Row():
                 for name in ENGINES:  # one queued job per engine: its own progress here, its own Stop
                     with gr.Column(min_width=160):
-                        slots[name] = (gr.Video(label=LABELS[name], format=None, loop=True),
-                                       gr.Button(f"Stop {name}", size="sm"), gr.State())
+                        slots[name] = (gr.Video(label=LABELS[name], format=None, loop=True, height=PLAYER_HEIGHT // 2),
+                                       gr.Button(f"Stop {TITLES[name]}", size="sm"), gr.State())
             videos = gr.File(label="Each engine's own video", file_count="multiple")
             timings = gr.JSON(label="Seconds per engine")
-            used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
+            used_seed = gr.Number(label="Seed used", precision=0, interactive=False, visible=False)  # shown after a run
     prepared = gr.State()  # the validated request (seed fixed) every engine's job runs
     # Stop: the frontend cancels only jobs it has already queued, so a Stop pressed earlier (while the
     # click is prepared, or before the chain reaches that engine) is also kept here and read when the
@@ -88,11 +100,21 @@ def build(demo: gr.Blocks, studio) -> list:
         request = request_of(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps)
         return outputs_of(answer(lambda: studio.compare(request, gradio_job_control(demo, progress))))
 
-    def prepare(*values):
+    def prepare(prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps,
+                request: gr.Request):
         pressed = time.monotonic()  # first thing: a Stop pressed after this click counts for this run
-        request = answer(lambda: studio.prepare_compare(request_of(*values)))
         cleared = [None] * (2 * len(ENGINES))  # each slot's video and run
-        return [asdict(request), pressed, None, None, None, request.seed, *cleared]
+        runs.begin(TAB, request.session_hash)
+        try:
+            with gradio_errors("comparing the engines", tab=TAB):
+                compare_request = studio.prepare_compare(request_of(prompt, engines, negative_prompt, model,
+                                                                    num_frames, width, height, steps, seed, fps))
+        except gr.Error as error:
+            return [None, pressed, gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(error.message), *cleared]
+        first = TITLES[compare_request.engines[0]]
+        text = f"Comparing {len(compare_request.engines)} engine(s), one after the other: {first} first."
+        return [asdict(compare_request), pressed, None, None, None, gr.update(value=compare_request.seed, visible=False),
+                text, *cleared]
 
     def press_stop(names):
         def press(stopped):
@@ -108,35 +130,56 @@ def build(demo: gr.Blocks, studio) -> list:
         def run(prepared_request, pressed, stopped, progress=gr.Progress()):
             if not prepared_request or name not in prepared_request["engines"] or is_stopped(name, pressed, stopped):
                 return gr.skip(), gr.skip()
-            request = CompareRequest(**{**prepared_request, "engines": tuple(prepared_request["engines"])})
-            run = answer(lambda: studio.compare_engine(request, name, gradio_job_control(demo, progress)))
-            return run["video"], run
+            compare_request = CompareRequest(**{**prepared_request, "engines": tuple(prepared_request["engines"])})
+            record = runs.started(TAB)
+            control = gradio_job_control(demo, progress, record)
+            record.control = control
+            try:
+                with gradio_errors("comparing the engines", tab=TAB):
+                    result = studio.compare_engine(compare_request, name, control)
+            except gr.Error as error:  # a stop ends here too: its event is gone, nothing is shown
+                return gr.skip(), {"error": str(error.message)}
+            return result["video"], result
 
         return run
 
-    def combine(prepared_request, *runs):
-        done = {name: run for name, run in zip(ENGINES, runs) if run and prepared_request and name in prepared_request["engines"]}
+    def combine(prepared_request, *engine_runs):
+        if not prepared_request:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        chosen = {name: run for name, run in zip(ENGINES, engine_runs) if name in prepared_request["engines"]}
+        done = {name: run for name, run in chosen.items() if run and "error" not in run}
+        said = [f"{TITLES[name]}: {run['error']}" if run else f"{TITLES[name]}: stopped" for name, run in chosen.items()
+                if name not in done]
         if not done:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        request = CompareRequest(**{**prepared_request, "engines": tuple(done)})
-        return outputs_of(answer(lambda: studio.combine_compare(request, done)))
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "**Nothing to compare.** " + " ".join(said)
+        compare_request = CompareRequest(**{**prepared_request, "engines": tuple(done)})
+        try:
+            with gradio_errors("comparing the engines", tab=TAB):
+                result = studio.combine_compare(compare_request, done)
+        except gr.Error as error:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(error.message)
+        side_by_side, files, seconds, seed = outputs_of(result)
+        text = f"**Done:** {', '.join(f'{TITLES[n]} {s:.1f} s' for n, s in seconds.items())}; seed {seed}."
+        if said:
+            text += " Not in the comparison: " + "; ".join(said) + "."
+        return side_by_side, files, seconds, gr.update(value=seed, visible=True), text
 
     inputs = [prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps]
     api_event = api_trigger.click(compare, inputs, [video, videos, timings, used_seed], api_name="compare",
                                   **gpu_options(studio))
     slot_outputs = [component for name in ENGINES for component in (slots[name][0], slots[name][2])]
-    chain = run.click(prepare, inputs, [prepared, pressed_at, video, videos, timings, used_seed, *slot_outputs],
-                      queue=False, api_visibility="private")
+    chain = run.click(prepare, inputs, [prepared, pressed_at, video, videos, timings, used_seed, status, *slot_outputs],
+                      queue=False, show_progress="hidden", api_visibility="private")
     events = []
     for name in ENGINES:  # separate queue entries on the shared worker, one after the other
         slot_video, slot_stop, slot_run = slots[name]
         chain = chain.then(run_engine(name), [prepared, pressed_at, stopped_at], [slot_video, slot_run],
-                           api_visibility="private", **gpu_options(studio))
+                           show_progress_on=[status], api_visibility="private", **gpu_options(studio))
         slot_stop.click(press_stop([name]), stopped_at, stopped_at, queue=False, api_visibility="private",
                         cancels=[chain])
         events.append(chain)
-    final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)], [video, videos, timings, used_seed],
-                       api_visibility="private")
+    final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)],
+                       [video, videos, timings, used_seed, status], show_progress="hidden", api_visibility="private")
     stop.click(press_stop(ENGINES), stopped_at, stopped_at, queue=False, api_visibility="private",
                cancels=[*events, final, api_event])
     return [api_event, *events]

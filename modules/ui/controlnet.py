@@ -16,6 +16,12 @@ from ..request_types import (
 )
 from .common import (
     ASSETS,
+    Dropdown,
+    PLAYER_HEIGHT,
+    video_input,
+    wire_estimate,
+    wire_job,
+    wire_stop,
     uploaded,
     fast_checkbox,
     wire_fast,
@@ -23,7 +29,6 @@ from .common import (
     KIND_TABS,
     Slider,
     chunk_slider,
-    gpu_options,
     load_params,
     output_column,
     params_upload,
@@ -99,19 +104,19 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     models = list(defaults.allowed_models(settings))
     with gr.Row():
         with gr.Column():
-            video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
-            prompt = gr.Textbox(label="Prompt", lines=2)
-            engine = gr.Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("control")],
+            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})")
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder=f"{EXAMPLE_PROMPTS[kind]} (prompts work best in English)")
+            engine = Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("control")],
                                  value=DEFAULT_ENGINE)
-            model = gr.Dropdown(
+            model = Dropdown(
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
             start, end, fps, resolution = video_window_inputs(settings)
             fast = fast_checkbox()
-            with gr.Accordion(f"{TITLES[kind]} detection", open=kind != "depth"):
-                options = kind_options(kind)
-                if not options:
-                    gr.Markdown("MiDaS depth, no options.")
+            options = []
+            if OPTION_NAMES[kind]:  # depth (MiDaS) has no options: no accordion to open for nothing
+                with gr.Accordion(f"{TITLES[kind]} detection", open=True):
+                    options = kind_options(kind)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
@@ -121,12 +126,12 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
                     scale = Slider(label="ControlNet conditioning scale", minimum=0, maximum=MAX_CONDITIONING, step=0.05, value=defaults.conditioning_scale)
                     chunk_size = chunk_slider(settings, defaults.chunk_size)
                 seed = seed_input()
-            preview = gr.Button("Preview control")
-            run, stop = run_buttons()
+            preview = gr.Button("Preview control maps")
+            run, stop, estimate = run_buttons()
             load = params_upload()
         with gr.Column():
-            control_video = gr.Video(label="Control maps", format=None, autoplay=True, loop=True)
-            video, gif, params, used_seed = output_column()
+            status, video, gif, params, used_seed = output_column()
+            control_video = gr.Video(label="Control maps", format=None, autoplay=True, loop=True, height=PLAYER_HEIGHT)
 
     def request(values: dict) -> ControlVideoRequest:
         """Raw values in: ControlVideoRequest.validate coerces and checks them (None = the default)."""
@@ -142,11 +147,11 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
         return ControlVideoRequest(**fields)
 
     def generate(values: dict):
-        result = run_job(demo, studio.control_video, lambda: request(values), values["progress"])
+        result = run_job(demo, studio.control_video, lambda: request(values), values["progress"], TITLES[kind])
         return (*video_outputs(result), result.control)
 
     def preview_control(values: dict):
-        return run_job(demo, studio.control_preview, lambda: request(values), values["progress"]).video
+        return run_job(demo, studio.control_preview, lambda: request(values), values["progress"], TITLES[kind]).video
 
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
@@ -173,17 +178,24 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     def depth_preview(video, start, end, fps, resolution, progress=gr.Progress()):
         return preview_control(dict(locals()))
 
+    def estimate_request(*values) -> ControlVideoRequest:
+        names = ["video", "prompt", "negative_prompt", "model", "start", "end", "fps", "resolution", "steps",
+                 "guidance_scale", "conditioning_scale", "seed", "chunk_size", *OPTION_NAMES[kind], "engine", "fast"]
+        form = dict(zip(names, values))
+        return request({**form, "prompt": form["prompt"] or "a clip"})  # the cost does not depend on the words
+
     generate_fn = {"pose": pose2video, "edge": edge2video, "depth": depth2video}[kind]
     preview_fn = {"pose": pose_preview, "edge": edge_preview, "depth": depth_preview}[kind]
 
     inputs = [video_in, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance, scale, seed,
               chunk_size, *options, engine, fast]
-    event = run.click(generate_fn, inputs, [video, gif, params, used_seed, control_video], api_name=f"{kind}2video", **gpu_options(studio))
-    preview_event = preview.click(
-        preview_fn, [video_in, start, end, fps, resolution, *options], control_video,
-        api_name=f"{kind}_preview", **gpu_options(studio),
-    )
-    stop.click(None, cancels=[event, preview_event])
+    event = wire_job(demo, studio, TITLES[kind], run, generate_fn, inputs, [video, gif, params, used_seed, control_video],
+                     status=status, seed=used_seed, api_name=f"{kind}2video")
+    preview_event = wire_job(demo, studio, TITLES[kind], preview, preview_fn,
+                             [video_in, start, end, fps, resolution, *options], control_video, status=status,
+                             api_name=f"{kind}_preview")
+    wire_stop(stop, TITLES[kind], [event, preview_event])
+    wire_estimate(demo, studio, estimate, inputs, estimate_request)
     wire_fast(fast, steps, guidance, settings, "control", defaults.steps, defaults.guidance_scale, engine)
 
     load.upload(

@@ -10,13 +10,17 @@ from ..errors import UserError
 from ..request_types import MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, EditVideoRequest
 from .common import (
     ASSETS,
+    Dropdown,
+    video_input,
+    wire_estimate,
+    wire_job,
+    wire_stop,
     uploaded,
     fast_checkbox,
     wire_fast,
     VIDEO_TYPES,
     Slider,
     chunk_slider,
-    gpu_options,
     load_params,
     output_column,
     params_upload,
@@ -53,8 +57,9 @@ def build(demo: gr.Blocks, studio) -> list:
     defaults = EditVideoRequest(video="", prompt="")
     with gr.Row():
         with gr.Column():
-            video_in = gr.Video(label=f"Input video ({', '.join(VIDEO_TYPES)})", sources=["upload"], format=None)
-            prompt = gr.Textbox(label="Instruction", placeholder="make it Van Gogh Starry Night style", lines=2)
+            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})")
+            prompt = gr.Textbox(label="Instruction", lines=2,
+                                placeholder="make it Van Gogh Starry Night style (instructions work best in English)")
             image_guidance = Slider(label="Image guidance (higher = closer to the input)", minimum=0,
                                     maximum=MAX_IMAGE_GUIDANCE, step=0.05, value=defaults.image_guidance_scale)
             start, end, fps, resolution = video_window_inputs(settings)
@@ -65,30 +70,41 @@ def build(demo: gr.Blocks, studio) -> list:
                     steps = steps_slider(settings, defaults.steps)
                     guidance = Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
-                    scheduler = gr.Dropdown(label="Scheduler", choices=list(SCHEDULER_NAMES), value=defaults.scheduler)
+                    scheduler = Dropdown(label="Scheduler", choices=list(SCHEDULER_NAMES), value=defaults.scheduler)
                     chunk_size = chunk_slider(settings, defaults.chunk_size)
                 seed = seed_input()
-            run, stop = run_buttons()
+            run, stop, estimate = run_buttons()
             load = params_upload()
         with gr.Column():
-            video, gif, params, used_seed = output_column()
+            status, video, gif, params, used_seed = output_column()
+
+    def request_of(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler, seed,
+                   start, end, fps, resolution, chunk_size, fast) -> EditVideoRequest:
+        """Raw values: validate() coerces and checks them."""
+        return EditVideoRequest(
+            video=uploaded(video, "video"), prompt=prompt, negative_prompt=negative_prompt, steps=steps,
+            guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale, scheduler=scheduler, seed=seed,
+            chunk_size=chunk_size, window=window(start, end, fps, resolution), fast=fast,
+        )
 
     def edit_video(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
                    seed, start, end, fps, resolution, chunk_size, fast=False, progress=gr.Progress()):
-        def request() -> EditVideoRequest:  # raw values: validate() coerces and checks them
-            return EditVideoRequest(
-                video=uploaded(video, "video"), prompt=prompt, negative_prompt=negative_prompt, steps=steps,
-                guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
-                scheduler=scheduler, seed=seed, chunk_size=chunk_size,
-                window=window(start, end, fps, resolution), fast=fast,
-            )
+        def request() -> EditVideoRequest:
+            return request_of(video, prompt, negative_prompt, image_guidance_scale, guidance_scale, steps, scheduler,
+                              seed, start, end, fps, resolution, chunk_size, fast)
 
-        return video_outputs(run_job(demo, studio.edit_video, request, progress))
+        return video_outputs(run_job(demo, studio.edit_video, request, progress, TAB))
+
+    def estimate_request(video, prompt, *values) -> EditVideoRequest:
+        """The cost does not depend on the words: a form without an instruction yet has an estimate too."""
+        return request_of(video, prompt or "a clip", *values)
 
     inputs = [video_in, prompt, negative_prompt, image_guidance, guidance, steps, scheduler, seed, start, end, fps,
               resolution, chunk_size, fast]
-    event = run.click(edit_video, inputs, [video, gif, params, used_seed], api_name="edit_video", **gpu_options(studio))
-    stop.click(None, cancels=[event])
+    event = wire_job(demo, studio, TAB, run, edit_video, inputs, [video, gif, params, used_seed], status=status,
+                     seed=used_seed, api_name="edit_video")
+    wire_stop(stop, TAB, [event])
+    wire_estimate(demo, studio, estimate, inputs, estimate_request)
     wire_fast(fast, steps, guidance, settings, "edit", defaults.steps, defaults.guidance_scale)
 
     load.upload(

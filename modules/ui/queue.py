@@ -84,3 +84,22 @@ def refuse_when_full(demo: gr.Blocks, studio, limit: int) -> bool:
     queue.push = push_unless_full
     queue.max_size = None  # ours counts GPU jobs; Gradio's would count every event, with its own text
     return True
+
+
+def line_sentence(demo: gr.Blocks, studio) -> str:
+    """Where a job pressed now stands, in words: "Starting now." or "2 jobs ahead of yours, about 40 s."
+
+    Jobs ahead are the ones running on the workers and the ones already waiting for the GPU;
+    the wait is their count over the workers, times the recent jobs' mean duration.
+    """
+    from . import runs
+
+    queue = getattr(demo, "_queue", None)
+    waiting = waiting_gpu_jobs(queue) if queue is not None and hasattr(queue, "event_queue_per_concurrency_id") else 0
+    busy = len(runs.running())
+    workers = max(len(studio.pool), 1)
+    if busy < workers and waiting == 0:
+        return "Starting…"
+    ahead = busy + waiting
+    wait_s = math.ceil(ahead / workers) * recent_job_seconds(studio)
+    return f"Waiting for the worker: {ahead} job{'s' if ahead != 1 else ''} ahead of yours, about {wait_s:.0f} s."

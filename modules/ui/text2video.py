@@ -7,6 +7,8 @@ validation refuses (1024x512 is offered; 1024x1024 is not, with the default 768x
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 
 from .. import engines
@@ -20,13 +22,14 @@ from ..request_types import (
     Text2VideoRequest,
 )
 from .common import (
+    Dropdown,
+    Image,
     uploaded,
     fast_checkbox,
     wire_fast,
     Number,
     Slider,
     chunk_slider,
-    gpu_options,
     load_params,
     output_column,
     params_upload,
@@ -38,13 +41,16 @@ from .common import (
     side_maximum,
     steps_slider,
     video_outputs,
+    wire_estimate,
+    wire_job,
+    wire_stop,
     wrong_mode_message,
 )
 
-EXAMPLES = [
-    ["an astronaut riding a horse on the moon", 12, 12],
-    ["a panda playing guitar on times square", 12, 0],
-    ["a sailing boat on a stormy sea, oil painting", -8, 4],
+EXAMPLES = [  # prompts only: every engine takes a prompt, not every engine a motion
+    ["an astronaut riding a horse on the moon"],
+    ["a panda playing guitar on times square"],
+    ["a sailing boat on a stormy sea, oil painting"],
 ]
 TAB = "Text to video"
 DEFAULT_ENGINE = engines.default("text2video").name
@@ -78,7 +84,7 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
     (its fast recipe's steps and guidance while Fast is on; an engine without one turns Fast off).
 
     In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height,
-    notice, fast.
+    notice, fast, frames, fps.
     """
     engine = engines.find(name) or engines.default("text2video")
     fast = bool(fast) and engine.fast is not None
@@ -97,6 +103,8 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
         gr.update(value=side),
         gr.update(visible=bool(engine.notice), value=engine.notice),
         gr.update(visible=engine.fast is not None, value=fast),
+        gr.update(value=engine.rules.frames.nearest(min(engine.defaults.frames, settings.limits.max_frames))),
+        gr.update(value=engine.defaults.fps),
     ]
 
 
@@ -110,14 +118,15 @@ def build(demo: gr.Blocks, studio) -> list:
         with gr.Column():
             prompt = gr.Textbox(
                 label="Prompt", lines=2,
-                placeholder="a horse galloping on a street (or a storyboard, one line per key frame: 0: a cat sleeping / 16: the cat wakes up)",
+                placeholder="a horse galloping on a street (or a storyboard, one line per key frame: 0: a cat sleeping / "
+                            "16: the cat wakes up). Prompts work best in English.",
             )
-            engine = gr.Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("text2video")],
+            engine = Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("text2video")],
                                  value=DEFAULT_ENGINE)
             notice = gr.Markdown(engines.get(DEFAULT_ENGINE).notice, visible=bool(engines.get(DEFAULT_ENGINE).notice))
-            first_frame = gr.Image(label="First frame (optional): the clip starts from this picture; a lower t1 keeps more of it",
-                                   type="filepath", sources=["upload"], height=160)
-            model = gr.Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
+            first_frame = Image(label="First frame (optional): the clip starts from this picture; a lower t1 keeps more of it",
+                                type="filepath", sources=["upload"], height=160)
+            model = Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
             with gr.Row():
                 num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1,
                                     value=min(defaults.num_frames, limits.max_frames))
@@ -132,7 +141,7 @@ def build(demo: gr.Blocks, studio) -> list:
                     width = Slider(label="Width", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
                     height = Slider(label="Height", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
                 with gr.Row():
-                    steps = steps_slider(settings, defaults.steps, minimum=2, label="Steps (DDIM)")
+                    steps = steps_slider(settings, defaults.steps, label="Steps (DDIM)")
                     guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     t0 = Number(label="t0 (-1 = 44 of 50, scaled)", value=-1, precision=0, minimum=-1, maximum=limits.max_steps)
@@ -140,32 +149,44 @@ def build(demo: gr.Blocks, studio) -> list:
                 with gr.Row():
                     seed = seed_input()
                     chunk_size = chunk_slider(settings, defaults.chunk_size)
-            run, stop = run_buttons()
+            run, stop, estimate = run_buttons()
             load = params_upload()
         with gr.Column():
-            video, gif, params, used_seed = output_column()
+            status, video, gif, params, used_seed = output_column()
+
+    def request_of(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale, motion_x,
+                   motion_y, t0, t1, seed, chunk_size, fps, engine, image, fast) -> Text2VideoRequest:
+        """Raw values: validate() coerces and checks them."""
+        return Text2VideoRequest(
+            prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
+            height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
+            t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine,
+            image=uploaded(image, "first-frame image"), fast=fast,
+        )
 
     def text2video(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
                    motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine=DEFAULT_ENGINE, image=None,
                    fast=False, progress=gr.Progress()):
-        def request() -> Text2VideoRequest:  # raw values: validate() coerces and checks them
-            return Text2VideoRequest(
-                prompt=prompt, negative_prompt=negative_prompt, model=model, num_frames=num_frames, width=width,
-                height=height, steps=steps, guidance_scale=guidance_scale, motion_x=motion_x, motion_y=motion_y,
-                t0=t0, t1=t1, seed=seed, chunk_size=chunk_size, fps=fps, engine=engine,
-                image=uploaded(image, "first-frame image"), fast=fast,
-            )
+        def request() -> Text2VideoRequest:
+            return request_of(prompt, negative_prompt, model, num_frames, width, height, steps, guidance_scale,
+                              motion_x, motion_y, t0, t1, seed, chunk_size, fps, engine, image, fast)
 
-        return video_outputs(run_job(demo, studio.text2video, request, progress))
+        return video_outputs(run_job(demo, studio.text2video, request, progress, TAB))
+
+    def estimate_request(prompt, *values) -> Text2VideoRequest:
+        """The cost does not depend on the words: a form without a prompt yet has an estimate too."""
+        return replace(request_of(prompt or "a clip", *values), image=None)
 
     inputs = [prompt, negative_prompt, model, num_frames, width, height, steps, guidance, motion_x, motion_y,
               t0, t1, seed, chunk_size, fps, engine, first_frame, fast]
-    event = run.click(text2video, inputs, [video, gif, params, used_seed], api_name="text2video", **gpu_options(studio))
-    stop.click(None, cancels=[event])
+    event = wire_job(demo, studio, TAB, run, text2video, inputs, [video, gif, params, used_seed], status=status,
+                     seed=used_seed, api_name="text2video")
+    wire_stop(stop, TAB, [event])
+    wire_estimate(demo, studio, estimate, inputs, estimate_request)
     wire_fast(fast, steps, guidance, settings, "text2video", defaults.steps, defaults.guidance_scale, engine)
     engine.change(lambda name, fast_on: engine_form(settings, name, fast_on), [engine, fast],
                   [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice,
-                   fast],
+                   fast, num_frames, fps],
                   queue=False, api_visibility="private")
 
     # Each side's maximum follows the other, so that width x height always fits max_pixels.
@@ -176,5 +197,5 @@ def build(demo: gr.Blocks, studio) -> list:
         lambda path: load_params(path, lambda data: form_from_params(settings, data), len(inputs)),
         load, [*inputs, load], api_name="load_text2video_params", api_visibility="private",
     )
-    gr.Examples(EXAMPLES, [prompt, motion_x, motion_y])
+    gr.Examples(EXAMPLES, [prompt])
     return [event]
