@@ -123,6 +123,7 @@ def test_load_params_json_fills_the_form(page, served, sample_videos):
                                                steps=3, seed=4242, motion_x=-7))
     tab = panel(page, "Text to video")
     tab.get_by_text("Advanced").click()  # the seed is in there
+    tab.get_by_text("Repeat a run: load its params.json").click()
     tab.locator('input[type="file"][accept=".json"]').set_input_files(made.params)
     seed = tab.get_by_label("Seed (-1 = random)")
     page.wait_for_function("(e) => e.value === '4242'", arg=seed.element_handle(), timeout=JOB_TIMEOUT_MS)
@@ -180,12 +181,17 @@ def test_compare_tab_returns_the_side_by_side_video(page):
     assert tab.locator("video[src*='video.mp4']").count() == 3  # each engine's job filled its own slot
 
 
-@pytest.mark.parametrize("when", ["while its job runs", "before its job exists"])
+@pytest.mark.parametrize("when", ["while its job runs", "before its job exists", "before its turn"])
 def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monkeypatch, when):
-    """Each engine is its own queued job with its own Stop: stopping the first leaves the others,
-    and the side-by-side holds those that finished. A Stop pressed before that engine's job exists
-    (while the Compare click is still being prepared) skips it all the same."""
-    studio, first = served[0], "text2video-zero"
+    """Each engine is its own queued job with its own Stop: stopping one leaves the others, and the
+    side-by-side holds those that finished. A Stop pressed before that engine's job exists (while the
+    Compare click is still being prepared, or while an earlier engine runs) skips it all the same."""
+    from modules import engines
+
+    studio = served[0]
+    names = engines.names("text2video")
+    first = names[0]
+    stopped = names[-1] if when == "before its turn" else first
     running, pressed = threading.Event(), threading.Event()
     if when == "before its job exists":
         prepare = studio.prepare_compare
@@ -208,14 +214,15 @@ def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monk
     tab = panel(page, "Compare engines")
     tab.get_by_label("Prompt").fill("a windmill")
     tab.get_by_role("button", name="Compare").click()
-    if when == "while its job runs":
+    if when != "before its job exists":
         assert running.wait(JOB_TIMEOUT_MS / 1000)
-    tab.get_by_role("button", name=f"Stop {first}").click()
+    tab.get_by_role("button", name=f"Stop {engines.get(stopped).title}", exact=True).click()
     pressed.set()
     tab.locator("video[src*='compare.mp4']").wait_for(timeout=3 * JOB_TIMEOUT_MS)
-    assert tab.locator("video[src*='video.mp4']").count() == 2
+    assert tab.locator("video:not([src*='compare.mp4'])").count() == len(names) - 1
     seconds = re.sub(r"\s+", "", tab.locator("[data-testid='json']").inner_text())
-    assert '"animatediff"' in seconds and '"modelscope"' in seconds and first not in seconds
+    assert all(f'"{name}"' in seconds for name in names if name != stopped) and f'"{stopped}"' not in seconds
+    tab.get_by_text(f"{engines.get(stopped).title}: stopped").wait_for(timeout=10_000)
 
 
 def test_fast_switch_follows_the_engine(page):
@@ -242,3 +249,153 @@ def test_fast_switch_follows_the_engine(page):
     pick_engine(page, tab, "AnimateDiff")
     fast.wait_for()
     assert not fast.is_checked()  # ModelScope turned it off
+
+
+# --------------------------------------------------------------------------- what the page tells the user
+
+
+def slow_steps(monkeypatch, seconds: float = 0.4) -> None:
+    """Every denoising step of every job takes `seconds` longer: time to watch and to press Stop."""
+    import time
+
+    from modules.job_control import JobControl
+
+    step = JobControl.step
+
+    def slow(self, *args, **kwargs):
+        time.sleep(seconds)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobControl, "step", slow)
+
+
+def generate(tab, prompt: str, frames: int, steps: int | None = None) -> None:
+    tab.get_by_label("Prompt", exact=True).fill(prompt)
+    tab.get_by_label("number input for Frames").fill(str(frames))
+    tab.get_by_label("number input for Frames").press("Enter")
+    if steps is not None:
+        tab.get_by_text("Advanced").click()
+        tab.get_by_label("number input for Steps (DDIM)").fill(str(steps))
+        tab.get_by_label("number input for Steps (DDIM)").press("Enter")
+    tab.get_by_role("button", name="Generate").click()
+
+
+def test_an_error_stays_in_the_result_area_and_is_logged(page, served, monkeypatch, caplog):
+    """The sentence is shown once, in the tab's result area (no pop-up, no "Error" badge on each output),
+    stays until the next run, and the terminal has it with its reference."""
+    import logging
+
+    from modules.errors import UserError
+
+    said = "The base model is not downloaded yet and this server is offline: run `python app.py --download` first."
+
+    def offline(request, control):
+        raise UserError(said)
+
+    monkeypatch.setattr(served[0], "text2video", offline)
+    tab = panel(page, "Text to video")
+    with caplog.at_level(logging.WARNING, logger="modules"):
+        tab.get_by_label("Prompt", exact=True).fill("a cat")
+        tab.get_by_role("button", name="Generate").click()
+        message = tab.get_by_text("is not downloaded yet")
+        message.wait_for(timeout=JOB_TIMEOUT_MS)
+        page.wait_for_timeout(1500)
+    assert message.count() == 1 and message.is_visible()
+    assert page.locator(".toast-body").count() == 0  # no pop-up that closes itself
+    assert tab.get_by_text("Error", exact=True).count() == 0  # no bare badges on the outputs
+    logged = [r.getMessage() for r in caplog.records if "is not downloaded yet" in r.getMessage()]
+    assert logged and re.search(r"reference [0-9a-f]{8}", logged[0])
+
+
+def test_stop_says_where_it_stopped_and_keeps_the_last_result(page, served, monkeypatch):
+    tab = panel(page, "Text to video")
+    generate(tab, "a first clip", 2)
+    video = tab.locator("video[src*='video.mp4']").first
+    video.wait_for(timeout=JOB_TIMEOUT_MS)
+    first_src, first_seed = video.get_attribute("src"), tab.get_by_label("Seed used").input_value()
+    tab.get_by_text(re.compile(r"Done in [\d.]+ s")).wait_for(timeout=10_000)
+
+    slow_steps(monkeypatch)
+    generate(tab, "a long clip", 2, steps=30)
+    status = tab.get_by_text(re.compile(r"step \d+ of 30")).first
+    status.wait_for(timeout=JOB_TIMEOUT_MS)
+    # One progress display per tab: the job's words appear once, in the status box.
+    assert tab.get_by_text(re.compile(r"step \d+ of 30")).count() == 1
+    # Every tab says the worker is busy (the status line above the tabs follows it).
+    page.get_by_text(re.compile(r"Busy: a Text to video job")).first.wait_for(timeout=10_000)
+    tab.get_by_role("button", name="Stop", exact=True).click()
+    tab.get_by_text(re.compile(r"Stopped after step \d+ of 30")).wait_for(timeout=JOB_TIMEOUT_MS)
+    assert tab.locator("video").first.get_attribute("src") == first_src  # the last finished result is kept
+    assert tab.get_by_label("Seed used").input_value() == first_seed
+    page.get_by_text("The worker is free.").first.wait_for(timeout=JOB_TIMEOUT_MS)
+
+
+def test_a_fresh_page_is_quiet_and_says_what_it_is(page):
+    tab = panel(page, "Text to video")
+    page.get_by_text("Tiny preset: random weights, so every output is noise.").wait_for()
+    assert "work best in English" in tab.get_by_label("Prompt", exact=True).get_attribute("placeholder")
+    assert tab.get_by_label("Seed used").count() == 0  # no "0" before any run
+    tab.get_by_role("button", name="Stop", exact=True).click()  # nothing runs: nothing happens
+    page.wait_for_timeout(1000)
+    assert page.locator(".toast-body").count() == 0 and "Stopped" not in tab.inner_text()
+    depth = panel(page, "Depth")
+    assert depth.get_by_text("no options").count() == 0 and depth.get_by_text("Depth detection").count() == 0
+    compare = panel(page, "Compare engines")
+    from modules import engines
+
+    for engine in engines.for_tab("text2video"):
+        compare.get_by_role("button", name=f"Stop {engine.title}", exact=True).wait_for()
+
+
+def test_a_typed_value_past_a_slider_says_what_is_used(page, served):
+    tab = panel(page, "Text to video")
+    frames = tab.get_by_label("number input for Frames")
+    frames.fill("1000")
+    frames.press("Enter")
+    maximum = served[0].settings.limits.max_frames
+    tab.get_by_text(f"1000 is more than this server allows here: {maximum} is used.").wait_for(timeout=10_000)
+    frames.fill("3")
+    frames.press("Enter")
+    tab.get_by_text("is more than this server allows").wait_for(state="detached", timeout=10_000)
+
+
+def test_switching_engine_applies_its_published_frames(page, served):
+    from modules import engines
+
+    tab = panel(page, "Text to video")
+    limits = served[0].settings.limits
+    for engine in engines.for_tab("text2video")[::-1]:
+        pick_engine(page, tab, engine.title)
+        expected = engine.rules.frames.nearest(min(engine.defaults.frames, limits.max_frames))
+        frames = tab.get_by_label("number input for Frames")
+        page.wait_for_function("([e, v]) => e.value === v", arg=[frames.element_handle(), str(expected)],
+                               timeout=10_000)
+
+
+def test_a_portrait_upload_does_not_push_the_buttons_away(page, tmp_path):
+    import numpy as np
+
+    from modules import video_io
+    from modules.ui.common import PLAYER_HEIGHT
+
+    clip = video_io.write_mp4(np.full((4, 640, 160, 3), 90, np.uint8), tmp_path / "portrait.mp4", 4)
+    tab = panel(page, "Video editing")
+    tab.locator('input[type="file"]').first.set_input_files(str(clip))
+    player = tab.locator("video").first
+    player.wait_for(timeout=JOB_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    assert player.bounding_box()["height"] <= PLAYER_HEIGHT
+    assert tab.get_by_role("button", name="Generate").is_visible()
+    assert tab.get_by_role("button", name="Generate").bounding_box()["y"] < 1000 + PLAYER_HEIGHT
+
+
+def test_the_estimate_follows_the_form(page):
+    tab = panel(page, "Text to video")
+    estimate = tab.get_by_text(re.compile(r"About \*?\*?\d+"))
+    estimate.first.wait_for(timeout=JOB_TIMEOUT_MS)
+    before = estimate.first.inner_text()
+    frames = tab.get_by_label("number input for Frames")
+    frames.fill("60")
+    frames.press("Enter")
+    page.wait_for_function("(b) => ![...document.querySelectorAll('[role=tabpanel] .prose')].some(e => e.innerText === b)",
+                           arg=before, timeout=10_000)
