@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import statistics
 import sys
 import threading
@@ -189,11 +190,13 @@ class Studio:
                 raise UserError("No engine finished, so there is nothing to compare.")
             clips = [video_io.read_video(run["video"]) for run in runs.values()]
             frames = side_by_side([clip.frames for clip in clips],
-                                  [f"{name} · {run['seconds']:.1f} s" for name, run in runs.items()],
+                                  [f"{engines.get(name).title} · {run['seconds']:.1f} s" for name, run in runs.items()],
                                   [request.fps] * len(clips))
             folder = self.outputs.new_folder("compare")
             video = video_io.write_mp4(frames, folder / "compare.mp4", request.fps)
-            summary = {name: dict(run) for name, run in runs.items()}
+            # Each engine's clip beside the comparison, named after the engine: downloads say which is which.
+            summary = {name: {**run, "video": str(shutil.copyfile(run["video"], folder / f"{name}.mp4"))}
+                       for name, run in runs.items()}
             write_params(folder, {"mode": "compare", "request": asdict(request), "seed": request.seed,
                                   "engines": summary, "preset": self.settings.preset})
             return CompareResult(video=str(video), seed=request.seed, engines=summary)

@@ -97,7 +97,7 @@ def test_a_malformed_file_value_is_answered_in_a_sentence(client_factory, image)
     """Gradio parses file inputs into its data model before any component or handler runs
     (modules/ui/inputs.py answers that step)."""
     message = refused(lambda: client_factory().predict(**TEXT2VIDEO, image=image, api_name="/text2video"))
-    assert 'The "image" input (First frame) must be a file uploaded to this app' in message and "handle_file" in message
+    assert 'The "image" (First frame) input must be a file uploaded to this app' in message and "handle_file" in message
 
 
 def test_the_wrapped_gradio_step_still_exists():

@@ -1,6 +1,7 @@
 """The trained engines beside the zero-shot one, through gradio_client on the tiny preset."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,11 @@ def test_compare_runs_each_engine_and_returns_them_side_by_side(client_factory):
     assert frames.shape[0] == 3 and frames.shape[2] > 3 * 64  # three 64-wide clips and gaps
     assert len(videos) == 3 and set(seconds) == {"text2video-zero", "animatediff", "modelscope"}
     assert all(value > 0 for value in seconds.values()) and seed == 11
-    for path in videos:
-        assert video_io.read_video(path if isinstance(path, str) else path["path"])[0].shape == (3, 64, 64, 3)
+    paths = [path if isinstance(path, str) else path["path"] for path in videos]
+    for path in paths:
+        assert video_io.read_video(path)[0].shape == (3, 64, 64, 3)
+    # Each download is named after its engine.
+    assert sorted(os.path.basename(path) for path in paths) == sorted(f"{name}.mp4" for name in seconds)
 
 
 def test_compare_needs_an_engine(client_factory):

@@ -22,21 +22,27 @@ class Pool(list):
     """A worker pool stand-in: its length is the number of workers."""
 
 
-def studio_with(workers: int, job_s: float):
+def studio_with(workers: int, job_s: float, running: list[tuple[str, str]] = ()):
     pool = Pool(types.SimpleNamespace(busy_log=[(0.0, job_s)]) for _ in range(workers))
     pool.workers = list(pool)
-    return types.SimpleNamespace(pool=pool)
+    return types.SimpleNamespace(pool=pool, activity=lambda: list(running))
 
 
 def test_the_line_in_words():
     demo = types.SimpleNamespace()  # no queue yet: nobody waits
-    studio = studio_with(1, 20.0)
-    assert line_sentence(demo, studio) == "Starting…"
-    runs.started("Depth")
-    assert line_sentence(demo, studio) == "Waiting for the worker: 1 job ahead of yours, about 20 s."
-    runs.begin("Pose", "other")
-    runs.started("Pose")  # the same session's other tab: two jobs on the worker now
-    assert line_sentence(demo, studio_with(2, 20.0)) == "Waiting for the worker: 2 jobs ahead of yours, about 20 s."
+    assert line_sentence(demo, studio_with(1, 20.0)) == "Starting…"
+    one = [("depth2video", "step 3 of 20")]
+    assert line_sentence(demo, studio_with(1, 20.0, one)) == "Waiting for the worker: 1 job ahead of yours, about 20 s."
+    assert line_sentence(demo, studio_with(2, 20.0, one)) == "Starting…"  # the other worker is free
+    two = [*one, ("text2video", "step 1 of 4")]
+    assert line_sentence(demo, studio_with(2, 20.0, two)) == "Waiting for the worker: 2 jobs ahead of yours, about 20 s."
+
+
+def test_the_busy_line_names_each_job_by_its_tab():
+    studio = studio_with(2, 20.0, [("depth2video", "frames 9–15 of 64 · step 12 of 30"), ("text2video", "step 1 of 4")])
+    assert common.activity_line(studio) == ("**Busy:** a Depth job, frames 9–15 of 64 · step 12 of 30; "
+                                            "a Text to video job, step 1 of 4. A new job waits for its turn.")
+    assert common.activity_line(studio_with(1, 1.0)) == "The worker is free."
 
 
 def test_an_outcome_is_said_until_the_next_run():

@@ -513,17 +513,21 @@ def read_params_file(path) -> dict:
     return data
 
 
-def wrong_mode_message(data: dict, this_tab: str) -> str:
+def tab_title(mode, request: dict | None = None) -> str | None:
+    """The page's tab that makes a params.json "mode" (any engine's), or None for a mode this app does not know."""
     from .. import engines
 
-    mode = data.get("mode")
     made_by = engines.mode_tab(mode)  # "text2video", "control" or "edit" (any engine's mode), or None
     if made_by == "control":
-        tab = KIND_TABS.get(mode.removesuffix("2video"))
-    elif mode == "control-preview":
-        tab = KIND_TABS.get(data["request"].get("kind"))
-    else:
-        tab = TAB_TITLES.get(made_by)
+        return KIND_TABS.get(mode.removesuffix("2video"))
+    if mode == "control-preview":
+        return KIND_TABS.get((request or {}).get("kind"))
+    return TAB_TITLES.get(made_by)
+
+
+def wrong_mode_message(data: dict, this_tab: str) -> str:
+    mode = data.get("mode")
+    tab = tab_title(mode, data.get("request"))
     if tab is None:
         return (f"This params.json is from a mode this app does not know ({str(mode)[:40]!r}); it cannot fill the "
                 f"{this_tab} tab.")
@@ -569,15 +573,15 @@ def status_line(studio) -> str:
     if len(workers) > 1:  # each worker's own device and dtype: a job runs on whichever is free
         devices = "devices " + ", ".join(f"**{w.manager.device}** ({w.manager.dtype})" for w in workers)
     line = f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
-    return f"{line}\n\n{activity_line()}"
+    return f"{line}\n\n{activity_line(studio)}"
 
 
-def activity_line() -> str:
+def activity_line(studio) -> str:
     """What the workers are doing now, for every tab's status line: "Busy: a Depth job, step 12 of 30"."""
-    busy = runs.running()
+    busy = studio.activity()
     if not busy:
         return "The worker is free."
-    jobs = "; ".join(f"a {run.tab} job" + (f", {run.text}" if run.text else "") for run in busy)
+    jobs = "; ".join(f"a {tab_title(mode) or mode} job, {text}" for mode, text in busy)
     return f"**Busy:** {jobs}. A new job waits for its turn."
 
 

@@ -10,8 +10,6 @@ the sentence) and the tab's status box reads the outcome in follow-up events:
 - after success: what was made, what was adjusted to fit the server, the seed;
 - after a failure: the sentence, until the next run (and it is logged with a reference);
 - after Stop: "Stopped after step k of n", the last finished result left in place.
-
-The same store answers "what is the worker doing now" for every tab's status line.
 """
 
 from __future__ import annotations
@@ -110,12 +108,6 @@ def press_stop(tab: str, session_hash: str) -> None:
     run = current(tab, session_hash)
     if run is not None and run.state in ("queued", "running"):
         run.stop_pressed = True
-
-
-def running() -> list[Run]:
-    """Every job on a worker now, oldest first."""
-    with _lock:
-        return [run for run in _runs.values() if run.state == "running"]
 
 
 def explain(tab: str, session_hash: str):
