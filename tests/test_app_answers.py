@@ -95,9 +95,16 @@ def test_every_refusal_is_logged_with_its_reference(client_factory, caplog):
 @pytest.mark.parametrize("image", ["garbage", 5, [1, 2], {"path": 5}])
 def test_a_malformed_file_value_is_answered_in_a_sentence(client_factory, image):
     """Gradio parses file inputs into its data model before any component or handler runs
-    (modules/ui/inputs.py answers that step)."""
+    (modules/ui/inputs.py answers that step); file data without Gradio's "meta" is refused there too."""
     message = refused(lambda: client_factory().predict(**TEXT2VIDEO, image=image, api_name="/text2video"))
     assert 'The "image" (First frame) input must be a file uploaded to this app' in message and "handle_file" in message
+
+
+def test_a_video_path_without_gradio_meta_is_answered(client_factory):
+    message = refused(lambda: client_factory().predict(
+        {"path": "/etc/hostname"}, "make it snowy", "", 1.5, 7.5, 2, "euler_ancestral", 1, 0, 0, 0, 64, 8, False,
+        api_name="/edit_video"))
+    assert 'The "video"' in message and "must be a file uploaded to this app" in message
 
 
 def test_the_wrapped_gradio_step_still_exists():

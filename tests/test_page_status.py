@@ -102,3 +102,18 @@ def test_done_text_says_what_was_made_and_adjusted():
     text = common.done_text(result, 12.34)
     assert text.startswith("**Done in 12.3 s:** 8 frames of 512×320 at 4 fps, seed 7.")
     assert "Adjusted to fit this server:** The size was lowered" in text
+
+
+def test_the_estimate_suggests_fast_where_a_job_takes_minutes():
+    from modules.request_types import Text2VideoRequest
+    from modules.studio import Estimate
+
+    def estimate(request):
+        return Estimate(seconds=20.0 if request.fast else 300.0, measured=not request.fast)
+
+    studio = types.SimpleNamespace(estimate=estimate)
+    text = common.estimate_text(studio, Text2VideoRequest(prompt="a cat"))
+    assert text == "About **5 min** (measured on this server). Tick **Fast** for about 20 s."
+    assert common.estimate_text(studio, Text2VideoRequest(prompt="a cat", fast=True)) == (
+        "About **20 s** (a first guess until a job has run here).")
+    assert common.estimate_text(types.SimpleNamespace(estimate=lambda request: None), Text2VideoRequest(prompt="")) == ""

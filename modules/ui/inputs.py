@@ -30,7 +30,7 @@ def _failing_input(block_fn, inputs: list):
         if model is None or value is None:
             continue
         try:
-            model.model_validate(value)
+            model.model_validate(value, context={"validate_meta": True})  # as Gradio parses it
         except Exception:  # noqa: BLE001 - any parse failure names this input
             return (names[index] if index < len(names) else f"input {index + 1}"), block, value
     return None
@@ -63,9 +63,9 @@ def answer_component_failures(demo: gr.Blocks) -> bool:
             raise
         except Exception as error:
             failing = _failing_input(block_fn, list(inputs))
-            if failing is None:
-                raise
-            message = refusal(*failing)
+            message = refusal(*failing) if failing is not None else (
+                "The inputs could not be read: send files with gradio_client's handle_file(path) and each value as "
+                "the endpoint's parameters describe (view_api() lists them).")
             reference = uuid.uuid4().hex[:8]
             log.warning("refused an input (reference %s): %s (%s)", reference, message, error)
             raise gr.Error(f"{message} (reference {reference})", print_exception=False) from error
