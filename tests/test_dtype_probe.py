@@ -161,7 +161,7 @@ def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkey
     manager = ModelManager(Settings.from_env(preset="real", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
     assert manager.dtype == torch.bfloat16 and manager.residency.dtype == torch.bfloat16
     assert manager.dtype_reason.startswith("bfloat16: 1.9× faster") and len(calls) == 1
-    line = status_line(SimpleNamespace(manager=manager, settings=manager.settings, pool=[None]))
+    line = status_line(SimpleNamespace(manager=manager, settings=manager.settings, pool=[None], activity=lambda: []))
     assert "bfloat16: 1.9× faster than float32 on this CPU" in line
 
     tiny = ModelManager(Settings.from_env(preset="tiny", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
