@@ -345,6 +345,9 @@ def test_a_fresh_page_is_quiet_and_says_what_it_is(page):
 
     for engine in engines.for_tab("text2video"):
         compare.get_by_role("button", name=f"Stop {engine.title}", exact=True).wait_for()
+    compare.get_by_role("button", name="Stop all", exact=True).click()
+    page.wait_for_timeout(1000)
+    assert "Stopped" not in compare.inner_text()
 
 
 def test_a_typed_value_past_a_slider_says_what_is_used(page, served):

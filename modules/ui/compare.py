@@ -26,6 +26,8 @@ from .common import (
 )
 
 TAB = "Compare engines"
+STOPPED_ALL = ("**Stopped.** No further engine runs; each one that finished is in its own player "
+               "(press Compare again for the side by side).")
 
 
 def build(demo: gr.Blocks, studio) -> list:
@@ -151,7 +153,8 @@ def build(demo: gr.Blocks, studio) -> list:
         said = [f"{TITLES[name]}: {run['error']}" if run else f"{TITLES[name]}: stopped" for name, run in chosen.items()
                 if name not in done]
         if not done:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "**Nothing to compare.** " + " ".join(said)
+            runs.finished(TAB, text := "**Nothing to compare.** " + " ".join(said))
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), text
         compare_request = CompareRequest(**{**prepared_request, "engines": tuple(done)})
         try:
             with gradio_errors("comparing the engines", tab=TAB):
@@ -162,6 +165,7 @@ def build(demo: gr.Blocks, studio) -> list:
         text = f"**Done:** {', '.join(f'{TITLES[n]} {s:.1f} s' for n, s in seconds.items())}; seed {seed}."
         if said:
             text += " Not in the comparison: " + "; ".join(said) + "."
+        runs.finished(TAB, text)
         return side_by_side, files, seconds, gr.update(value=seed, visible=True), text
 
     inputs = [prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps]
@@ -180,6 +184,14 @@ def build(demo: gr.Blocks, studio) -> list:
         events.append(chain)
     final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)],
                        [video, videos, timings, used_seed, status], show_progress="hidden", api_visibility="private")
-    stop.click(press_stop(ENGINES), stopped_at, stopped_at, queue=False, api_visibility="private",
-               cancels=[*events, final, api_event])
+    def stop_all(stopped, request: gr.Request):
+        """Every engine's Stop; the status box says so only when a comparison was under way."""
+        run = runs.current(TAB, request.session_hash)
+        under_way = run is not None and run.state in ("queued", "running")
+        if under_way:
+            runs.stopped(TAB, request.session_hash)
+        return press_stop(ENGINES)(stopped), STOPPED_ALL if under_way else gr.skip()
+
+    stop.click(stop_all, stopped_at, [stopped_at, status], queue=False, show_progress="hidden",
+               api_visibility="private", cancels=[*events, final, api_event])
     return [api_event, *events]

@@ -97,9 +97,9 @@ def finished(tab: str, message: str) -> None:
     run.state, run.message = "done", message
 
 
-def stopped(tab: str) -> None:
-    """The worker reached the stop (its next step after Stop); the job no longer runs."""
-    run = current(tab)
+def stopped(tab: str, session_hash: str | None = None) -> None:
+    """The job no longer runs: the worker reached the stop (its next step after Stop), or none was left."""
+    run = current(tab, session_hash)
     if run is not None:
         run.state = "stopped"
 
