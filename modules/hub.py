@@ -2,9 +2,9 @@
 
 - `list_files` reads a repo's file listing (one API call, with sizes); offline, or when the Hub
   can't be reached, the listing of what is cached stands in for it.
-- `choose_weights` picks the one weights file of a folder that is loaded: safetensors over
-  pickle, the dtype's variant (`.fp16.`) when the repo has it, never non-EMA or other variants,
-  never a root single-file checkpoint.
+- `choose_weights` picks the one weights file of a folder that is loaded (or the index of a
+  sharded one, with its shards): safetensors over pickle, the dtype's variant (`.fp16.`) when
+  the repo has it, never non-EMA or other variants, never a root single-file checkpoint.
 - `fetch` downloads exactly the chosen files into the Hub cache, reporting bytes and speed.
 
 A local folder in the diffusers layout may stand wherever a repo id does.
@@ -15,6 +15,7 @@ this module only turns them into messages that say what to do.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,11 @@ from .errors import UserError
 
 WEIGHT_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
 WEIGHT_FORMATS = (".safetensors", ".bin")  # in order of preference: safetensors can't run code
-TOKENIZER_SUFFIXES = (".json", ".txt")
+TOKENIZER_SUFFIXES = (".json", ".txt", ".model")  # .model: a sentencepiece model (T5's spiece.model)
+# A shard of sharded weights: `diffusion_pytorch_model-00001-of-00002.safetensors`, or with a
+# variant `model.fp16-00001-of-00005.safetensors`; its index `<stem><format>.index[.<variant>].json`.
+_SHARD = re.compile(r"^(?P<stem>[A-Za-z_]+)(?:\.(?P<variant>[\w]+))?-\d+-of-\d+(?P<fmt>\.safetensors|\.bin)$")
+_INDEX = re.compile(r"^(?P<stem>[A-Za-z_]+)(?P<fmt>\.safetensors|\.bin)\.index(?:\.(?P<variant>[\w]+))?\.json$")
 
 Report = Callable[[float, str], None]
 
@@ -51,12 +56,18 @@ class RepoFiles:
 
 @dataclass(frozen=True)
 class WeightsFile:
-    path: str  # in the repo, e.g. "unet/diffusion_pytorch_model.fp16.safetensors"
+    path: str  # in the repo, e.g. "unet/diffusion_pytorch_model.fp16.safetensors", or a sharded model's index
     variant: str | None  # "fp16" or None
+    shards: tuple[str, ...] = ()  # a sharded model's files (`path` is then its `*.index.json`)
 
     @property
     def is_safetensors(self) -> bool:
-        return self.path.endswith(".safetensors")
+        return ".safetensors" in PurePosixPath(self.path).name
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file these weights are: the one file, or the index and its shards."""
+        return (self.path, *self.shards)
 
 
 def _parse_weights_name(name: str) -> tuple[str, str | None, str] | None:
@@ -69,42 +80,65 @@ def _parse_weights_name(name: str) -> tuple[str, str | None, str] | None:
     return None
 
 
+def _shards(files: list[str], stem: str, variant: str | None, fmt: str) -> tuple[str, ...]:
+    """The shards among `files` (one folder's) of the sharded weights `stem`, `variant`, `fmt`."""
+    found = []
+    for path in files:
+        match = _SHARD.match(PurePosixPath(path).name)
+        if match and (match["stem"], match["variant"], match["fmt"]) == (stem, variant, fmt):
+            found.append(path)
+    return tuple(sorted(found))
+
+
 def choose_weights(files: Iterable[str], folder: str, variant: str | None) -> WeightsFile | None:
     """The weights file of `folder` to load, or None if it has none.
 
     Order: safetensors before pickle; within a format, the wanted variant, then full precision.
     A variant that is not the wanted one (fp16 when fp32 is wanted, non_ema, ema_only) is used
     only where nothing else exists in that format, and non-EMA training weights never are.
+    Sharded weights (an `*.index.json` and its shards) count as one file of their format and
+    variant; a single file goes before shards of the same format and variant.
     """
     ranked = []
-    for path in files:
-        pure = PurePosixPath(path)
-        if str(pure.parent).strip(".") != folder.strip("/"):
-            continue
-        parsed = _parse_weights_name(pure.name)
+    here = [p for p in files if str(PurePosixPath(p).parent).strip(".") == folder.strip("/")]
+    for path in here:
+        name = PurePosixPath(path).name
+        index = _INDEX.match(name)
+        if index and index["stem"] in WEIGHT_STEMS:
+            parsed, shards = (index["stem"], index["variant"], index["fmt"]), None
+        else:
+            parsed, shards = _parse_weights_name(name), ()
         if parsed is None:
             continue
-        _, file_variant, fmt = parsed
+        stem, file_variant, fmt = parsed
         if file_variant is not None and "non_ema" in file_variant:
             continue
+        if shards is None:
+            shards = _shards(here, stem, file_variant, fmt)
         if file_variant == variant:
             variant_rank = 0
         elif file_variant is None:
             variant_rank = 1
         else:
             variant_rank = 2
-        ranked.append((WEIGHT_FORMATS.index(fmt), variant_rank, path, file_variant))
+        ranked.append((WEIGHT_FORMATS.index(fmt), variant_rank, len(shards) > 0, path, file_variant, shards))
     if not ranked:
         return None
-    _, _, path, file_variant = min(ranked)
-    return WeightsFile(path, file_variant)
+    _, _, _, path, file_variant, shards = min(ranked)
+    return WeightsFile(path, file_variant, shards)
 
 
 def component_files(listing: RepoFiles, folder: str, role: str, variant: str | None) -> tuple[list[str], WeightsFile | None]:
-    """The files one component needs: its config (or tokenizer files) and one weights file."""
+    """The files one component needs: its config (or tokenizer files) and its weights (one file,
+    or a sharded model's index and shards).
+
+    A tokenizer's sentencepiece model (`spiece.model`) is only fetched where the folder has no
+    `tokenizer.json` (the fast tokenizer is built from that one file)."""
     prefix = f"{folder}/" if folder else ""
     if role == "tokenizer":
         files = [p for p in listing.in_folder(folder) if p.endswith(TOKENIZER_SUFFIXES)]
+        if f"{prefix}tokenizer.json" in files:
+            files = [p for p in files if not p.endswith(".model")]
         if not files:
             raise ModelLoadError(f"{listing.repo} has no tokenizer files in {folder}/.")
         return files, None
@@ -117,7 +151,7 @@ def component_files(listing: RepoFiles, folder: str, role: str, variant: str | N
             f"({' or '.join(WEIGHT_FORMATS)} files under {prefix or 'the root'})"
             + (" in the local cache; connect to the internet to download them." if listing.cached_only else ".")
         )
-    return [f"{prefix}config.json", weights.path], weights
+    return [f"{prefix}config.json", *weights.files], weights
 
 
 # --------------------------------------------------------------------------- listing
@@ -281,6 +315,16 @@ def fetch(listing: RepoFiles, paths: list[str], label: str, report: Report | Non
     if local is None:
         raise ModelLoadError(f"Nothing to download from {repo}.")
     return Path(local).parents[len(PurePosixPath(paths[-1]).parts) - 1]
+
+
+def weights_fingerprint(root: Path, weights: WeightsFile) -> str:
+    """Identity of weights: the one file's fingerprint, or every shard's (an index names shards, not contents)."""
+    if not weights.shards:
+        return fingerprint(root, weights.path)
+    import hashlib
+
+    joined = "+".join(fingerprint(root, shard) for shard in weights.shards)
+    return "shards:" + hashlib.sha256(joined.encode()).hexdigest()
 
 
 def fingerprint(root: Path, path: str) -> str:

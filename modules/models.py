@@ -30,9 +30,19 @@ import torch
 
 from . import engine
 from .engines import ModelSpec, model_specs
+from .engines.base import ModelComponents
 from .hub import ModelLoadError, Report
-from .parts import Part, source_for
-from .residency import Residency, choose_dtype, device_lock, free_memory, module_bytes, resolve_device, resolve_dtype
+from .parts import Part, component_class, is_scheduler, source_for
+from .residency import (
+    Residency,
+    choose_dtype,
+    device_lock,
+    free_memory,
+    module_bytes,
+    resolve_device,
+    resolve_dtype,
+    role_dtype,
+)
 from .settings import Settings
 
 __all__ = ["ModelLoadError", "ModelManager", "free_memory", "module_bytes", "resolve_device", "resolve_dtype"]
@@ -112,18 +122,26 @@ class ModelManager:
             parts = self._cached("edit", lambda: self._load_model(repo, unet_in_channels=8), group="edit", label=repo)
             return self._components(parts, scheduler)
 
-    def model(self, spec: ModelSpec, scheduler: str = "ddim") -> engine.Components:
-        """An engine's own model folder (`spec.kind == "pipeline"`), e.g. a text-to-video model with a 3D UNet."""
+    def model(self, spec: ModelSpec, scheduler: str = "ddim") -> engine.Components | ModelComponents:
+        """An engine's own model folder: `spec.kind == "pipeline"` (SD-shaped, e.g. a text-to-video
+        model with a 3D UNet: `engine.Components` with a fresh `scheduler`), or "components" (its own
+        roles: a `ModelComponents`, the repo's scheduler fresh for this job). Loaded once, kept up to
+        `spec.keep_at_most`, counted in the memory budget, evicted least recently used like any extra."""
         repo = spec.repo(self.settings)
 
         def load():
             with self._loading(repo):
+                if spec.kind == "components":
+                    return self._adopt_components(spec, self.source.components(
+                        repo, spec, reuse=self._shared, report=self._report))
                 parts = self.source.video_model(repo, spec, reuse=self._shared, report=self._report)
             return self._adopt_model(parts)
 
         with self._guard:
             parts = self._cached(f"{spec.key}:{repo}", load, group=spec.group or spec.key, label=repo,
                                  limit_key=spec.key, limit=spec.keep_at_most)
+            if spec.kind == "components":
+                return self._spec_components(spec, parts)
             return self._components(parts, scheduler)
 
     def part(self, spec: ModelSpec, filename: str | None = None) -> torch.nn.Module:
@@ -316,6 +334,23 @@ class ModelManager:
             vae_decode_batch=self.settings.vae_decode_batch,
             execution_device=self.device,
         )
+
+    def _spec_components(self, spec: ModelSpec, parts: dict[str, Part]) -> ModelComponents:
+        modules = {}
+        for role, part in parts.items():
+            cls = spec.components[role]
+            modules[role] = component_class(cls).from_config(part.module) if is_scheduler(cls) else part.module
+        return ModelComponents(modules=modules, device=self.device, dtype=self.dtype)
+
+    def _adopt_components(self, spec: ModelSpec, parts: dict[str, Part]) -> dict[str, Part]:
+        """Place a "components" model's modules (those not already held) in their dtypes and stages."""
+        for role, part in parts.items():
+            if not isinstance(part.module, torch.nn.Module) or self._shared(part.fingerprint) is part:
+                continue  # a tokenizer or scheduler config; or held (and placed) for another model
+            part.module = self.residency.adopt(part.module, stage=spec.stage_of(role),
+                                               dtype=role_dtype(spec, role, self.dtype))
+            self.loads[f"{spec.key}:{role}"] += 1
+        return parts
 
     @contextmanager
     def _loading(self, what: str):

@@ -1,8 +1,9 @@
 """Model parts for a preset: built in code (`tiny`) or loaded from the Hub's files (`real`).
 
 Both sources hand the model manager the same things: `Part`s (a module and the fingerprint of
-its weights) of an SD 1.5-family model or a ControlNet, and the source of an annotator. The
-manager decides what is kept and where it lives; a source only knows where parts come from.
+its weights) of an SD 1.5-family model, a ControlNet or an engine's own model (a "components"
+ModelSpec: one Part per role), and the source of an annotator. The manager decides what is
+kept and where it lives; a source only knows where parts come from.
 `reuse(fingerprint)` lets a source skip loading weights the manager already holds (a text
 encoder or VAE that two models share).
 """
@@ -18,11 +19,13 @@ import torch
 
 from . import hub
 from .hub import ModelLoadError, Report
-from .residency import variant_for
+from .residency import role_dtype, variant_for
 from .safe_pickle import UnsafePickleError, check_weights
 
 MODEL_ROLES = ("tokenizer", "scheduler", "text_encoder", "vae", "unet")
-ROLE_CLASSES = {"vae": "AutoencoderKL", "unet": "UNet2DConditionModel", "controlnet": "ControlNetModel",
+# The classes of the shared SD 1.5 parts' roles (an engine's ModelSpec names its classes itself).
+ROLE_CLASSES = {"tokenizer": "CLIPTokenizer", "scheduler": "DDIMScheduler", "text_encoder": "CLIPTextModel",
+                "vae": "AutoencoderKL", "unet": "UNet2DConditionModel", "controlnet": "ControlNetModel",
                 "taesd": "AutoencoderTiny"}
 TINY_SHARED_SEED = 0  # tiny text encoders and VAEs are one model, as SD 1.5 fine-tunes mostly share them
 
@@ -76,6 +79,22 @@ class TinySource:
         """An engine's model folder (`spec.kind == "pipeline"`): the tiny base's parts with the spec's tiny UNet."""
         parts = self.model(repo, unet_in_channels=4, reuse=reuse, report=report)
         parts["unet"] = Part(f"tiny:{spec.key}:{repo}", spec.build_tiny(tiny_seed(repo)))
+        return parts
+
+    def components(self, repo: str, spec, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """An engine's model folder of its own components (`spec.kind == "components"`), built tiny
+        by `spec.build_tiny`; the scheduler as its config (the manager makes a fresh one per job)."""
+        built = spec.build_tiny(tiny_seed(repo))
+        missing = set(spec.components) - set(built)
+        if missing:
+            raise ValueError(f"{spec.key}'s build_tiny made no {', '.join(sorted(missing))}")
+        parts = {}
+        for role in spec.components:
+            fingerprint = f"tiny:{spec.key}:{repo}:{role}"
+            if is_scheduler(spec.components[role]):
+                parts[role] = Part(fingerprint, dict(built[role].config))
+            else:
+                parts[role] = reuse(fingerprint) or Part(fingerprint, built[role])
         return parts
 
     def module(self, repo: str, spec, *, filename: str | None = None, reuse: Reuse, report: Report | None = None) -> Part:
@@ -133,6 +152,13 @@ class HubSource:
         return {role: self._part(listing, role, spec.module_class if role == "unet" else role, reuse, report)
                 for role in MODEL_ROLES}
 
+    def components(self, repo: str, spec, *, reuse: Reuse, report: Report | None = None) -> dict[str, Part]:
+        """An engine's model folder of its own components (`spec.kind == "components"`): each role
+        from its subfolder, as its class, in its dtype (`role_dtype`); only the files loaded are fetched."""
+        listing = hub.list_files(repo)
+        return {role: self._part(listing, role, cls, reuse, report, dtype=role_dtype(spec, role, self.dtype))
+                for role, cls in spec.components.items()}
+
     def module(self, repo: str, spec, *, filename: str | None = None, reuse: Reuse, report: Report | None = None) -> Part:
         """An engine's module: at the repo's root (`spec.module_class`), or made by `spec.from_state`
         of one bare state-dict file of the repo (distilled weights published without a config)."""
@@ -184,16 +210,17 @@ class HubSource:
         total = 0
         for folder in ("text_encoder", "vae", "unet"):
             weights = hub.choose_weights(listing.sizes, folder, self.variant)
-            size = listing.sizes.get(weights.path) if weights else None
-            if size is None:
+            sizes = [listing.sizes.get(f) for f in weights.files] if weights else [None]
+            if None in sizes:
                 return None
+            size = sum(sizes)
             file_bytes_per_value = 2 if weights.variant == "fp16" else 4
             total += size * torch.finfo(self.dtype).bits // 8 // file_bytes_per_value
         return total
 
     def files(self, repo: str, kind: str) -> tuple[hub.RepoFiles, list[str]]:
         """The files loading `repo` as `kind` reads (model, video_model, controlnet, pose, depth, module,
-        taesd, file:<name>): what a prefetch gets."""
+        taesd, file:<name>, components:<ModelSpec key>): what a prefetch gets."""
         from .annotators import ANNOTATOR_FILES
 
         listing = hub.list_files(repo)
@@ -205,17 +232,24 @@ class HubSource:
             return listing, hub.component_files(listing, "", kind, self.variant)[0]
         if kind.startswith("file:"):  # one bare weights file: a LoRA, an engine's few-step weights
             return listing, [kind.removeprefix("file:")]
+        if kind.startswith("components:"):  # an engine's model folder of its own components
+            spec = _spec(kind.removeprefix("components:"))
+            return listing, [f for role, cls in spec.components.items() for f in hub.component_files(
+                listing, role, component_kind(cls), variant_for(role_dtype(spec, role, self.dtype)))[0]]
         return listing, [f for role in MODEL_ROLES for f in hub.component_files(listing, role, role, self.variant)[0]]
 
-    def _part(self, listing: hub.RepoFiles, folder: str, role: str, reuse: Reuse, report: Report | None) -> Part:
+    def _part(self, listing: hub.RepoFiles, folder: str, role: str, reuse: Reuse, report: Report | None,
+              dtype: torch.dtype | None = None) -> Part:
+        """One component: `role` is an SD role, "controlnet", "taesd", or a class name (an engine's)."""
         repo = listing.repo
-        files, weights = hub.component_files(listing, folder, role, self.variant)
+        dtype = dtype or self.dtype
+        files, weights = hub.component_files(listing, folder, component_kind(role), variant_for(dtype))
         root = hub.fetch(listing, files, label=f"{repo} {folder or role}", report=report)
         path = root / folder if folder else root
         if weights is None:
             fingerprint = f"{repo}/{folder}"
         else:
-            fingerprint = hub.fingerprint(root, weights.path)
+            fingerprint = hub.weights_fingerprint(root, weights)
             shared = reuse(fingerprint)
             if shared is not None:
                 return shared
@@ -223,30 +257,59 @@ class HubSource:
             report(1.0, f"loading {repo} {folder or role}")
         try:
             if weights is not None and not weights.is_safetensors:
-                check_weights(root / weights.path)
-            return Part(fingerprint, _load(role, path, self.dtype, weights))
+                for name in weights.shards or (weights.path,):
+                    check_weights(root / name)
+            return Part(fingerprint, _load(role, path, dtype, weights))
         except UnsafePickleError as error:
             raise ModelLoadError(f"{repo}: {error}") from error
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise ModelLoadError(f"Could not load the {folder or role} of {repo}: {str(error)[:300]}") from error
 
 
-def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
+def component_class(name: str):
+    """The class a ModelSpec names: diffusers' first, then transformers'."""
     import diffusers
-    from diffusers import DDIMScheduler
-    from transformers import CLIPTextModel, CLIPTokenizer
+    import transformers
 
-    if role == "tokenizer":
-        return CLIPTokenizer.from_pretrained(path)
-    if role == "scheduler":
-        return dict(DDIMScheduler.load_config(path))
-    if role == "text_encoder":
-        cls = CLIPTextModel
-    else:  # the shared SD 1.5 parts' roles, or a diffusers class an engine's ModelSpec names
-        cls = getattr(diffusers, ROLE_CLASSES.get(role, role))
-    return cls.from_pretrained(
-        path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors
-    )
+    cls = getattr(diffusers, name, None) or getattr(transformers, name, None)
+    if cls is None:
+        raise ModelLoadError(f"Neither diffusers nor transformers has a class {name!r}.")
+    return cls
+
+
+def is_scheduler(name: str) -> bool:
+    return name == "scheduler" or name.endswith("Scheduler")
+
+
+def component_kind(name: str) -> str:
+    """How a role or class loads: "tokenizer" (its tokenizer files), "scheduler" (its config) or
+    itself (a config.json and weights)."""
+    if name == "tokenizer" or name.endswith(("Tokenizer", "TokenizerFast")):
+        return "tokenizer"
+    return "scheduler" if is_scheduler(name) else name
+
+
+def _spec(key: str):
+    """The registered ModelSpec called `key`."""
+    from .engines import model_specs
+
+    for _, spec in model_specs():
+        if spec.key == key:
+            return spec
+    raise ModelLoadError(f"No engine declares a model {key!r}.")
+
+
+def _load(role: str, path: Path, dtype: torch.dtype, weights: hub.WeightsFile | None):
+    """One part: a shared SD 1.5 part's role ("tokenizer", "text_encoder", ...), or a class an engine's ModelSpec names."""
+    cls = component_class(ROLE_CLASSES.get(role, role))
+    kind = component_kind(cls.__name__)
+    if kind == "tokenizer":
+        return cls.from_pretrained(path)
+    if kind == "scheduler":
+        return dict(cls.load_config(path))
+    if cls.__module__.startswith("transformers"):
+        return cls.from_pretrained(path, dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors)
+    return cls.from_pretrained(path, torch_dtype=dtype, variant=weights.variant, use_safetensors=weights.is_safetensors)
 
 
 def source_for(preset: str, dtype: torch.dtype):

@@ -54,6 +54,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return choose_dtype(name, device, probe_cpu=False)[0]
 
 
+def role_dtype(spec, role: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a "components" ModelSpec's `role` runs in when the app runs in `dtype`: the role's
+    pinned dtype (`spec.dtypes`, e.g. a float32 VAE), else `spec.half_dtype` in place of float16
+    (bfloat16 for a model whose activations overflow float16), else `dtype`."""
+    if role in spec.dtypes:
+        return DTYPES[spec.dtypes[role]]
+    if dtype == torch.float16:
+        return DTYPES[spec.half_dtype]
+    return dtype
+
+
 def variant_for(dtype: torch.dtype) -> str | None:
     """The Hub file variant worth downloading for `dtype` (fp16 files halve the download)."""
     return "fp16" if dtype == torch.float16 else None
@@ -97,10 +108,15 @@ def device_lock(device: torch.device) -> threading.Lock:
 
 
 class _OffloadHook:
-    """Called before a module runs; `pre_forward` is also what diffusers' VAE encode/decode call."""
+    """Called before a module runs; `pre_forward` is also what diffusers' VAE encode/decode call.
+
+    Set as a module's `_hf_hook` (accelerate's attribute), it also tells diffusers where the
+    module runs: pipelines read `_hf_hook.execution_device` to put their tensors on the device the
+    module is about to move to, not the CPU it waits on (`get_module_execution_device`)."""
 
     def __init__(self, residency: "Residency"):
         self.residency = residency
+        self.execution_device = residency.device
 
     def pre_forward(self, module, *args, **kwargs):
         self.residency.activate(module)
@@ -124,10 +140,11 @@ class Residency:
         self.peak_device_bytes = 0
         self._lock = threading.RLock()
 
-    def adopt(self, module, stage: str):
-        """Cast to the dtype and place a freshly loaded module; with offload, hook it."""
-        if getattr(module, "dtype", self.dtype) != self.dtype:
-            module = module.to(dtype=self.dtype)
+    def adopt(self, module, stage: str, dtype: torch.dtype | None = None):
+        """Cast to `dtype` (else the residency's) and place a freshly loaded module; with offload, hook it."""
+        dtype = dtype or self.dtype
+        if getattr(module, "dtype", dtype) != dtype:
+            module = module.to(dtype=dtype)
         module = module.to(self.home).eval()
         module.requires_grad_(False)
         with self._lock:
@@ -137,8 +154,7 @@ class Residency:
             if self.offloading:
                 hook = _OffloadHook(self)
                 module.register_forward_pre_hook(hook)
-                if hasattr(module, "decode"):
-                    module._hf_hook = hook  # diffusers' @apply_forward_hook (VAE encode/decode) calls it
+                module._hf_hook = hook  # diffusers' @apply_forward_hook (VAE encode/decode) calls it
             self._note_peak()
         return module
 

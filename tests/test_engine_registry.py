@@ -68,8 +68,10 @@ def test_declarations_are_consistent(engine):
             recipe = engine.fast.for_tab(tab)
             assert recipe["steps"] in engine.fast.steps and recipe["guidance_scale"] <= engine.fast.max_guidance
     for spec in engine.models:
-        assert spec.kind in ("pipeline", "module", "file") and spec.build_tiny is not None
+        assert spec.kind in ("pipeline", "components", "module", "file") and spec.build_tiny is not None
         assert spec.kind != "file" or (spec.from_state is not None and spec.default_file)
+        assert (spec.kind == "components") == bool(spec.components)
+        assert set(spec.dtypes) | set(spec.stages) <= set(spec.components)
     assert engines.find(engine.name.upper()) is engine
 
 

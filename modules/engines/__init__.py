@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import CONTROL_KINDS, TABS, Engine, JobInputs, ModelSpec, Registry
+from .base import CONTROL_KINDS, TABS, Engine, JobInputs, ModelComponents, ModelSpec, Registry
 
 ENGINE_MODULES = (
     "text2video_zero",
@@ -21,8 +21,8 @@ REGISTRY = Registry()
 for _module in ENGINE_MODULES:
     REGISTRY.register(import_module(f".{_module}", __name__).ENGINE)
 
-__all__ = ["REGISTRY", "TABS", "Engine", "JobInputs", "ModelSpec", "all_engines", "default", "find", "for_tab",
-           "get", "model_specs", "names", "with_fast"]
+__all__ = ["REGISTRY", "TABS", "Engine", "JobInputs", "ModelComponents", "ModelSpec", "all_engines", "default", "find",
+           "for_tab", "get", "model_specs", "names", "with_fast"]
 
 
 def all_engines() -> list[Engine]:

@@ -73,9 +73,16 @@ class Defaults:
 
     steps: int
     guidance_scale: float
-    side: int  # the square size the model was trained at
+    side: int  # the square size the model was trained at (or the short side, for a non-square default)
     frames: int = 8
     fps: float = 4.0
+    width: int = 0  # a non-square default size (Wan's 832x480); 0 = `side`
+    height: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the published default."""
+        return self.width or self.side, self.height or self.side
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,27 @@ class FastRecipe:
 class ModelSpec:
     """One model part an engine needs, beyond the shared SD 1.5 parts the manager keeps anyway.
 
-    kind: "pipeline" (a diffusers model folder: tokenizer, text encoder, UNet, VAE, scheduler;
-    `module_class` names the UNet's class), "module" (one model at the repo's root, `module_class`),
-    or "file" (one bare state-dict file of the repo, made into a module by `from_state`).
+    kind:
+    - "pipeline": a diffusers model folder shaped as SD's (tokenizer, text encoder, UNet, VAE,
+      scheduler); `module_class` names the UNet's class. `manager.model(spec)` gives an
+      `engine.Components`.
+    - "components": a diffusers model folder with components of its own: `components` maps each
+      role (its subfolder: "tokenizer", "text_encoder", "transformer", "vae", "scheduler", ...) to
+      its class name, diffusers' or transformers' ("T5TokenizerFast", "AutoTokenizer",
+      "UMT5EncoderModel", "WanTransformer3DModel", "AutoencoderKLWan", "UniPCMultistepScheduler").
+      A tokenizer role loads its folder's tokenizer files (tokenizer.json, else spiece.model); a
+      scheduler role its scheduler_config.json; every other role its config.json and weights (one
+      safetensors file, or the shards its `*.safetensors.index.json` lists). `dtypes` pins roles to
+      a dtype whatever the app runs in (a VAE that must stay "float32"); `half_dtype` is what the
+      other roles run in where the app runs float16 (on CUDA): "bfloat16" for a model whose
+      activations overflow float16 (black frames). `stages`: each module role's offload stage
+      (default: the role itself, so with CPU offload a text encoder leaves the device once the
+      prompt is encoded and the peak is the largest single module). `build_tiny(seed)` returns
+      {role: object} (the scheduler as an instance). `manager.model(spec)` gives a
+      `ModelComponents`: the roles' objects, the scheduler a fresh instance per call.
+    - "module": one model at the repo's root (`module_class`); `manager.part(spec)`.
+    - "file": one bare state-dict file of the repo, made into a module by `from_state`;
+      `manager.part(spec, filename)`.
     """
 
     key: str  # the cache's name for it, and the key of `Settings.models` when `env` is set
@@ -124,14 +149,42 @@ class ModelSpec:
     env: str = ""  # T2VZ_<env> names another repo (or folder); "" = fixed
     description: str = ""  # for the env table
     module_class: str = ""  # diffusers class of the module ("pipeline": of the UNet)
-    stage: str = "unet"  # which offload stage it runs with
+    stage: str = "unet"  # which offload stage it runs with ("module", "file")
     keep_at_most: int = 1  # of this key (e.g. one adapter per step count: 2)
-    build_tiny: Callable[[int], Any] | None = None  # seed -> module (the tiny preset)
+    build_tiny: Callable[[int], Any] | None = None  # seed -> module (the tiny preset); "components": {role: object}
     from_state: Callable[[dict], Any] | None = None  # "file": state dict -> module
     group: str = ""  # what the status line lists it under
+    # "components" only (see above):
+    components: dict[str, str] = field(default_factory=dict, hash=False)  # role -> class name
+    dtypes: dict[str, str] = field(default_factory=dict, hash=False)  # role -> "float32" (kept whatever the app runs)
+    half_dtype: str = "float16"  # the other roles' dtype where the app runs float16: "bfloat16" if float16 overflows
+    stages: dict[str, str] = field(default_factory=dict, hash=False)  # role -> offload stage (default: the role)
 
     def repo(self, settings: Settings) -> str:
         return settings.models.get(self.key, self.default_repo) if self.env else self.default_repo
+
+    def stage_of(self, role: str) -> str:
+        """The offload stage a "components" role runs in."""
+        return self.stages.get(role, role)
+
+
+@dataclass
+class ModelComponents:
+    """What `manager.model(spec)` gives for a "components" spec: every role's object (tokenizer,
+    modules, a fresh scheduler for this generation) and the device the modules run on (with CPU
+    offload they wait on the CPU and move there when they run, so their own `.device` is not where
+    a pipeline's tensors go). `components["transformer"]`, `components.modules` as a pipeline's
+    keyword arguments."""
+
+    modules: dict[str, Any]
+    device: Any  # torch.device
+    dtype: Any  # the app's torch dtype (each module keeps its own: a float32 VAE stays float32)
+
+    def __getitem__(self, role: str) -> Any:
+        return self.modules[role]
+
+    def __contains__(self, role: str) -> bool:
+        return role in self.modules
 
 
 @dataclass
@@ -170,8 +223,9 @@ class Engine:
 
     def download_models(self, settings: Settings) -> list[tuple[str, str]]:
         """(kind, repo) pairs that `--download all` fetches for this engine (see download.py)."""
-        kinds = {"pipeline": "video_model", "module": "module", "file": "file:{}"}
-        return [(kinds[spec.kind].format(spec.default_file), spec.repo(settings)) for spec in self.models]
+        kinds = {"pipeline": "video_model", "components": "components:{key}", "module": "module", "file": "file:{file}"}
+        return [(kinds[spec.kind].format(key=spec.key, file=spec.default_file), spec.repo(settings))
+                for spec in self.models]
 
     # ------------------------------------------------------------------ fast mode policy
     def fast_settings(self, request, tab: str):
@@ -203,8 +257,10 @@ class Engine:
         return replace(request, **changes), [note]
 
     def form_defaults(self, tab: str, fast: bool) -> dict:
-        """Steps, guidance and side the form shows for this engine (fast mode's where Fast is on)."""
-        values = {"steps": self.defaults.steps, "guidance_scale": self.defaults.guidance_scale, "side": self.defaults.side}
+        """Steps, guidance, side and size (width, height) the form shows for this engine (fast mode's
+        steps and guidance where Fast is on)."""
+        values = {"steps": self.defaults.steps, "guidance_scale": self.defaults.guidance_scale, "side": self.defaults.side,
+                  "size": self.defaults.size}
         if fast and self.fast is not None:
             values.update({k: v for k, v in self.fast.for_tab(tab).items() if k in ("steps", "guidance_scale")})
         return values
