@@ -1,0 +1,90 @@
+"""CogVideoX-2B (THUDM, now zai-org; Apache-2.0): a text-to-video diffusion transformer with its own
+T5-XXL text encoder and 3D VAE.
+
+Text-to-video only, one prompt (no storyboard), no first frame (image-to-video is another
+checkpoint, CogVideoX-5b-I2V), no fast recipe. Sampling is diffusers' maintained
+`CogVideoXPipeline` with the repo's `CogVideoXDDIMScheduler` (`sampling.py`); the published
+defaults are 49 frames of 720x480, 50 steps, guidance 6, 8 fps.
+
+Rules, from the model's shapes: frames 8k+1 (the VAE compresses time 4x and decodes latent
+frames in pairs after the first, so other counts come back with another length); width and
+height multiples of 16 (the VAE's 8x times the transformer's 2x2 patches; 24 or 40 fail inside
+the transformer). Validation refuses other values with a sentence naming the rule.
+
+Its weights ("components": each role from its subfolder): the transformer (3.39 GB fp16), the
+T5 v1.1 XXL encoder (two shards, 9.5 GB fp16), the VAE (862 MB, float32, kept in float32 here),
+the scheduler config and the tokenizer.
+
+The tokenizer: the repo's tokenizer/ holds a sentencepiece model (spiece.model), special-token
+files and no tokenizer.json. transformers 5 builds its (only) T5 tokenizer from spiece.model by
+reading the model file with sentencepiece's protobuf description, so loading it needs both the
+`sentencepiece` and `protobuf` packages; without them it fails ("requires the SentencePiece
+library ... Falling back to TikToken"). Both are pinned in requirements.txt: it is transformers'
+own conversion, the one every diffusers user of this repo runs, and the alternatives are worse
+(no other repo publishes this tokenizer's tokenizer.json to fetch instead, and parsing the
+protobuf ourselves would be our own copy of transformers' converter). The tiny preset builds
+the same kind of tokenizer in memory (`tiny.py`), and its `tokenizer_files` writes the repo's
+folder (spiece.model included) for the Hub stand-in; the tests load such a folder through the
+app's loader.
+"""
+
+from __future__ import annotations
+
+from ..base import Defaults, Engine, FrameRule, JobInputs, ModelSpec, Rules
+
+MODEL_ID = "THUDM/CogVideoX-2b"  # the Hub redirects to zai-org/CogVideoX-2b
+SCHEDULER = "cogvideox_ddim"  # params.json's name for the repo's CogVideoXDDIMScheduler
+
+
+def _tiny_components(seed: int) -> dict:
+    from .tiny import build_components
+
+    return build_components(seed=seed)
+
+
+VIDEO_MODEL = ModelSpec(
+    key="cogvideox_model", kind="components", default_repo=MODEL_ID, env="COGVIDEOX_MODEL",
+    description="CogVideoX text-to-video model (Apache-2.0)",
+    components={"tokenizer": "T5Tokenizer", "text_encoder": "T5EncoderModel",
+                "transformer": "CogVideoXTransformer3DModel", "vae": "AutoencoderKLCogVideoX",
+                "scheduler": "CogVideoXDDIMScheduler"},
+    dtypes={"vae": "float32"},  # the repo ships it in float32 (its fp16 copy was replaced)
+    build_tiny=_tiny_components, group="video",
+)
+
+
+class CogVideoX(Engine):
+    name = "cogvideox"
+    title = "CogVideoX"
+    label = "CogVideoX 2B"
+    licence = "Apache-2.0"
+    tabs = frozenset({"text2video"})
+    inputs = frozenset()
+    defaults = Defaults(steps=50, guidance_scale=6.0, side=480, frames=49, fps=8.0, width=720, height=480)
+    rules = Rules(frames=FrameRule(multiple=8, offset=1), size_multiple=16)
+    fast = None
+    models = (VIDEO_MODEL,)
+    # A transformer step over the whole clip: per 512x512 frame about twice an SD 1.5 UNet call on a
+    # CPU (1.7 G parameters on a quarter of the frames' tokens, plus attention across all of them).
+    cpu_seconds_per_frame_step = 8.0
+
+    def mode(self, tab: str, kind: str = "") -> str:
+        return f"text2video-{self.name}"
+
+    def load(self, manager, request, tab: str):
+        return manager.model(VIDEO_MODEL)
+
+    def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
+        from .sampling import generate_cogvideox
+
+        return generate_cogvideox(loaded, prompt=request.prompt, negative_prompt=request.negative_prompt,
+                                  num_frames=request.num_frames, height=request.height, width=request.width,
+                                  steps=request.steps, guidance_scale=request.guidance_scale, seed=request.seed,
+                                  on_step=control.step, device=getattr(loaded, "device", None))
+
+    def record(self, request, tab: str, settings) -> dict:
+        return {"engine": self.name, "model": VIDEO_MODEL.repo(settings), "licence": self.licence,
+                "scheduler": SCHEDULER}
+
+
+ENGINE = CogVideoX()

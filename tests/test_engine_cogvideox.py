@@ -1,0 +1,212 @@
+"""CogVideoX engine: equal to diffusers' own CogVideoXPipeline, seeded, stoppable with no decode, its
+frame and size rules (and why they are the rules), and its tokenizer folder (spiece.model, no
+tokenizer.json) loading through the app's loader."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import CogVideoXPipeline
+
+from modules.engines.cogvideox import ENGINE, tiny
+from modules.engines.cogvideox.sampling import generate_cogvideox
+from modules.job_control import Cancelled, JobControl
+
+PROMPT = "a red ball rolling down a hill"
+SMALL = dict(num_frames=9, height=32, width=32, steps=2)  # a tiny job: about 0.1 s here
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are tiny: a second thread only adds sync (and stalls on a busy 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return tiny.build_components(seed=5)
+
+
+class Calls:
+    """Counts a module's forward calls."""
+
+    def __init__(self, module):
+        self.count = 0
+        self.handle = module.register_forward_pre_hook(self)
+
+    def __call__(self, module, args):
+        self.count += 1
+
+    def remove(self):
+        self.handle.remove()
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@pytest.mark.parametrize("guidance, negative", [(6.0, "blurry"), (1.0, "")])  # with and without guidance
+def test_cogvideox_matches_diffusers_pipeline(parts, guidance, negative):
+    seed = 11
+    ours = generate_cogvideox(parts, prompt=PROMPT, negative_prompt=negative, guidance_scale=guidance, seed=seed,
+                              **SMALL)
+    pipe = CogVideoXPipeline(tokenizer=parts["tokenizer"], text_encoder=parts["text_encoder"], vae=parts["vae"],
+                             transformer=parts["transformer"], scheduler=tiny.build_scheduler())
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(PROMPT, negative_prompt=negative or None, num_frames=SMALL["num_frames"], height=SMALL["height"],
+                     width=SMALL["width"], num_inference_steps=SMALL["steps"], guidance_scale=guidance,
+                     generator=torch.Generator().manual_seed(seed), output_type="np").frames[0]
+
+    assert ours.shape == reference.shape == (9, 32, 32, 3)
+    assert ours.dtype == np.float32 and 0.0 <= ours.min() and ours.max() <= 1.0
+    assert np.abs(ours - reference).max() < 1e-5
+    assert ours.std() > 0.01 and np.abs(ours[0] - ours[-1]).max() > 1e-3  # not blank, frames differ
+
+
+def test_same_seed_same_frames_other_seed_other_frames(parts):
+    first = generate_cogvideox(parts, prompt=PROMPT, seed=3, **SMALL)
+    again = generate_cogvideox(parts, prompt=PROMPT, seed=3, **SMALL)
+    other = generate_cogvideox(parts, prompt=PROMPT, seed=4, **SMALL)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_progress_every_step_then_one_decode(parts):
+    seen = []
+    transformer, decoder = Calls(parts["transformer"]), Calls(parts["vae"].decoder)
+    try:
+        generate_cogvideox(parts, prompt=PROMPT, on_step=lambda *a: seen.append(a), **{**SMALL, "steps": 3})
+    finally:
+        transformer.remove(), decoder.remove()
+    # One transformer call per step (both guidance branches batched), then the VAE decodes.
+    assert seen == [(1, 3, ""), (2, 3, ""), (3, 3, "")]
+    assert transformer.count == 3 and decoder.count >= 1
+
+
+def test_a_stop_within_a_step_leaves_at_once_and_decodes_nothing(parts):
+    control = JobControl()
+
+    def step(done, total, place=""):
+        control.step(done, total, place)
+        control.cancel()  # Stop pressed during step 1: step 2's callback raises
+
+    transformer, decoder = Calls(parts["transformer"]), Calls(parts["vae"].decoder)
+    try:
+        with pytest.raises(Cancelled):
+            generate_cogvideox(parts, prompt=PROMPT, on_step=step, **{**SMALL, "steps": 5})
+    finally:
+        transformer.remove(), decoder.remove()
+    assert transformer.count == 2  # the step under way when Stop came finished; none after it
+    assert decoder.count == 0  # no VAE decode after a Stop
+    assert control.stopped_message() == "Stopped after step 1 of 5."
+
+
+# ------------------------------------------------------------------ frame and size rules
+
+
+def test_the_rules_are_the_models_own(parts):
+    """Why 8k+1 frames and sides of 16: diffusers' pipeline on the same parts returns another frame
+    count for other lengths and fails inside the transformer for sides of 8 more than a multiple of 16."""
+    pipe = CogVideoXPipeline(**{**parts, "scheduler": tiny.build_scheduler()})
+    pipe.set_progress_bar_config(disable=True)
+
+    def frames(num_frames, side=16):
+        return pipe(PROMPT, num_frames=num_frames, height=side, width=side, num_inference_steps=1,
+                    output_type="np").frames[0].shape[0]
+
+    assert [frames(n) for n in (1, 9, 17)] == [1, 9, 17]
+    assert [frames(n) for n in (5, 13)] == [8, 16]  # 4k+1 but not 8k+1: the length changes
+    with pytest.raises(RuntimeError):
+        frames(9, side=24)
+    assert ENGINE.rules.size_multiple == 16 and str(ENGINE.rules.frames) == "8k+1"
+
+
+@pytest.mark.parametrize("frames, side, error", [
+    (8, 32, r"CogVideoX makes 8k\+1 frames"),
+    (9, 24, "multiples of 16; got 24x24"),
+    (9, 40, "multiples of 16; got 40x40"),
+])
+def test_sampling_refuses_shapes_the_model_cannot_make(parts, frames, side, error):
+    with pytest.raises(ValueError, match=error):
+        generate_cogvideox(parts, prompt=PROMPT, num_frames=frames, height=side, width=side, steps=1)
+
+
+@pytest.mark.parametrize("values, sentence", [
+    ({"num_frames": 48}, "CogVideoX makes clips of 8k+1 frames, e.g. 41; got 48."),
+    ({"num_frames": 16}, "CogVideoX makes clips of 8k+1 frames, e.g. 9; got 16."),
+    ({"width": 728}, "CogVideoX needs a width that is a multiple of 16; got 728."),
+    ({"height": 40}, "CogVideoX needs a height that is a multiple of 16; got 40."),
+])
+def test_validation_refuses_other_frames_and_sides_in_a_sentence(values, sentence):
+    from modules.request_types import RequestError, _check_engine_inputs
+
+    request = {"num_frames": 49, "width": 720, "height": 480, "steps": 50, "guidance_scale": 6.0, **values}
+    with pytest.raises(RequestError) as refused:
+        _check_engine_inputs(ENGINE, request, "text2video")
+    assert str(refused.value) == sentence
+    _check_engine_inputs(ENGINE, {**request, **{k: ENGINE.rules.frames.nearest(v) if k == "num_frames" else v - v % 16
+                                                for k, v in values.items()}}, "text2video")
+
+
+def test_declared_defaults_are_the_published_ones():
+    defaults = ENGINE.defaults
+    assert (defaults.frames, defaults.steps, defaults.guidance_scale, defaults.fps) == (49, 50, 6.0, 8.0)
+    assert defaults.size == (720, 480) and ENGINE.rules.frames.fits(defaults.frames)
+    assert ENGINE.fast is None and ENGINE.tabs == {"text2video"} and not ENGINE.inputs
+    assert ENGINE.licence == "Apache-2.0"
+
+
+# ------------------------------------------------------------------ the tokenizer folder
+
+
+def load_tokenizer(folder):
+    """The tokenizer as the Hub source loads the repo's tokenizer/ (the class the ModelSpec names)."""
+    from modules.parts import _load
+
+    (spec,) = ENGINE.models
+    return _load(spec.components["tokenizer"], folder, torch.float32, None)
+
+
+def test_a_trained_spiece_model_folder_loads_as_the_real_repo_ships_it(tmp_path):
+    """A sentencepiece model trained here (nmt_nfkc normalisation, as T5's) in a folder shaped as the
+    real repo's tokenizer/ (spiece.model, the config files, no tokenizer.json) loads, and tokenizes
+    as sentencepiece itself does."""
+    import sentencepiece
+
+    text = ["a red ball rolling down a hill", "a panda playing a guitar on a rooftop at sunset",
+            "waves crash on dark rocks under a grey sky", "a cat sleeping in the afternoon sun"] * 10
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(text), model_writer=model, vocab_size=60, model_type="unigram", pad_id=0, eos_id=1,
+        unk_id=2, bos_id=-1, hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    for name, value in tiny.tokenizer_config().items():
+        (folder / name).write_text(json.dumps(value))
+
+    tokenizer = load_tokenizer(folder)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = processor.get_piece_size()
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
+    assert len(tokenizer) == pieces + 100 and tokenizer.model_max_length == 226
+    assert tokenizer.convert_tokens_to_ids("<extra_id_0>") == pieces + 99  # T5's sentinels count down
+    for sentence in ["a red ball rolling", "A  Panda, at sunset!"]:
+        assert tokenizer(sentence).input_ids == processor.encode(sentence) + [1]  # + </s>
+
+
+def test_the_tiny_tokenizer_folder_loads_as_the_in_memory_tokenizer(tmp_path):
+    """What the Hub stand-in serves for the repo's tokenizer/ tokenizes as the tiny preset's tokenizer."""
+    for name, data in tiny.tokenizer_files().items():
+        (tmp_path / name).write_bytes(data)
+    assert not (tmp_path / "tokenizer.json").exists()
+    loaded, built = load_tokenizer(tmp_path), tiny.build_tokenizer()
+    assert len(loaded) == len(built) <= tiny.build_components()["text_encoder"].config.vocab_size
+    for sentence in ["a red ball <extra_id_3> rolling", "héllo  World!", ""]:
+        assert loaded(sentence).input_ids == built(sentence).input_ids
