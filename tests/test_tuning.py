@@ -1,0 +1,185 @@
+"""Tune-A-Video core (modules/tuning) on the app's tiny SD parts: each test runs in about a second."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modules import tiny
+from modules.tuning.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
+
+TIMESTEP = torch.tensor(500)
+
+
+@pytest.fixture(scope="module")
+def parts():
+    tokenizer = tiny.build_tokenizer()
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": tiny.build_text_encoder(tokenizer),
+        "unet": tiny.build_unet(seed=1),
+        "vae": tiny.build_vae(),
+    }
+
+
+def per_frame_unet(unet, latents, text):
+    """The image UNet on each frame of `latents` (B, C, F, H, W): what the video UNet must equal."""
+    batch, channels, frames, height, width = latents.shape
+    folded = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
+    out = unet(folded, TIMESTEP, encoder_hidden_states=text.repeat_interleave(frames, 0)).sample
+    return out.reshape(batch, frames, channels, height, width).permute(0, 2, 1, 3, 4)
+
+
+def clip_inputs(frames=3, batch=2, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn(batch, 4, frames, 8, 8, generator=generator)
+    text = torch.randn(batch, tiny.MAX_TOKENS, 32, generator=generator)
+    return latents, text
+
+
+def unet_fingerprint(unet):
+    """Everything about the UNet a Tune-A-Video job could leave changed."""
+    return (
+        {k: v.clone() for k, v in unet.state_dict().items()},
+        {n: id(p) for n, p in unet.named_parameters()},
+        {n: p.requires_grad for n, p in unet.named_parameters()},
+        dict(unet.attn_processors),
+        unet.is_gradient_checkpointing,
+        unet.training,
+    )
+
+
+def assert_unchanged(unet, fingerprint):
+    state, ids, grads, processors, checkpointing, training = fingerprint
+    now = unet.state_dict()
+    assert set(now) == set(state)
+    assert all(torch.equal(now[k], state[k]) for k in state)
+    assert {n: id(p) for n, p in unet.named_parameters()} == ids
+    assert {n: p.requires_grad for n, p in unet.named_parameters()} == grads
+    assert all(unet.attn_processors[k] is v for k, v in processors.items())
+    assert unet.is_gradient_checkpointing == checkpointing and unet.training == training
+    assert not unet._forward_hooks and all(not m._forward_hooks for m in unet.modules())
+
+
+# -- attention ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_temporal_layers_are_identity_at_init(parts):
+    unet = parts["unet"]
+    latents, text = clip_inputs()
+    base = per_frame_unet(unet, latents, text)
+    layers = add_video_layers(unet, sparse_causal=False)
+    try:
+        assert torch.equal(layers(latents, TIMESTEP, text), base)
+    finally:
+        layers.remove()
+
+
+@torch.no_grad()
+def test_sparse_causal_frame_zero_is_plain_self_attention_and_later_frames_look_back_only(parts):
+    unet = parts["unet"]
+    latents, text = clip_inputs(frames=4)
+    base = per_frame_unet(unet, latents, text)
+    layers = add_video_layers(unet)
+    try:
+        video = layers(latents, TIMESTEP, text)
+        torch.testing.assert_close(video[:, :, 0], base[:, :, 0], rtol=0, atol=1e-5)
+        assert not torch.allclose(video[:, :, 1:], base[:, :, 1:], atol=1e-3)  # frames now read frame 0 / i-1
+        changed_last = latents.clone()
+        changed_last[:, :, -1] += 1.0
+        after = layers(changed_last, TIMESTEP, text)
+        torch.testing.assert_close(after[:, :, :-1], video[:, :, :-1], rtol=0, atol=1e-5)  # causal
+    finally:
+        layers.remove()
+
+
+@torch.no_grad()
+def test_sparse_causal_processor_reads_frames_zero_and_previous():
+    """Frame i's output is plain attention of its queries over [frame 0 ; frame i-1] tokens."""
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)  # as SD's attn1
+
+    class Frames:
+        num_frames = 3
+
+    hidden = torch.randn(3, 5, 16)  # 3 frames of 5 tokens
+    out = SparseCausalAttnProcessor(Frames())(attn, hidden)
+    for i, keys_from in enumerate([(0, 0), (0, 0), (0, 1)]):
+        context = torch.cat([hidden[keys_from[0]], hidden[keys_from[1]]])
+        q = attn.to_q(hidden[i]).view(5, 2, 8).transpose(0, 1)
+        k = attn.to_k(context).view(10, 2, 8).transpose(0, 1)
+        v = attn.to_v(context).view(10, 2, 8).transpose(0, 1)
+        weights = torch.softmax(q @ k.transpose(1, 2) / 8**0.5, dim=-1)
+        expected = attn.to_out[0]((weights @ v).transpose(0, 1).reshape(5, 16))
+        torch.testing.assert_close(out[i], expected, rtol=0, atol=1e-5)
+
+
+def test_temporal_attention_mixes_frames_per_position_only():
+    torch.manual_seed(0)
+    layer = TemporalAttention(dim=8, heads=2, head_dim=4)
+    hidden = torch.randn(2 * 3, 4, 8)  # batch 2, 3 frames, 4 positions
+    assert torch.equal(layer(hidden, 3), hidden)
+    torch.nn.init.normal_(layer.attn_temp.to_out[0].weight)
+    out = layer(hidden, 3)
+    changed = hidden.clone()
+    changed[1, 2] += 1.0  # clip 0, frame 1, position 2
+    diff = (layer(changed, 3) - out).abs().sum(-1).view(2, 3, 4)
+    assert (diff[0, :, 2] > 0).all()  # every frame of that position sees it
+    assert diff[1].sum() == 0 and diff[0, :, [0, 1, 3]].sum() == 0  # nothing else does
+
+
+@torch.no_grad()
+def test_removing_the_video_layers_restores_the_base_unet_bit_for_bit(parts):
+    unet = parts["unet"]
+    latents, text = clip_inputs()
+    before = per_frame_unet(unet, latents, text)
+    fingerprint = unet_fingerprint(unet)
+    layers = add_video_layers(unet)
+    trained = {k: v + 0.01 for k, v in layers.state_dict().items()}  # non-zero temporal output too
+    layers.load_state_dict(trained)
+    assert not torch.allclose(layers(latents, TIMESTEP, text), before, atol=1e-4)
+    layers.remove()
+    layers.remove()  # idempotent
+    assert_unchanged(unet, fingerprint)
+    assert torch.equal(per_frame_unet(unet, latents, text), before)
+
+
+def test_trained_parameter_names_follow_tune_a_video(parts):
+    layers = add_video_layers(parts["unet"])
+    try:
+        keys = set(layers.state_dict())
+    finally:
+        layers.remove()
+    block = "down_blocks.1.attentions.0.transformer_blocks.0"
+    assert {f"{block}.attn1.to_q.weight", f"{block}.attn2.to_q.weight", f"{block}.norm_temp.weight"} <= keys
+    assert f"{block}.attn_temp.to_out.0.weight" in keys
+    assert all(".to_q." in k or "_temp." in k for k in keys)
+    with pytest.raises(ValueError, match="missing"):
+        add_video_layers(parts["unet"], {k: torch.zeros(1) for k in list(keys)[:3]})
+    assert not any(m._forward_hooks for m in parts["unet"].modules())  # a failed add leaves nothing
+
+
+def test_video_layers_swap_the_base_layer_under_the_apps_inactive_fast_lora():
+    """Fast mode leaves a PEFT LoRA attached (off) on the shared UNet: to_q is then a wrapper."""
+    from modules.engine.fast import attach_lora, detach_lora
+
+    unet = tiny.build_unet(seed=1)
+    attach_lora(unet, tiny.build_lcm_lora(unet))
+    try:
+        latents, text = clip_inputs(batch=1)
+        with torch.no_grad():
+            before = per_frame_unet(unet, latents, text)
+            fingerprint = unet_fingerprint(unet)
+            layers = add_video_layers(unet, sparse_causal=False)
+            keys = set(layers.state_dict())
+            assert not any("base_layer" in k or "lora" in k for k in keys)
+            layers.load_state_dict({k: torch.zeros_like(v) for k, v in layers.state_dict().items()})
+            assert not torch.equal(layers(latents, TIMESTEP, text), before)  # zero queries are in use
+            layers.remove()
+            assert_unchanged(unet, fingerprint)
+            assert torch.equal(per_frame_unet(unet, latents, text), before)
+    finally:
+        detach_lora(unet)
