@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from modules import tiny
 from modules.tuning.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
+from modules.tuning.train import tune
 
 TIMESTEP = torch.tensor(500)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model's ops are too small to share out: on 2 busy cores, 2 threads made a
+    training step ten times slower than 1."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +48,21 @@ def clip_inputs(frames=3, batch=2, seed=0):
     latents = torch.randn(batch, 4, frames, 8, 8, generator=generator)
     text = torch.randn(batch, tiny.MAX_TOKENS, 32, generator=generator)
     return latents, text
+
+
+def tiny_clip(frames=3, side=32, seed=0):
+    """A random uint8 clip; 32 px is the smallest side the tiny VAE + UNet take (multiple of 16)."""
+    return (np.random.default_rng(seed).random((frames, side, side, 3)) * 255).astype(np.uint8)
+
+
+def run_tune(parts, **kwargs):
+    options = dict(steps=2, learning_rate=1e-3, seed=0)
+    options.update(kwargs)
+    frames = options.pop("frames", None)
+    frames = tiny_clip() if frames is None else frames
+    return tune(
+        parts["unet"], parts["vae"], parts["text_encoder"], parts["tokenizer"], frames, "a cat jumps", **options
+    )
 
 
 def unet_fingerprint(unet):
@@ -183,3 +211,109 @@ def test_video_layers_swap_the_base_layer_under_the_apps_inactive_fast_lora():
             assert torch.equal(per_frame_unet(unet, latents, text), before)
     finally:
         detach_lora(unet)
+
+
+# -- tuning -----------------------------------------------------------------------------------
+
+
+def test_tuning_trains_only_the_query_projections_and_temporal_layers_and_leaves_the_base_alone(parts):
+    unet = parts["unet"]
+    fingerprint = unet_fingerprint(unet)
+    initial = add_video_layers(unet)
+    fresh = initial.state_dict()
+    initial.remove()
+    progress = []
+    trained = run_tune(parts, steps=3, on_step=lambda step, total, loss: progress.append((step, total, loss)))
+
+    assert [(step, total) for step, total, _ in progress] == [(1, 3), (2, 3), (3, 3)]
+    assert all(np.isfinite(loss) and loss > 0 for _, _, loss in progress)
+    assert set(trained) == set(fresh)  # only Tune-A-Video's trained parameters
+    assert all(t.dtype == torch.float32 and t.device.type == "cpu" for t in trained.values())
+    for key in trained:
+        if key.endswith((".to_q.weight", "attn_temp.to_out.0.weight")):  # moved by the first step already
+            assert not torch.equal(trained[key], fresh[key]), key
+    assert_unchanged(unet, fingerprint)
+    again = run_tune(parts, steps=3)
+    assert all(torch.equal(again[k], trained[k]) for k in trained)  # same seed, same result
+
+
+def test_tuning_lowers_the_denoising_loss_on_the_clip(parts):
+    """A fixed set of (noise, timestep) draws scores the model before and after 8 steps."""
+    from diffusers import DDPMScheduler
+
+    from modules.tuning.encoding import encode_frames, encode_prompt
+
+    unet, vae = parts["unet"], parts["vae"]
+    clip = tiny_clip(frames=4, side=64)
+    mean, _ = encode_frames(vae, clip)
+    latents = mean * vae.config.scaling_factor
+    text = encode_prompt(parts["text_encoder"], parts["tokenizer"], "a cat jumps")
+    scheduler = DDPMScheduler.from_config(tiny.SD15_SCHEDULER_CONFIG)
+    generator = torch.Generator().manual_seed(123)
+    draws = [(torch.randn(latents.shape, generator=generator), torch.tensor([t])) for t in (100, 300, 500, 700, 900)]
+
+    @torch.no_grad()
+    def loss_of(parameters):
+        layers = add_video_layers(unet, parameters)
+        try:
+            losses = [F.mse_loss(layers(scheduler.add_noise(latents, n, t), t, text), n) for n, t in draws]
+            return float(torch.stack(losses).mean())
+        finally:
+            layers.remove()
+
+    fresh = add_video_layers(unet)
+    before = loss_of(fresh.state_dict())
+    fresh.remove()
+    after = loss_of(run_tune(parts, frames=clip, steps=8, learning_rate=1e-2))
+    assert after < before - 0.005, (before, after)
+
+
+def test_stopping_ends_within_the_step_and_keeps_the_last_completed_state(parts):
+    unet = parts["unet"]
+    fingerprint = unet_fingerprint(unet)
+    steps_seen, checkpoints = [], []
+
+    class Stop(Exception):
+        pass
+
+    def on_step(step, total, loss):
+        steps_seen.append(step)
+        if step == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_tune(parts, steps=50, on_step=on_step, on_checkpoint=lambda step, p: checkpoints.append((step, p)))
+    assert steps_seen == [1, 2]
+    assert [step for step, _ in checkpoints] == [2]
+    assert set(checkpoints[0][1]) == set(run_tune(parts, steps=1))
+    two_steps = run_tune(parts, steps=2)
+    assert all(torch.equal(checkpoints[0][1][k], two_steps[k]) for k in two_steps)
+    assert_unchanged(unet, fingerprint)
+
+
+def test_periodic_checkpoints_and_bfloat16_autocast(parts):
+    checkpoints = []
+    trained = run_tune(
+        parts, steps=2, dtype=torch.bfloat16, checkpoint_every=1, on_checkpoint=lambda s, p: checkpoints.append(s)
+    )
+    assert checkpoints == [1, 2]
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in trained.values())
+
+
+def test_tuning_checks_its_inputs(parts):
+    with pytest.raises(ValueError, match="multiples of 16"):
+        run_tune(parts, frames=tiny_clip(side=40))
+    with pytest.raises(ValueError, match="frames must be"):
+        run_tune(parts, frames=np.zeros((3, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match="autocast"):
+        tune(tiny.build_unet().to(torch.bfloat16), parts["vae"], parts["text_encoder"], parts["tokenizer"],
+             tiny_clip(), "x", steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        run_tune(parts, steps=0)
+
+
+def test_gradient_checkpointing_gives_the_same_training(parts):
+    with_checkpointing = run_tune(parts, steps=2, gradient_checkpointing=True)
+    without = run_tune(parts, steps=2, gradient_checkpointing=False)
+    for key in without:
+        torch.testing.assert_close(with_checkpointing[key], without[key], rtol=0, atol=1e-6)
