@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from modules import tiny
 from modules.tuning.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
 from modules.tuning.train import tune
+from modules.tuning.weights import CARD_NAME, WEIGHTS_NAME, applied_to, load_tuned, save_tuned
 
 TIMESTEP = torch.tensor(500)
 
@@ -317,3 +318,77 @@ def test_gradient_checkpointing_gives_the_same_training(parts):
     without = run_tune(parts, steps=2, gradient_checkpointing=False)
     for key in without:
         torch.testing.assert_close(with_checkpointing[key], without[key], rtol=0, atol=1e-6)
+
+
+# -- weights ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(parts):
+    return run_tune(parts, steps=2, learning_rate=1e-2)
+
+
+def test_saved_model_is_safetensors_with_only_the_trained_parameters_and_a_model_card(parts, trained, tmp_path):
+    import json
+    import struct
+
+    folder = save_tuned(
+        tmp_path / "tuned",
+        trained,
+        base_model="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        training_prompt='a cat jumps: "high"',
+        steps=2,
+        learning_rate=1e-2,
+    )
+    assert sorted(p.name for p in folder.iterdir()) == sorted([CARD_NAME, WEIGHTS_NAME])
+    raw = (folder / WEIGHTS_NAME).read_bytes()
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])  # safetensors: length + JSON, no pickle
+    assert header["__metadata__"]["format"] == "tune-a-video"
+    assert set(header) - {"__metadata__"} == set(trained)
+
+    parameters, card = load_tuned(folder)
+    assert set(parameters) == set(trained) and all(torch.equal(parameters[k], trained[k]) for k in trained)
+    assert card["base_model"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert card["training_prompt"] == 'a cat jumps: "high"'
+    assert card["training_steps"] == 2 and card["learning_rate"] == 1e-2
+    assert card["license"] == "creativeml-openrail-m"
+    assert card["tags"] == ["text-to-video", "tune-a-video"]
+    assert (folder / CARD_NAME).read_text().startswith("---\n")
+
+
+def test_only_trained_parameters_are_saved_or_loaded(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    options = dict(base_model="b", training_prompt="p", steps=1, learning_rate=1e-5)
+    with pytest.raises(ValueError, match="not Tune-A-Video"):
+        save_tuned(tmp_path / "x", {**trained, "conv_in.weight": torch.zeros(1)}, **options)
+    (tmp_path / "y").mkdir()
+    save_file({"conv_in.weight": torch.zeros(1)}, str(tmp_path / "y" / WEIGHTS_NAME))
+    with pytest.raises(ValueError, match="not a Tune-A-Video weights file"):
+        load_tuned(tmp_path / "y")
+    with pytest.raises(FileNotFoundError):
+        load_tuned(tmp_path / "nothing")
+
+
+def test_applying_trained_parameters_for_a_job_leaves_the_base_bit_for_bit(parts, trained):
+    unet = parts["unet"]
+    latents, text = clip_inputs(batch=1)
+    with torch.no_grad():
+        before = per_frame_unet(unet, latents, text)
+    fingerprint = unet_fingerprint(unet)
+    with torch.no_grad(), applied_to(unet, trained) as layers:
+        applied = layers.state_dict()
+        assert all(torch.equal(applied[k], trained[k]) for k in trained)
+        assert not torch.allclose(layers(latents, TIMESTEP, text), before, atol=1e-4)
+    assert_unchanged(unet, fingerprint)
+
+    with pytest.raises(RuntimeError, match="job failed"), applied_to(unet, trained):
+        raise RuntimeError("job failed")
+    assert_unchanged(unet, fingerprint)
+    with torch.no_grad():
+        assert torch.equal(per_frame_unet(unet, latents, text), before)
+
+    wrong_shape = {k: (v[:1] if k.endswith("attn1.to_q.weight") else v) for k, v in trained.items()}
+    with pytest.raises(ValueError, match="shape"), applied_to(unet, wrong_shape):
+        pass
+    assert_unchanged(unet, fingerprint)

@@ -1,0 +1,123 @@
+"""A tuned model on disk: only the trained parameters, as safetensors, plus a model card.
+
+A folder holds `tune_a_video.safetensors` (the `<block>.attn1.to_q.weight`, `attn2.to_q`,
+`attn_temp.*`, `norm_temp.*` tensors; about 300 MB in float32 for SD 1.5, against 4 GB for a
+whole pipeline) and `README.md`, a Hugging Face model card whose YAML header names the base
+model, the training prompt, steps and learning rate, the tags `text-to-video` and
+`tune-a-video` and the base's licence (`creativeml-openrail-m`), as the Tune-A-Video Space
+writes it. safetensors, never pickle: a downloaded model cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .attention import VideoLayers, add_video_layers
+
+WEIGHTS_NAME = "tune_a_video.safetensors"
+CARD_NAME = "README.md"
+FORMAT = "tune-a-video"  # safetensors metadata "format": what `load_tuned` accepts
+TAGS = ("text-to-video", "tune-a-video")
+BASE_LICENSE = "creativeml-openrail-m"
+
+
+def is_trained_key(key: str) -> bool:
+    """Whether `key` names a parameter Tune-A-Video trains (query projections, temporal layers)."""
+    return key.endswith((".attn1.to_q.weight", ".attn1.to_q.bias", ".attn2.to_q.weight", ".attn2.to_q.bias")) or (
+        ".attn_temp." in key or ".norm_temp." in key
+    )
+
+
+def model_card(*, base_model: str, training_prompt: str, steps: int, learning_rate: float) -> str:
+    """The README.md text: YAML header (what the Hub indexes) and a short description."""
+    data = ModelCardData(
+        base_model=base_model,
+        license=BASE_LICENSE,
+        tags=list(TAGS),
+        training_prompt=training_prompt,
+        training_steps=int(steps),
+        learning_rate=float(learning_rate),
+    )
+    return (
+        f"---\n{data.to_yaml()}\n---\n\n"
+        f"# Tune-A-Video: {training_prompt}\n\n"
+        f"The trained parameters of a [Tune-A-Video](https://arxiv.org/abs/2212.11565) one-shot tuning of "
+        f"`{base_model}` on one clip described as \"{training_prompt}\" ({int(steps)} steps, learning rate "
+        f"{float(learning_rate):g}): the spatial attentions' query projections and the temporal attention "
+        f"layers, named as in Tune-A-Video's `UNet3DConditionModel`, in `{WEIGHTS_NAME}`. The rest of the "
+        f"model is the base's, under its licence ({BASE_LICENSE}).\n"
+    )
+
+
+def save_tuned(
+    folder: str | os.PathLike,
+    parameters: Mapping[str, torch.Tensor],
+    *,
+    base_model: str,
+    training_prompt: str,
+    steps: int,
+    learning_rate: float,
+) -> Path:
+    """Write `parameters` (from `train.tune`) and the model card into `folder` (created if
+    needed; both files replaced whole, never left half-written). Returns the folder."""
+    others = sorted(k for k in parameters if not is_trained_key(k))
+    if others:
+        raise ValueError(f"not Tune-A-Video's trained parameters: {', '.join(others[:5])}")
+    if not parameters:
+        raise ValueError("no parameters to save")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in parameters.items()}
+    metadata = {"format": FORMAT, "base_model": base_model, "training_prompt": training_prompt}
+    _write_atomically(folder / WEIGHTS_NAME, lambda path: save_file(tensors, path, metadata=metadata))
+    card = model_card(base_model=base_model, training_prompt=training_prompt, steps=steps, learning_rate=learning_rate)
+    _write_atomically(folder / CARD_NAME, lambda path: Path(path).write_text(card, encoding="utf-8"))
+    return folder
+
+
+def load_tuned(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(parameters, card) from a folder `save_tuned` wrote: the tensors on the CPU and the model
+    card's YAML header as a dict (empty when the folder has no card)."""
+    folder = Path(folder)
+    path = folder / WEIGHTS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {folder}")
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a Tune-A-Video weights file (format {metadata.get('format')!r})")
+        parameters = {key: file.get_tensor(key) for key in file.keys()}
+    others = sorted(k for k in parameters if not is_trained_key(k))
+    if others:
+        raise ValueError(f"{path} holds more than Tune-A-Video's trained parameters: {', '.join(others[:5])}")
+    card_path = folder / CARD_NAME
+    card = ModelCard(card_path.read_text(encoding="utf-8")).data.to_dict() if card_path.is_file() else {}
+    return parameters, card
+
+
+@contextmanager
+def applied_to(unet, parameters: Mapping[str, torch.Tensor]) -> Iterator[VideoLayers]:
+    """The tuned video UNet for one job: `unet` with the video layers and `parameters`; after
+    the block (exceptions included) the base UNet is bit for bit what it was."""
+    layers = add_video_layers(unet, parameters)
+    try:
+        yield layers
+    finally:
+        layers.remove()
+
+
+def _write_atomically(path: Path, write) -> None:
+    partial = path.with_name(path.name + ".partial")
+    try:
+        write(str(partial))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
