@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from modules import tiny
 from modules.tuning.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
+from modules.tuning.inference import ddim_invert, ddim_sample, generate
 from modules.tuning.train import tune
 from modules.tuning.weights import CARD_NAME, WEIGHTS_NAME, applied_to, load_tuned, save_tuned
 
@@ -391,4 +392,83 @@ def test_applying_trained_parameters_for_a_job_leaves_the_base_bit_for_bit(parts
     wrong_shape = {k: (v[:1] if k.endswith("attn1.to_q.weight") else v) for k, v in trained.items()}
     with pytest.raises(ValueError, match="shape"), applied_to(unet, wrong_shape):
         pass
+    assert_unchanged(unet, fingerprint)
+
+
+# -- inference --------------------------------------------------------------------------------
+
+EMPTY_TEXT = torch.zeros(1, tiny.MAX_TOKENS, 32)
+
+
+def test_ddim_inversion_is_the_exact_inverse_of_ddim_sampling_for_the_same_noise_prediction():
+    """A predictor that ignores its input makes inversion exactly invertible: this pins the
+    pairing of the two schedulers' timesteps and alphas (an off-by-one step would show)."""
+    clean = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    fixed_noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    constant = lambda latents, t, text: fixed_noise  # noqa: E731
+    progress = []
+    inverted = ddim_invert(constant, clean, EMPTY_TEXT, steps=10, on_step=lambda d, t: progress.append((d, t)))
+    assert progress == [(i, 10) for i in range(1, 11)]
+    back = ddim_sample(constant, inverted, EMPTY_TEXT, steps=10, guidance_scale=1.0)
+    torch.testing.assert_close(back, clean, rtol=0, atol=1e-5)
+
+
+def test_inversion_then_sampling_reconstructs_the_latents_of_a_true_denoiser_more_closely_with_more_steps():
+    """For data ~ N(0, s^2) the best noise prediction is known in closed form; DDIM inversion
+    with it reaches unit-variance noise, and the round trip's error shrinks with the steps."""
+    from diffusers import DDIMScheduler
+
+    alphas = DDIMScheduler.from_config(tiny.SD15_SCHEDULER_CONFIG).alphas_cumprod
+    spread = 0.5
+
+    def gaussian_denoiser(latents, t, text):
+        alpha = alphas[int(t)]
+        return (1 - alpha).sqrt() * latents / (alpha * spread**2 + 1 - alpha)
+
+    clean = spread * torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    errors = []
+    for steps in (10, 50):
+        inverted = ddim_invert(gaussian_denoiser, clean, EMPTY_TEXT, steps=steps)
+        assert 0.9 < inverted.std() < 1.1
+        back = ddim_sample(gaussian_denoiser, inverted, EMPTY_TEXT, steps=steps, guidance_scale=1.0)
+        errors.append(float((back - clean).norm() / clean.norm()))
+    assert errors[1] < 0.05 and errors[1] < errors[0] / 3, errors
+
+
+def run_generate(layers, parts, prompt="a dog jumps", **options):
+    return generate(layers, parts["vae"], parts["text_encoder"], parts["tokenizer"], prompt, **options)
+
+
+def test_generate_with_inversion_gives_frames_in_range_and_reports_every_step(parts, trained):
+    clip = tiny_clip()
+    progress = []
+    with applied_to(parts["unet"], trained) as layers:
+        frames = run_generate(layers, parts, source_frames=clip, steps=3, on_step=lambda *p: progress.append(p))
+        again = run_generate(layers, parts, source_frames=clip, steps=3)
+        from_noise = run_generate(layers, parts, source_frames=clip, inversion=False, steps=3, seed=1)
+    assert progress == [(i, 6) for i in range(1, 7)]  # 3 inversion steps, then 3 sampling steps
+    assert frames.shape == clip.shape and frames.dtype == np.float32
+    assert frames.min() >= 0.0 and frames.max() <= 1.0
+    np.testing.assert_array_equal(frames, again)
+    assert not np.allclose(frames, from_noise)
+
+
+def test_generate_from_noise_on_a_half_precision_unet_and_cancel(parts, trained):
+    unet = tiny.build_unet(seed=1).to(torch.bfloat16)
+    fingerprint = unet_fingerprint(unet)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_step_2(done, total):
+        if done == 2:
+            raise Cancelled
+
+    with applied_to(unet, trained) as layers:
+        frames = run_generate(layers, parts, inversion=False, num_frames=2, height=32, width=48, steps=2)
+        assert frames.shape == (2, 32, 48, 3) and np.isfinite(frames).all()
+        with pytest.raises(Cancelled):
+            run_generate(layers, parts, source_frames=tiny_clip(), steps=20, on_step=cancel_at_step_2)
+        with pytest.raises(ValueError, match="source clip"):
+            run_generate(layers, parts, steps=2)
     assert_unchanged(unet, fingerprint)
