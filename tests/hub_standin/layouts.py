@@ -679,6 +679,63 @@ LAYOUTS = {
             "estimated)."
         ),
     },
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": {
+        "source": (
+            "https://huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers/tree/main/transformer, .../text_encoder and "
+            ".../examples (commit 5af5c01 'Diffusers-format weights (#1)'); tokenizer/ from the wan-community "
+            "duplicate of this repo and Wan-AI/Wan2.1-T2V-14B-Diffusers/tree/main/tokenizer (the same files); "
+            "the root and scheduler/ from the 14B repo's 'Diffusers-format weights (#1)' commit file list; "
+            "vae size from NOTES (508 MB; a-r-r-o-w/Wan-VACE-1.3B-diffusers/vae shows the same); read via "
+            "search 2026-11-30"
+        ),
+        "confirmed": False,  # transformer/, text_encoder/ and examples/ seen for this repo; the rest inferred
+        "files": {
+            ".gitattributes": 1_570,
+            "README.md": 16_000,
+            "examples/i2v_input.JPG": 251_000,
+            "model_index.json": 408,
+            "scheduler/scheduler_config.json": 800,
+            "text_encoder/config.json": 854,
+            "text_encoder/model-00001-of-00005.safetensors": 4_970_000_000,
+            "text_encoder/model-00002-of-00005.safetensors": 4_900_000_000,
+            "text_encoder/model-00003-of-00005.safetensors": 4_970_000_000,
+            "text_encoder/model-00004-of-00005.safetensors": 5_000_000_000,
+            "text_encoder/model-00005-of-00005.safetensors": 2_890_000_000,
+            "text_encoder/model.safetensors.index.json": 22_500,
+            "tokenizer/special_tokens_map.json": 7_080,
+            "tokenizer/spiece.model": 4_550_000,
+            "tokenizer/tokenizer.json": 16_800_000,
+            "tokenizer/tokenizer_config.json": 61_800,
+            "transformer/config.json": 465,
+            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors": 5_000_000_000,
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors": 677_000_000,
+            "transformer/diffusion_pytorch_model.safetensors.index.json": 73_300,
+            "vae/config.json": 724,
+            "vae/diffusion_pytorch_model.safetensors": 508_000_000,
+        },
+        "exact_sizes": ["text_encoder/config.json", "transformer/config.json"],
+        "inferred": [
+            ".gitattributes", "README.md", "model_index.json", "scheduler/scheduler_config.json",
+            "tokenizer/special_tokens_map.json", "tokenizer/spiece.model", "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+        ],
+        "class_names": {
+            "_class_name": "WanPipeline",
+            "_diffusers_version": "0.33.0.dev0",
+            "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+            "text_encoder": ["transformers", "UMT5EncoderModel"],
+            "tokenizer": ["transformers", "T5TokenizerFast"],
+            "transformer": ["diffusers", "WanTransformer3DModel"],
+            "vae": ["diffusers", "AutoencoderKLWan"],
+        },
+        "note": (
+            "Weights in fp32 (no fp16 variants): the transformer in 2 safetensors shards (5.68 GB), the UMT5-XXL "
+            "text encoder in 5 (22.7 GB), each with its *.safetensors.index.json. The tokenizer ships both "
+            "tokenizer.json and spiece.model: the fast tokenizer loads from tokenizer.json alone. "
+            "model_index.json as the 14B repo's (408 Bytes there); scheduler UniPC, flow_prediction, "
+            "use_flow_sigmas, flow_shift 3.0 (the published config of the 1.3B model)."
+        ),
+    },
     "latent-consistency/lcm-lora-sdv1-5": {
         "source": "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5/tree/main; read via search 2026-11-25",
         "confirmed": True,

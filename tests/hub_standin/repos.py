@@ -52,6 +52,9 @@ def repo_contents(repo: str, layout: dict | None = None) -> dict[str, object]:
         folder = str(pure.parent).strip(".")
         if repo == "lllyasviel/Annotators" and path in {*OPENPOSE_FILES.values(), MIDAS_FILE}:
             contents[path] = lambda path=path: annotator_checkpoint(path)
+        elif spec is not None and spec.kind == "components" and folder in spec.components:
+            # an engine's model folder of its own components: its ModelSpec's tiny parts, sharded as the real files
+            contents[path] = lambda path=path: _spec_component_file(repo, path, tuple(files))
         elif root_model and folder == "" and (path == "config.json" or _is_weights(pure.name)):
             contents[path] = lambda path=path: _component_file(repo, root_model, path)
         elif folder in COMPONENT_FOLDERS and (pure.name == "config.json" or _is_weights(pure.name)):
@@ -130,6 +133,67 @@ def _model(repo: str, role: str):
     if role == "controlnet":
         return tiny.build_controlnet(tiny.build_unet(seed=1), seed=tiny_seed(repo))
     raise KeyError(role)
+
+
+@lru_cache(maxsize=None)
+def _spec_components(repo: str) -> dict:
+    return engine_spec(repo).build_tiny(tiny_seed(repo))
+
+
+@lru_cache(maxsize=None)
+def _saved_tokenizer(repo: str) -> dict[str, bytes]:
+    """The tiny tokenizer's files as `save_pretrained` writes them (transformers 5: tokenizer.json and its config)."""
+    import tempfile
+
+    tokenizer = _spec_components(repo)["tokenizer"]
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        saved = {path.name: path.read_bytes() for path in Path(folder).iterdir()}
+    saved.setdefault("special_tokens_map.json", json.dumps(tokenizer.special_tokens_map).encode())
+    return saved
+
+
+def _unique_state(module) -> dict:
+    """The module's state dict with each tensor once (tied weights are saved once, as save_pretrained does)."""
+    state, seen = {}, set()
+    for key, value in module.state_dict().items():
+        pointer = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape))
+        if pointer not in seen:
+            seen.add(pointer)
+            state[key] = value.detach().clone().contiguous()
+    return state
+
+
+def _spec_component_file(repo: str, path: str, files: tuple[str, ...]) -> bytes:
+    """A file of a "components" ModelSpec's repo: tokenizer files, the scheduler's config, a module's
+    config, its weights in one safetensors file, or sharded as the real listing is (the shards it
+    names, and the index mapping every tensor to its shard)."""
+    from modules.hub import _SHARD
+    from modules.parts import component_kind
+
+    spec = engine_spec(repo)
+    pure = PurePosixPath(path)
+    role, name = str(pure.parent), pure.name
+    thing = _spec_components(repo)[role]
+    kind = component_kind(spec.components[role])
+    if kind == "tokenizer":
+        return _saved_tokenizer(repo).get(name, PLACEHOLDER)  # spiece.model: never fetched (tokenizer.json is)
+    if kind == "scheduler":
+        return thing.to_json_string().encode() if name == "scheduler_config.json" else PLACEHOLDER
+    if name == "config.json":
+        config = thing.config
+        return (config.to_json_string() if hasattr(config, "to_json_string") else thing.to_json_string()).encode()
+    state = _unique_state(thing)
+    shards = sorted(PurePosixPath(f).name for f in files if f.startswith(f"{role}/") and _SHARD.match(PurePosixPath(f).name))
+    if not shards:
+        return safetensors_bytes(state, metadata={"format": "pt"})
+    keys = sorted(state)
+    per_shard = -(-len(keys) // len(shards))
+    owner = {key: shards[i // per_shard] for i, key in enumerate(keys)}
+    if name.endswith(".index.json"):
+        total = sum(v.numel() * v.element_size() for v in state.values())
+        return json.dumps({"metadata": {"total_size": total}, "weight_map": owner}, indent=2).encode()
+    return safetensors_bytes({k: v for k, v in state.items() if owner[k] == name}, metadata={"format": "pt"})
 
 
 def _component_file(repo: str, role: str, path: str) -> bytes:
