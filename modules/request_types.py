@@ -536,12 +536,39 @@ class CompareRequest:
         check_size(values["width"], values["height"], settings)
         return replace(self, **values)
 
+    def fitted(self, engine: str, settings: Settings) -> tuple[int, int, int]:
+        """(frames, width, height) as `engine` makes them: the largest frame count of its rule up to the
+        asked one, sides rounded down to its size multiple (up where that would fall below the minimum)."""
+        rules = engines.get(engine).rules
+        low = settings.limits.min_side
+
+        def side(value: int) -> int:
+            below = value - value % rules.size_multiple
+            return below if below >= low else below + rules.size_multiple
+
+        return rules.frames.nearest(self.num_frames), side(self.width), side(self.height)
+
+    def notes_for(self, engine: str, settings: Settings) -> list[str]:
+        """What `engine`'s clip changed of the shared frames and size to fit its model, in sentences."""
+        chosen = engines.get(engine)
+        frames, width, height = self.fitted(engine, settings)
+        notes = []
+        if frames != self.num_frames:
+            notes.append(f"{chosen.title} made {frames} frame{'s' if frames != 1 else ''}, not {self.num_frames}: "
+                         f"it makes clips of {chosen.rules.frames} frames.")
+        if (width, height) != (self.width, self.height):
+            notes.append(f"{chosen.title} made {width}×{height}, not {self.width}×{self.height}: its sides are "
+                         f"multiples of {chosen.rules.size_multiple}.")
+        return notes
+
     def for_engine(self, engine: str, settings: Settings) -> Text2VideoRequest:
-        """The text-to-video request one engine runs: shared prompt, size, seed; the engine's own steps/guidance."""
+        """The text-to-video request one engine runs: shared prompt, seed, frames and size (fitted to the
+        engine's rules, `notes_for` says how); the engine's own steps and guidance."""
         defaults = engines.get(engine).defaults
+        frames, width, height = self.fitted(engine, settings)
         return Text2VideoRequest(
-            prompt=self.prompt, negative_prompt=self.negative_prompt, model=self.model, num_frames=self.num_frames,
-            width=self.width, height=self.height, steps=self.steps or settings.default_steps(defaults.steps),
+            prompt=self.prompt, negative_prompt=self.negative_prompt, model=self.model, num_frames=frames,
+            width=width, height=height, steps=self.steps or settings.default_steps(defaults.steps),
             guidance_scale=defaults.guidance_scale, seed=self.seed, fps=self.fps, engine=engine,
         )
 

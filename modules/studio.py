@@ -178,10 +178,12 @@ class Studio:
             return replace(request, seed=resolve_seed(request.seed))
 
     def compare_engine(self, request: CompareRequest, engine_name: str, control: JobControl | None = None) -> dict:
-        """One engine's clip of a (prepared) comparison: {"video", "params", "seconds"} (JSON, for the page's state)."""
+        """One engine's clip of a (prepared) comparison: {"video", "params", "seconds", "notes"} (JSON, for the
+        page's state); `notes` say where the shared frames or size were fitted to the engine's rules."""
         started = time.monotonic()
         result = self.text2video(request.for_engine(engine_name, self.settings), control)
-        return {"video": result.video, "params": result.params, "seconds": round(time.monotonic() - started, 2)}
+        return {"video": result.video, "params": result.params, "seconds": round(time.monotonic() - started, 2),
+                "notes": request.notes_for(engine_name, self.settings) + list(result.notes)}
 
     def combine_compare(self, request: CompareRequest, runs: dict[str, dict]) -> CompareResult:
         """The engines' clips side by side, labelled with their seconds, in a folder of its own."""

@@ -25,15 +25,22 @@ def text2video(client, **overrides):
     return client.predict(**args, api_name="/text2video")
 
 
-@pytest.mark.parametrize("engine", ["animatediff", "modelscope"])
-def test_trained_engines_make_a_video(client_factory, engine):
-    video, gif, params, seed = text2video(client_factory(), engine=engine)
+@pytest.mark.parametrize("engine, count", [("animatediff", 4), ("modelscope", 4), ("wan", 5)])  # Wan: 4k+1
+def test_trained_engines_make_a_video(client_factory, engine, count):
+    video, gif, params, seed = text2video(client_factory(), engine=engine, num_frames=count)
     frames, fps = video_io.read_video(video_path(video))
-    assert frames.shape == (4, 64, 64, 3) and fps == pytest.approx(4, abs=0.01)
+    assert frames.shape == (count, 64, 64, 3) and fps == pytest.approx(4, abs=0.01)
     record = json.load(open(params))
     assert record["engine"] == engine and record["mode"] == f"text2video-{engine}" and seed == 5
     if engine == "modelscope":
         assert "non-commercial" in record["licence"]
+    if engine == "wan":
+        assert record["licence"] == "Apache-2.0" and record["model"] == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+
+
+def test_wan_refuses_frames_that_do_not_fit_naming_one_that_does(client_factory):
+    with pytest.raises(AppError, match=r"Wan 2\.1 makes clips of 4k\+1 frames, e\.g\. 5; got 8\."):
+        text2video(client_factory(), engine="wan", num_frames=8)
 
 
 def test_animatediff_storyboard_over_many_frames(client_factory):

@@ -81,7 +81,8 @@ def test_readme_engine_table_matches_the_registry(engine):
     assert row is not None, f"README's engine table has no row for {engine.name}"
     defaults = row.split("|")[-2]
     assert f"{engine.defaults.steps} " in defaults and f"guidance {engine.defaults.guidance_scale:g}" in defaults, row
-    assert f"{engine.defaults.side}²" in defaults, row
+    width, height = engine.defaults.size
+    assert (f"{width}²" if width == height else f"{width}×{height}") in defaults, row
     for spec in engine.models:
         if spec.env:
             assert f"`T2VZ_{spec.env}`" in README

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from tests.hub_standin.layouts import LAYOUTS
-from tests.hub_standin.repos import _model, all_repos, malicious_pickle, repo_contents
+from tests.hub_standin.repos import _model, _spec_components, all_repos, malicious_pickle, repo_contents
 from tests.hub_standin.server import ForwardProxy, HubStandIn, hub_env
 from modules.hub import forget_listings
 from modules.models import ModelLoadError, ModelManager
@@ -291,3 +291,44 @@ def test_hub_animatediff_lightning_fetches_one_step_file_and_loads_it_strictly(h
     frames = generate_animatediff(components, adapter, prompt="a boat", num_frames=3, height=64, width=64, steps=4,
                                   guidance_scale=1.0, scheduler=lightning_scheduler(components.scheduler.config))
     assert frames.shape == (3, 64, 64, 3)
+
+
+WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+WAN_FILES = {
+    "scheduler/scheduler_config.json",
+    *(f"tokenizer/{n}" for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")),
+    "text_encoder/config.json", "text_encoder/model.safetensors.index.json",
+    *(f"text_encoder/model-0000{i}-of-00005.safetensors" for i in range(1, 6)),
+    "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors.index.json",
+    *(f"transformer/diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in range(1, 3)),
+    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+}
+
+
+def test_hub_wan_loads_its_sharded_real_layout_then_runs_from_the_cache_offline(contents, tmp_path):
+    """Wan 2.1's real layout (transformer in 2 shards, UMT5 in 5, each with its index; tokenizer.json
+    beside spiece.model): the shards and their indexes, no spiece.model, README or examples; float16
+    on the way in runs bfloat16 with a float32 VAE; then the same frames from the cache, offline."""
+    from modules.engines.wan import WAN_MODEL
+    from modules.engines.wan.sampling import generate_wan
+
+    cache = tmp_path / "cache"
+    forget_listings()
+    with HubStandIn({WAN: contents[WAN]}) as server, hub_env(server.url, cache_dir=cache):
+        parts = manager(tmp_path, dtype="float32").model(WAN_MODEL)
+        url = server.url
+        assert server.downloaded(WAN) == WAN_FILES
+    assert parts["vae"].dtype == torch.float32 and type(parts["transformer"]).__name__ == "WanTransformer3DModel"
+    served = _spec_components(WAN)  # every tensor came from its shard: the served weights exactly
+    for role in ("text_encoder", "transformer"):
+        expected = served[role].state_dict()
+        assert all(torch.equal(v, expected[k]) for k, v in parts[role].state_dict().items()), role
+    run = dict(prompt="a boat", num_frames=5, height=32, width=32, steps=2, seed=4)
+    first = generate_wan(parts, **run)
+    forget_listings()
+    with hub_env(url, cache_dir=cache, offline=True):
+        again = manager(tmp_path, dtype="float32").model(WAN_MODEL)
+        assert (generate_wan(again, **run) == first).all()
+        half = manager(tmp_path, dtype="float16").model(WAN_MODEL)  # CUDA's dtype: bfloat16, the VAE float32
+        assert half["transformer"].dtype == torch.bfloat16 and half["vae"].dtype == torch.float32
+    forget_listings()

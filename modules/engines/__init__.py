@@ -15,6 +15,7 @@ ENGINE_MODULES = (
     "text2video_zero",
     "animatediff",
     "modelscope",
+    "wan",
 )
 
 REGISTRY = Registry()

@@ -76,7 +76,7 @@ class Defaults:
     side: int  # the square size the model was trained at (or the short side, for a non-square default)
     frames: int = 8
     fps: float = 4.0
-    width: int = 0  # a non-square default size (Wan's 832x480); 0 = `side`
+    width: int = 0  # a non-square default size (e.g. 832x480); 0 = `side`
     height: int = 0
 
     @property

@@ -163,6 +163,9 @@ def build(demo: gr.Blocks, studio) -> list:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(error.message)
         side_by_side, files, seconds, seed = outputs_of(result)
         text = f"**Done:** {', '.join(f'{TITLES[n]} {s:.1f} s' for n, s in seconds.items())}; seed {seed}."
+        notes = [note for run in done.values() for note in run.get("notes", [])]
+        if notes:
+            text += " " + " ".join(notes)
         if said:
             text += " Not in the comparison: " + "; ".join(said) + "."
         runs.finished(TAB, text)

@@ -22,6 +22,8 @@ from ..request_types import (
     Text2VideoRequest,
 )
 from .common import (
+    ceil_to,
+    floor_to,
     Dropdown,
     Image,
     uploaded,
@@ -79,6 +81,22 @@ def form_from_params(settings, data: dict) -> list:
             gr.skip(), r.fast]  # the first-frame image is not in params.json's folder: upload it again
 
 
+def engine_size(settings, engine, size: tuple[int, int]) -> tuple[int, int]:
+    """The engine's published (width, height) as the form starts it: in the tiny preset scaled so the
+    long side is the preset's small resolution; within the server's limits, multiples of the
+    engine's size rule (a square default stays square)."""
+    width, height = size
+    if settings.preset == "tiny":
+        scale = min(1.0, settings.default_resolution / max(width, height))
+        width, height = width * scale, height * scale
+    multiple = max(SIZE_MULTIPLE, engine.rules.size_multiple)
+    low, _ = side_bounds(settings)
+    low = ceil_to(low, multiple)
+    width, height = max(low, floor_to(width, multiple)), max(low, floor_to(height, multiple))
+    width = min(width, floor_to(side_maximum(settings, height), multiple))
+    return width, min(height, floor_to(side_maximum(settings, width), multiple))
+
+
 def engine_form(settings, name: str, fast: bool = False) -> list:
     """Updates when the engine changes: only the inputs it takes shown, its published defaults set
     (its fast recipe's steps and guidance while Fast is on; an engine without one turns Fast off).
@@ -89,8 +107,8 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
     engine = engines.find(name) or engines.default("text2video")
     fast = bool(fast) and engine.fast is not None
     defaults = engine.form_defaults("text2video", fast)
-    side = min(settings.default_resolution, defaults["side"]) if settings.preset == "tiny" else defaults["side"]
-    side = min(side, side_maximum(settings, side))
+    width, height = engine_size(settings, engine, defaults["size"])
+    step = max(SIZE_MULTIPLE, engine.rules.size_multiple)  # the sliders offer only sizes the engine takes
     motion = "motion" in engine.inputs
     return [
         gr.update(visible="base_model" in engine.inputs),
@@ -99,8 +117,8 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
         gr.update(visible="image" in engine.inputs),
         gr.update(value=defaults["steps"] if fast else settings.default_steps(defaults["steps"])),
         gr.update(value=defaults["guidance_scale"]),
-        gr.update(value=side),
-        gr.update(value=side),
+        gr.update(value=width, step=step, maximum=side_maximum(settings, height)),
+        gr.update(value=height, step=step, maximum=side_maximum(settings, width)),
         gr.update(visible=bool(engine.notice), value=engine.notice),
         gr.update(visible=engine.fast is not None, value=fast),
         gr.update(value=engine.rules.frames.nearest(min(engine.defaults.frames, settings.limits.max_frames))),

@@ -1,0 +1,116 @@
+"""Wan 2.1's parts built in code with random weights (the tiny preset, tests, the Hub stand-in).
+
+The shapes follow diffusers' own tiny Wan (tests/pipelines/wan/test_wan.py): a 2-layer
+`WanTransformer3DModel` of 2 heads of 12 channels, an `AutoencoderKLWan` of base width 3 with the
+real model's scales (8x in space, 4x in time: frames 4k+1), a 2-layer UMT5 encoder of width 32,
+and a T5-style unigram tokenizer built in memory (pad 0, eos 1, unk 2) instead of the 256k-piece
+UMT5 vocabulary. The scheduler is the real repo's (scheduler/scheduler_config.json).
+5 frames of 32x32 in 2 steps take well under a second on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import string
+
+import torch
+
+# Wan-AI/Wan2.1-T2V-1.3B-Diffusers scheduler/scheduler_config.json (UniPC on flow sigmas, shift 3).
+SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_start=0.0001,
+    beta_end=0.02,
+    beta_schedule="linear",
+    solver_order=2,
+    prediction_type="flow_prediction",
+    thresholding=False,
+    dynamic_thresholding_ratio=0.995,
+    sample_max_value=1.0,
+    predict_x0=True,
+    solver_type="bh2",
+    lower_order_final=True,
+    disable_corrector=[],
+    solver_p=None,
+    use_karras_sigmas=False,
+    use_exponential_sigmas=False,
+    use_beta_sigmas=False,
+    use_flow_sigmas=True,
+    flow_shift=3.0,
+    timestep_spacing="linspace",
+    steps_offset=0,
+    final_sigmas_type="zero",
+    rescale_betas_zero_snr=False,
+)
+
+TEXT_DIM = 32  # the tiny encoder's width = the transformer's text_dim
+
+TRANSFORMER = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=16,
+    out_channels=16,
+    text_dim=TEXT_DIM,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=1024,  # the real model's: any size the app allows has rotary positions
+)
+
+VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
+
+
+def _seeded(seed: int, build):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().eval()
+
+
+def build_tokenizer():
+    """A T5-style unigram tokenizer in memory: single characters, with and without the word mark."""
+    from transformers import T5TokenizerFast
+
+    chars = string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(f"\u2581{c}", -3.0) for c in chars] + [(c, -4.0) for c in chars]
+    return T5TokenizerFast(vocab=pieces)
+
+
+def build_text_encoder(tokenizer, seed: int = 0):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0,
+                        eos_token_id=1, decoder_start_token_id=0)
+    return _seeded(seed, lambda: UMT5EncoderModel(config))
+
+
+def build_transformer(seed: int = 0):
+    from diffusers import WanTransformer3DModel
+
+    return _seeded(seed, lambda: WanTransformer3DModel(**TRANSFORMER))
+
+
+def build_vae(seed: int = 0):
+    from diffusers import AutoencoderKLWan
+
+    return _seeded(seed, lambda: AutoencoderKLWan(**VAE))
+
+
+def build_scheduler():
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(**SCHEDULER_CONFIG)
+
+
+def build_components(seed: int = 0) -> dict:
+    """{role: object} of a tiny Wan 2.1 model folder (what the "components" ModelSpec's build_tiny returns)."""
+    tokenizer = build_tokenizer()
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": build_text_encoder(tokenizer, seed=seed),
+        "transformer": build_transformer(seed=seed + 1),
+        "vae": build_vae(seed=seed + 2),
+        "scheduler": build_scheduler(),
+    }
