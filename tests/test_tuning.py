@@ -301,15 +301,20 @@ def test_periodic_checkpoints_and_bfloat16_autocast(parts):
     assert checkpoints == [1, 2]
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in trained.values())
 
+    half_unet = tiny.build_unet(seed=1).to(torch.bfloat16)  # float32 master weights all the same
+    fingerprint = unet_fingerprint(half_unet)
+    trained = run_tune({**parts, "unet": half_unet}, steps=2, dtype=torch.bfloat16)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in trained.values())
+    assert_unchanged(half_unet, fingerprint)
+
 
 def test_tuning_checks_its_inputs(parts):
     with pytest.raises(ValueError, match="multiples of 16"):
         run_tune(parts, frames=tiny_clip(side=40))
     with pytest.raises(ValueError, match="frames must be"):
         run_tune(parts, frames=np.zeros((3, 32, 32), np.uint8))
-    with pytest.raises(ValueError, match="autocast"):
-        tune(tiny.build_unet().to(torch.bfloat16), parts["vae"], parts["text_encoder"], parts["tokenizer"],
-             tiny_clip(), "x", steps=1)
+    with pytest.raises(ValueError, match="in its own dtype"):
+        run_tune({**parts, "unet": tiny.build_unet().to(torch.bfloat16)}, steps=1)
     with pytest.raises(ValueError, match="steps"):
         run_tune(parts, steps=0)
 

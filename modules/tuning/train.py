@@ -57,8 +57,8 @@ def tune(
     stops the run at once and the exception propagates. `on_checkpoint(step, parameters)` gets
     a copy every `checkpoint_every` steps and, when `on_step` stopped the run, once more with
     the last completed step, so a stopped run can still be saved. `dtype` bfloat16/float16 runs
-    the forward under autocast (float16 with loss scaling); a half-precision UNet needs one of
-    them. The same seed gives the same result on the same device.
+    the forward under autocast (float16 with loss scaling); a half-precision UNet needs its own
+    dtype here. The same seed gives the same result on the same device.
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
@@ -67,12 +67,12 @@ def tune(
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype}")
     unet_dtype = next(unet.parameters()).dtype
-    if dtype == torch.float32 and unet_dtype != torch.float32:
-        raise ValueError(f"a {unet_dtype} UNet tunes under autocast: pass dtype=torch.bfloat16 or torch.float16")
+    if unet_dtype != torch.float32 and dtype != unet_dtype:
+        raise ValueError(f"a {unet_dtype} UNet tunes under autocast in its own dtype: pass dtype={unet_dtype}")
     check_frames(frames, vae, unet)
 
     device = next(unet.parameters()).device
-    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt).to(device)
+    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt).to(device, unet_dtype)
     latent_mean, latent_std = encode_frames(vae, frames)
     scaling_factor = vae.config.scaling_factor
     noise_scheduler = DDPMScheduler.from_config(scheduler_config or SD15_SCHEDULER_CONFIG)
@@ -108,7 +108,7 @@ def tune(
 
             with torch.enable_grad():
                 with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-                    prediction = layers(noisy_latents, timestep, text_embeddings)
+                    prediction = layers(noisy_latents.to(unet_dtype), timestep, text_embeddings)
                 loss = F.mse_loss(prediction.float(), target.float())
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
