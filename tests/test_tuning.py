@@ -309,6 +309,10 @@ def test_periodic_checkpoints_and_bfloat16_autocast(parts):
 
 
 def test_tuning_checks_its_inputs(parts):
+    from modules.tuning.encoding import frames_to_pixels
+
+    clip = tiny_clip()
+    torch.testing.assert_close(frames_to_pixels(clip), frames_to_pixels(clip / 255.0))  # uint8 or float in [0, 1]
     with pytest.raises(ValueError, match="multiples of 16"):
         run_tune(parts, frames=tiny_clip(side=40))
     with pytest.raises(ValueError, match="frames must be"):
