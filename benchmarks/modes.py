@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, EngineBenchmark] = {
         fast=("engines:lightning_benchmark", "engines:lightning_table"),
     ),
     "modelscope": EngineBenchmark(tabs={"text2video": ("modelscope",)}, case="engines:build_modelscope_case"),
+    "wan": EngineBenchmark(tabs={"text2video": ("wan",)}, case="wan:build_wan_case"),
 }
 
 

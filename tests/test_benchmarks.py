@@ -124,6 +124,16 @@ def test_engine_benchmarks_match_diffusers_pipelines(mode):
 
 
 @SLOW
+def test_wan_benchmark_matches_diffusers_wan_pipeline():
+    """--mode wan: ours against a plain WanPipeline on the same weights: the same frames, two
+    transformer calls a step (guidance), 8 frames fitted to 4k+1."""
+    result, stdout = run_benchmark("--mode", "wan", "--frames", "8", "--steps", "2", timeout=300)
+    assert result["mode"] == "wan" and "s/video" in stdout
+    assert result["unet_calls_ours"] == result["unet_calls_reference"] == 4
+    assert result["max_abs_diff"] < 1e-5
+
+
+@SLOW
 def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default():
     result, stdout = run_benchmark("--mode", "animatediff", "--frames", "4", "--fast", timeout=300)
     assert result["fast"] is True and result["scheduler_fast"] == "lightning" and result["decoder_fast"] == "taesd"

@@ -1,11 +1,15 @@
 """Wan 2.1's parts built in code with random weights (the tiny preset, tests, the Hub stand-in).
 
-The shapes follow diffusers' own tiny Wan (tests/pipelines/wan/test_wan.py): a 2-layer
+`arch="tiny"`: the shapes follow diffusers' own tiny Wan (tests/pipelines/wan/test_wan.py): a 2-layer
 `WanTransformer3DModel` of 2 heads of 12 channels, an `AutoencoderKLWan` of base width 3 with the
 real model's scales (8x in space, 4x in time: frames 4k+1), a 2-layer UMT5 encoder of width 32,
 and a T5-style unigram tokenizer built in memory (pad 0, eos 1, unk 2) instead of the 256k-piece
 UMT5 vocabulary. The scheduler is the real repo's (scheduler/scheduler_config.json).
 5 frames of 32x32 in 2 steps take well under a second on 2 CPU cores.
+
+`arch="wan13"`: Wan 2.1 T2V 1.3B's real transformer and VAE (the repo's config.json files) and a
+UMT5-XXL-wide text encoder (4096 wide, 64 heads) with `text_layers` of its 24 layers (all 24 are
+22.7 GB in float32): the real model's FLOPs per step for benchmarks, without a download.
 """
 
 from __future__ import annotations
@@ -60,6 +64,19 @@ TRANSFORMER = dict(
 
 VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
 
+ARCHS = ("tiny", "wan13")
+# Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json and vae/config.json.
+WAN13_TRANSFORMER = dict(
+    patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16,
+    text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+    eps=1e-6, rope_max_seq_len=1024,
+)
+WAN13_VAE = dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                 temperal_downsample=[False, True, True], dropout=0.0)
+# text_encoder/config.json (UMT5-XXL's encoder), but for the vocabulary (the tiny tokenizer's) and the layers.
+WAN13_TEXT = dict(d_model=4096, d_kv=64, d_ff=10240, num_heads=64, relative_attention_num_buckets=32,
+                  relative_attention_max_distance=128, feed_forward_proj="gated-gelu")
+
 
 def _seeded(seed: int, build):
     with torch.random.fork_rng(devices=[]):
@@ -77,25 +94,33 @@ def build_tokenizer():
     return T5TokenizerFast(vocab=pieces)
 
 
-def build_text_encoder(tokenizer, seed: int = 0):
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown Wan architecture {arch!r}; choose one of {', '.join(ARCHS)}.")
+
+
+def build_text_encoder(tokenizer, seed: int = 0, arch: str = "tiny", text_layers: int = 24):
     from transformers import UMT5Config, UMT5EncoderModel
 
-    config = UMT5Config(vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                        relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0,
-                        eos_token_id=1, decoder_start_token_id=0)
+    _check_arch(arch)
+    shape = (dict(d_model=TEXT_DIM, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                  feed_forward_proj="gated-gelu") if arch == "tiny" else dict(WAN13_TEXT, num_layers=text_layers))
+    config = UMT5Config(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **shape)
     return _seeded(seed, lambda: UMT5EncoderModel(config))
 
 
-def build_transformer(seed: int = 0):
+def build_transformer(seed: int = 0, arch: str = "tiny"):
     from diffusers import WanTransformer3DModel
 
-    return _seeded(seed, lambda: WanTransformer3DModel(**TRANSFORMER))
+    _check_arch(arch)
+    return _seeded(seed, lambda: WanTransformer3DModel(**(TRANSFORMER if arch == "tiny" else WAN13_TRANSFORMER)))
 
 
-def build_vae(seed: int = 0):
+def build_vae(seed: int = 0, arch: str = "tiny"):
     from diffusers import AutoencoderKLWan
 
-    return _seeded(seed, lambda: AutoencoderKLWan(**VAE))
+    _check_arch(arch)
+    return _seeded(seed, lambda: AutoencoderKLWan(**(VAE if arch == "tiny" else WAN13_VAE)))
 
 
 def build_scheduler():
@@ -104,13 +129,14 @@ def build_scheduler():
     return UniPCMultistepScheduler(**SCHEDULER_CONFIG)
 
 
-def build_components(seed: int = 0) -> dict:
-    """{role: object} of a tiny Wan 2.1 model folder (what the "components" ModelSpec's build_tiny returns)."""
+def build_components(seed: int = 0, arch: str = "tiny", text_layers: int = 24) -> dict:
+    """{role: object} of a Wan 2.1 model folder with random weights (what the "components" ModelSpec's
+    build_tiny returns, at `arch="tiny"`)."""
     tokenizer = build_tokenizer()
     return {
         "tokenizer": tokenizer,
-        "text_encoder": build_text_encoder(tokenizer, seed=seed),
-        "transformer": build_transformer(seed=seed + 1),
-        "vae": build_vae(seed=seed + 2),
+        "text_encoder": build_text_encoder(tokenizer, seed=seed, arch=arch, text_layers=text_layers),
+        "transformer": build_transformer(seed=seed + 1, arch=arch),
+        "vae": build_vae(seed=seed + 2, arch=arch),
         "scheduler": build_scheduler(),
     }
