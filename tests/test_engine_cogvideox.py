@@ -141,17 +141,20 @@ def test_sampling_refuses_shapes_the_model_cannot_make(parts, frames, side, erro
     ({"num_frames": 48}, "CogVideoX makes clips of 8k+1 frames, e.g. 41; got 48."),
     ({"num_frames": 16}, "CogVideoX makes clips of 8k+1 frames, e.g. 9; got 16."),
     ({"width": 728}, "CogVideoX needs a width that is a multiple of 16; got 728."),
-    ({"height": 40}, "CogVideoX needs a height that is a multiple of 16; got 40."),
+    ({"height": 488}, "CogVideoX needs a height that is a multiple of 16; got 488."),
 ])
 def test_validation_refuses_other_frames_and_sides_in_a_sentence(values, sentence):
-    from modules.request_types import RequestError, _check_engine_inputs
+    from modules.request_types import RequestError, Text2VideoRequest
+    from modules.settings import Settings
 
-    request = {"num_frames": 49, "width": 720, "height": 480, "steps": 50, "guidance_scale": 6.0, **values}
+    settings = Settings()
+    published = dict(prompt=PROMPT, engine="CogVideoX", num_frames=49, width=720, height=480, steps=50,
+                     guidance_scale=6.0, fps=8)
     with pytest.raises(RequestError) as refused:
-        _check_engine_inputs(ENGINE, request, "text2video")
+        Text2VideoRequest(**{**published, **values}).validate(settings)
     assert str(refused.value) == sentence
-    _check_engine_inputs(ENGINE, {**request, **{k: ENGINE.rules.frames.nearest(v) if k == "num_frames" else v - v % 16
-                                                for k, v in values.items()}}, "text2video")
+    fitted = {k: ENGINE.rules.frames.nearest(v) if k == "num_frames" else v - v % 16 for k, v in values.items()}
+    assert Text2VideoRequest(**{**published, **fitted}).validate(settings).engine == "cogvideox"
 
 
 def test_declared_defaults_are_the_published_ones():
@@ -185,15 +188,15 @@ def test_a_trained_spiece_model_folder_loads_as_the_real_repo_ships_it(tmp_path)
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(text), model_writer=model, vocab_size=60, model_type="unigram", pad_id=0, eos_id=1,
         unk_id=2, bos_id=-1, hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = processor.get_piece_size()
     folder = tmp_path / "tokenizer"
     folder.mkdir()
     (folder / "spiece.model").write_bytes(model.getvalue())
-    for name, value in tiny.tokenizer_config().items():
+    for name, value in tiny.tokenizer_config(pieces).items():
         (folder / name).write_text(json.dumps(value))
 
     tokenizer = load_tokenizer(folder)
-    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
-    pieces = processor.get_piece_size()
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
     assert len(tokenizer) == pieces + 100 and tokenizer.model_max_length == 226
     assert tokenizer.convert_tokens_to_ids("<extra_id_0>") == pieces + 99  # T5's sentinels count down
@@ -201,12 +204,48 @@ def test_a_trained_spiece_model_folder_loads_as_the_real_repo_ships_it(tmp_path)
         assert tokenizer(sentence).input_ids == processor.encode(sentence) + [1]  # + </s>
 
 
-def test_the_tiny_tokenizer_folder_loads_as_the_in_memory_tokenizer(tmp_path):
-    """What the Hub stand-in serves for the repo's tokenizer/ tokenizes as the tiny preset's tokenizer."""
-    for name, data in tiny.tokenizer_files().items():
-        (tmp_path / name).write_bytes(data)
-    assert not (tmp_path / "tokenizer.json").exists()
-    loaded, built = load_tokenizer(tmp_path), tiny.build_tokenizer()
-    assert len(loaded) == len(built) <= tiny.build_components()["text_encoder"].config.vocab_size
-    for sentence in ["a red ball <extra_id_3> rolling", "héllo  World!", ""]:
-        assert loaded(sentence).input_ids == built(sentence).input_ids
+# ------------------------------------------------------------------ the real preset, through the Hub stand-in
+
+COG_FILES = {
+    "scheduler/scheduler_config.json",
+    *(f"tokenizer/{n}" for n in ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")),
+    "text_encoder/config.json", "text_encoder/model.safetensors.index.json",
+    *(f"text_encoder/model-0000{i}-of-00002.safetensors" for i in (1, 2)),
+    "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
+    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+}
+
+
+def test_hub_cogvideox_loads_its_real_layout_then_runs_from_the_cache_offline(tmp_path):
+    """THUDM/CogVideoX-2b's real layout (T5 in 2 shards with its index; a tokenizer folder with spiece.model
+    and no tokenizer.json): exactly the files loaded, no README or LICENSE; the tokenizer built from
+    spiece.model tokenizes as the tiny one; float16 on the way in keeps the VAE float32; then the same
+    frames from the cache, offline."""
+    from modules.engines.cogvideox import MODEL_ID, VIDEO_MODEL
+    from modules.hub import forget_listings
+    from modules.models import ModelManager
+    from modules.settings import Settings
+    from tests.hub_standin.repos import repo_contents
+    from tests.hub_standin.server import HubStandIn, hub_env
+
+    def manager(dtype):
+        return ModelManager(Settings.from_env(preset="real", device="cpu", dtype=dtype, outputs_dir=str(tmp_path / "out")))
+
+    cache = tmp_path / "cache"
+    forget_listings()
+    try:
+        with HubStandIn({MODEL_ID: repo_contents(MODEL_ID)}) as server, hub_env(server.url, cache_dir=cache):
+            parts = manager("float32").model(VIDEO_MODEL)
+            url = server.url
+            assert server.downloaded(MODEL_ID) == COG_FILES
+        assert type(parts["tokenizer"]).__name__ == "T5Tokenizer" and parts["vae"].dtype == torch.float32
+        assert parts["tokenizer"](PROMPT).input_ids == tiny.build_tokenizer()(PROMPT).input_ids
+        run = dict(prompt=PROMPT, num_frames=9, height=32, width=32, steps=2, seed=4)
+        first = generate_cogvideox(parts, **run)
+        forget_listings()
+        with hub_env(url, cache_dir=cache, offline=True):
+            assert np.array_equal(generate_cogvideox(manager("float32").model(VIDEO_MODEL), **run), first)
+            half = manager("float16").model(VIDEO_MODEL)  # CUDA's dtype: the transformer float16, the VAE float32
+            assert half["transformer"].dtype == torch.float16 and half["vae"].dtype == torch.float32
+    finally:
+        forget_listings()

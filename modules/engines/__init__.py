@@ -16,6 +16,7 @@ ENGINE_MODULES = (
     "animatediff",
     "modelscope",
     "wan",
+    "cogvideox",
 )
 
 REGISTRY = Registry()

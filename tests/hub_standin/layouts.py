@@ -736,6 +736,58 @@ LAYOUTS = {
             "use_flow_sigmas, flow_shift 3.0 (the published config of the 1.3B model)."
         ),
     },
+    # ------------------------------------------------------------ CogVideoX engine
+    "THUDM/CogVideoX-2b": {
+        "source": (
+            "https://huggingface.co/zai-org/CogVideoX-2b/tree/main (the THUDM id redirects there; 13.8 GB) and "
+            ".../tree/main/text_encoder; THUDM/CogVideoX-2b/tree/main/vae (1137dac 'Upload VAE in fp32 (#13)'), "
+            ".../tree/<rev>/transformer, .../tree/refs/pr/12/tokenizer, .../blob/refs/pr/2/scheduler/"
+            "scheduler_config.json, the blame pages of transformer/config.json and vae/config.json; read via "
+            "search 2026-11-30"
+        ),
+        "confirmed": True,
+        "files": {
+            ".gitattributes": 1_520,
+            ".gitignore": 83,
+            "LICENSE": 11_400,
+            "README.md": 16_500,
+            "README_zh.md": 15_500,
+            "model_index.json": 411,
+            "scheduler/scheduler_config.json": 482,
+            "text_encoder/config.json": 783,
+            "text_encoder/model-00001-of-00002.safetensors": 4_990_000_000,
+            "text_encoder/model-00002-of-00002.safetensors": 4_530_000_000,
+            "text_encoder/model.safetensors.index.json": 19_900,
+            "tokenizer/added_tokens.json": 2_590,
+            "tokenizer/special_tokens_map.json": 2_540,
+            "tokenizer/spiece.model": 792_000,
+            "tokenizer/tokenizer_config.json": 20_600,
+            "transformer/config.json": 758,
+            "transformer/diffusion_pytorch_model.safetensors": 3_390_000_000,
+            "vae/config.json": 879,
+            "vae/diffusion_pytorch_model.safetensors": 862_000_000,
+        },
+        "exact_sizes": [
+            ".gitignore", "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+            "transformer/config.json", "vae/config.json",
+        ],
+        "inferred": [],
+        "class_names": {
+            "_class_name": "CogVideoXPipeline",
+            "_diffusers_version": "0.30.0.dev0",
+            "scheduler": ["diffusers", "CogVideoXDDIMScheduler"],
+            "text_encoder": ["transformers", "T5EncoderModel"],
+            "tokenizer": ["transformers", "T5Tokenizer"],
+            "transformer": ["diffusers", "CogVideoXTransformer3DModel"],
+            "vae": ["diffusers", "AutoencoderKLCogVideoX"],
+        },
+        "note": (
+            "No fp16 variants: the transformer is one fp16 safetensors file (3.39 GB), the T5 v1.1 XXL text "
+            "encoder two fp16 shards with their index (9.52 GB), the VAE fp32 (862 MB since #13; 431 MB fp16 "
+            "before). The tokenizer has spiece.model and NO tokenizer.json: transformers then needs sentencepiece "
+            "and protobuf to build it. model_index.json from a verified duplicate of this repo (411 Bytes, as here)."
+        ),
+    },
     "latent-consistency/lcm-lora-sdv1-5": {
         "source": "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5/tree/main; read via search 2026-11-25",
         "confirmed": True,

@@ -141,8 +141,12 @@ def _spec_components(repo: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _saved_tokenizer(repo: str) -> dict[str, bytes]:
-    """The tiny tokenizer's files as `save_pretrained` writes them (transformers 5: tokenizer.json and its config)."""
+def _saved_tokenizer(repo: str, sentencepiece: bool = False) -> dict[str, bytes]:
+    """The tiny tokenizer's files as `save_pretrained` writes them (transformers 5: tokenizer.json and its config).
+
+    `sentencepiece`: the real folder has spiece.model and no tokenizer.json (CogVideoX's T5), so the app
+    reads spiece.model: it is written from the tiny tokenizer's unigram vocabulary instead of tokenizer.json,
+    with added_tokens.json naming the tokens added after it (T5's extra ids)."""
     import tempfile
 
     tokenizer = _spec_components(repo)["tokenizer"]
@@ -150,7 +154,33 @@ def _saved_tokenizer(repo: str) -> dict[str, bytes]:
         tokenizer.save_pretrained(folder)
         saved = {path.name: path.read_bytes() for path in Path(folder).iterdir()}
     saved.setdefault("special_tokens_map.json", json.dumps(tokenizer.special_tokens_map).encode())
+    if sentencepiece:
+        fast = json.loads(saved.pop("tokenizer.json"))
+        saved["spiece.model"] = _spiece_model(fast)
+        size = len(fast["model"]["vocab"])
+        saved["added_tokens.json"] = json.dumps({t["content"]: t["id"] for t in fast["added_tokens"]
+                                                 if t["id"] >= size}).encode()
     return saved
+
+
+def _spiece_model(fast: dict) -> bytes:
+    """A sentencepiece model file of a tokenizer.json's unigram model (its pieces, scores, unknown and special ids)."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = fast["model"]
+    if model["type"] != "Unigram":
+        raise ValueError(f"a sentencepiece model file needs a unigram tokenizer, not {model['type']}")
+    special = {t["content"] for t in fast["added_tokens"] if t["special"]}
+    proto = sentencepiece_model_pb2.ModelProto()
+    for index, (piece, score) in enumerate(model["vocab"]):
+        entry = proto.pieces.add()
+        entry.piece, entry.score = piece, score
+        entry.type = 2 if index == model["unk_id"] else 3 if piece in special else 1  # unknown, control, normal
+    proto.trainer_spec.model_type, proto.trainer_spec.unk_id = 1, model["unk_id"]  # unigram
+    normalizer = proto.normalizer_spec
+    normalizer.name, normalizer.add_dummy_prefix = "identity", True
+    normalizer.remove_extra_whitespaces = normalizer.escape_whitespaces = True
+    return proto.SerializeToString()
 
 
 def _unique_state(module) -> dict:
@@ -177,7 +207,8 @@ def _spec_component_file(repo: str, path: str, files: tuple[str, ...]) -> bytes:
     thing = _spec_components(repo)[role]
     kind = component_kind(spec.components[role])
     if kind == "tokenizer":
-        return _saved_tokenizer(repo).get(name, PLACEHOLDER)  # spiece.model: never fetched (tokenizer.json is)
+        # With a tokenizer.json the app never fetches spiece.model; without one it reads spiece.model.
+        return _saved_tokenizer(repo, "tokenizer/tokenizer.json" not in files).get(name, PLACEHOLDER)
     if kind == "scheduler":
         return thing.to_json_string().encode() if name == "scheduler_config.json" else PLACEHOLDER
     if name == "config.json":

@@ -23,9 +23,9 @@ library ... Falling back to TikToken"). Both are pinned in requirements.txt: it 
 own conversion, the one every diffusers user of this repo runs, and the alternatives are worse
 (no other repo publishes this tokenizer's tokenizer.json to fetch instead, and parsing the
 protobuf ourselves would be our own copy of transformers' converter). The tiny preset builds
-the same kind of tokenizer in memory (`tiny.py`), and its `tokenizer_files` writes the repo's
-folder (spiece.model included) for the Hub stand-in; the tests load such a folder through the
-app's loader.
+the same kind of tokenizer in memory (`tiny.py`); the tests load a trained spiece.model in the
+repo's folder shape through the app's loader, and the Hub stand-in serves the tiny vocabulary as
+a spiece.model that the real preset reads.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Shaped as diffusers' own pipeline test (tests/pipelines/cogvideo/test_cogvideox.
 tokenizer made in memory instead of a downloaded one: a unigram vocabulary of single characters
 (every ASCII letter, digit and punctuation mark, and the word-start marker "▁"), T5's special
 tokens at T5's ids (pad 0, eos 1, unk 2) and its 100 `<extra_id_*>` tokens, as the real
-tokenizer has. `spiece_model` writes that vocabulary as a sentencepiece model file, the format
-of the real repo's `tokenizer/spiece.model`, and `tokenizer_files` the whole tokenizer folder.
+tokenizer has. `tokenizer_config` gives the config files of the real repo's tokenizer/ folder
+(whose vocabulary is a sentencepiece model, spiece.model, and which has no tokenizer.json).
 
 The scheduler is the real one: `CogVideoXDDIMScheduler` with THUDM/CogVideoX-2b's
 scheduler_config.json (v-prediction, zero terminal SNR, SNR shift 3, trailing timesteps).
@@ -13,7 +13,6 @@ scheduler_config.json (v-prediction, zero terminal SNR, SNR shift 3, trailing ti
 
 from __future__ import annotations
 
-import json
 import string
 
 import torch
@@ -84,7 +83,7 @@ def build_tokenizer():
     """A T5 tokenizer over `PIECES` (unknown characters become <unk>), with T5's 100 extra ids."""
     from transformers import T5TokenizerFast
 
-    # Numbered as T5 numbers them (and as `tokenizer_files` writes them): <extra_id_0> last.
+    # Numbered as T5 numbers them (and as the repo's added_tokens.json does): <extra_id_0> last.
     extra = [f"<extra_id_{i}>" for i in reversed(range(EXTRA_IDS))]
     return T5TokenizerFast(vocab=[(piece, score) for piece, score, _ in PIECES], extra_ids=0,
                            additional_special_tokens=extra, model_max_length=MAX_TEXT_TOKENS)
@@ -131,39 +130,13 @@ def build_components(seed: int = 0) -> dict[str, object]:
 # ------------------------------------------------------------------ the tokenizer folder, as the Hub has it
 
 
-def spiece_model(pieces=PIECES) -> bytes:
-    """`pieces` as a sentencepiece unigram model file (the real repo's tokenizer/spiece.model format).
-
-    Loaded by transformers (which then needs the sentencepiece and protobuf packages), it
-    tokenizes exactly as `build_tokenizer()` does.
-    """
-    from sentencepiece import sentencepiece_model_pb2
-
-    model = sentencepiece_model_pb2.ModelProto()
-    for piece, score, kind in pieces:
-        entry = model.pieces.add()
-        entry.piece, entry.score, entry.type = piece, score, kind
-    spec = model.trainer_spec
-    spec.model_type, spec.unk_id, spec.pad_id, spec.eos_id, spec.bos_id = 1, 2, 0, 1, -1  # unigram, T5's ids
-    normalizer = model.normalizer_spec
-    normalizer.name, normalizer.add_dummy_prefix = "identity", True
-    normalizer.remove_extra_whitespaces, normalizer.escape_whitespaces = True, True
-    return model.SerializeToString()
-
-
-def tokenizer_config(extra_ids: int = EXTRA_IDS) -> dict[str, dict]:
+def tokenizer_config(pieces: int = len(PIECES), extra_ids: int = EXTRA_IDS) -> dict[str, dict]:
     """tokenizer_config.json, special_tokens_map.json and added_tokens.json as the real repo's
-    tokenizer/ has them (a T5Tokenizer: eos, pad, unk, the extra ids; model_max_length 226)."""
+    tokenizer/ has them (a T5Tokenizer: eos, pad, unk, the extra ids after the sentencepiece model's
+    `pieces`; model_max_length 226)."""
     extra = [f"<extra_id_{i}>" for i in range(extra_ids)]
     special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "additional_special_tokens": extra}
     config = {**special, "extra_ids": extra_ids, "legacy": True, "model_max_length": MAX_TEXT_TOKENS,
               "sp_model_kwargs": {}, "tokenizer_class": "T5Tokenizer", "clean_up_tokenization_spaces": True}
-    first_extra = len(PIECES)  # T5 numbers the extra ids from the end of the vocabulary down
-    added = {token: first_extra + extra_ids - 1 - i for i, token in enumerate(extra)}
+    added = {token: pieces + extra_ids - 1 - i for i, token in enumerate(extra)}  # <extra_id_0> last
     return {"tokenizer_config.json": config, "special_tokens_map.json": special, "added_tokens.json": added}
-
-
-def tokenizer_files() -> dict[str, bytes]:
-    """{file name: bytes} of the real repo's tokenizer/ folder for the tiny vocabulary (no tokenizer.json)."""
-    files = {name: json.dumps(value, indent=2).encode() for name, value in tokenizer_config().items()}
-    return {"spiece.model": spiece_model(), **files}
