@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, EngineBenchmark] = {
     ),
     "modelscope": EngineBenchmark(tabs={"text2video": ("modelscope",)}, case="engines:build_modelscope_case"),
     "wan": EngineBenchmark(tabs={"text2video": ("wan",)}, case="wan:build_wan_case"),
+    "cogvideox": EngineBenchmark(tabs={"text2video": ("cogvideox",)}, case="cogvideox:build_cogvideox_case"),
 }
 
 

@@ -537,8 +537,9 @@ class CompareRequest:
         return replace(self, **values)
 
     def fitted(self, engine: str, settings: Settings) -> tuple[int, int, int]:
-        """(frames, width, height) as `engine` makes them: the largest frame count of its rule up to the
-        asked one, sides rounded down to its size multiple (up where that would fall below the minimum)."""
+        """(frames, width, height) as `engine` makes them: the frame count of its rule nearest the asked one
+        (within the server's cap), sides rounded down to its size multiple (up where that would fall below
+        the minimum)."""
         rules = engines.get(engine).rules
         low = settings.limits.min_side
 
@@ -546,7 +547,7 @@ class CompareRequest:
             below = value - value % rules.size_multiple
             return below if below >= low else below + rules.size_multiple
 
-        return rules.frames.nearest(self.num_frames), side(self.width), side(self.height)
+        return rules.frames.closest(self.num_frames, settings.limits.max_frames), side(self.width), side(self.height)
 
     def notes_for(self, engine: str, settings: Settings) -> list[str]:
         """What `engine`'s clip changed of the shared frames and size to fit its model, in sentences."""

@@ -134,6 +134,16 @@ def test_wan_benchmark_matches_diffusers_wan_pipeline():
 
 
 @SLOW
+def test_cogvideox_benchmark_matches_diffusers_cogvideox_pipeline():
+    """--mode cogvideox: ours against a plain CogVideoXPipeline on the same weights: the same frames, one
+    transformer call a step (guidance is batched), 8 frames fitted to the nearest 8k+1."""
+    result, stdout = run_benchmark("--mode", "cogvideox", "--frames", "8", "--steps", "2", timeout=300)
+    assert result["mode"] == "cogvideox" and "s/video" in stdout
+    assert result["unet_calls_ours"] == result["unet_calls_reference"] == 2
+    assert result["max_abs_diff"] < 1e-5
+
+
+@SLOW
 def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default():
     result, stdout = run_benchmark("--mode", "animatediff", "--frames", "4", "--fast", timeout=300)
     assert result["fast"] is True and result["scheduler_fast"] == "lightning" and result["decoder_fast"] == "taesd"

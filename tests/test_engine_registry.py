@@ -135,3 +135,16 @@ def test_frame_rule_nearest_is_the_largest_fitting_count_at_most_the_given_one(m
     for frames, expected in cases.items():
         assert rule.nearest(frames) == expected and rule.fits(expected), (frames, rule.nearest(frames))
     assert not rule.fits(0)
+
+
+@pytest.mark.parametrize("multiple, offset, maximum, cases", [
+    (4, 1, 64, {2: 1, 3: 5, 6: 5, 7: 9, 8: 9, 64: 61}),  # a tie goes up; never past the cap
+    (8, 1, 64, {2: 1, 5: 9, 8: 9, 16: 17, 60: 57}),
+    (1, 0, 64, {1: 1, 30: 30}),
+])
+def test_frame_rule_closest_is_the_nearest_fitting_count_within_the_cap(multiple, offset, maximum, cases):
+    from modules.engines.base import FrameRule
+
+    rule = FrameRule(multiple, offset)
+    for frames, expected in cases.items():
+        assert rule.closest(frames, maximum) == expected and rule.fits(expected), (frames, rule.closest(frames, maximum))

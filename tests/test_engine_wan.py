@@ -188,10 +188,10 @@ def test_compare_fits_the_shared_frames_and_size_to_wans_rules_and_says_so(tmp_p
     from modules.studio import Studio
 
     studio = Studio(settings(tmp_path))
-    result = studio.compare(CompareRequest(prompt=PROMPT, engines=("wan",), num_frames=8, width=72, height=64,
+    result = studio.compare(CompareRequest(prompt=PROMPT, engines=("wan",), num_frames=6, width=72, height=64,
                                            steps=2, seed=3))
     run = result.engines["wan"]
     assert video_io.read_video(run["video"]).frames.shape == (5, 64, 64, 3)
-    assert run["notes"] == ["Wan 2.1 made 5 frames, not 8: it makes clips of 4k+1 frames.",
+    assert run["notes"] == ["Wan 2.1 made 5 frames, not 6: it makes clips of 4k+1 frames.",
                             "Wan 2.1 made 64×64, not 72×64: its sides are multiples of 16."]
     assert json.load(open(run["params"]))["request"]["num_frames"] == 5  # params.json repeats what ran

@@ -61,6 +61,15 @@ class FrameRule:
         below = frames - (frames - self.offset) % self.multiple
         return max(below, self.smallest)
 
+    def closest(self, frames: int, maximum: int | None = None) -> int:
+        """The fitting count nearest to `frames` (the larger one on a tie), at most `maximum`: what a shared
+        frame count becomes for this engine (8 frames: 9 for 4k+1 or 8k+1, not a 1-frame still)."""
+        below = self.nearest(frames)
+        above = below if below >= frames else below + self.multiple
+        if maximum is not None and above > maximum:
+            return below
+        return above if above - frames <= frames - below else below
+
     def __str__(self) -> str:
         if self.multiple == 1:
             return "any number"
