@@ -51,7 +51,8 @@ def test_declared_rules_defaults_and_model():
     assert WAN.rules.size_multiple == 16
     assert WAN_MODEL.kind == "components" and WAN_MODEL.dtypes == {"vae": "float32"}
     assert WAN_MODEL.half_dtype == "bfloat16" and WAN_MODEL.env == "WAN_MODEL"
-    assert WAN.download_models(Settings()) == [("components:wan_model", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers")]
+    assert WAN.download_models(Settings()) == [("components:wan_model", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
+                                               ("components:wan_vace_model", "Wan-AI/Wan2.1-VACE-1.3B-diffusers")]
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -736,6 +736,64 @@ LAYOUTS = {
             "use_flow_sigmas, flow_shift 3.0 (the published config of the 1.3B model)."
         ),
     },
+    "Wan-AI/Wan2.1-VACE-1.3B-diffusers": {
+        "source": (
+            "NOT read from this repo's pages: the file pages could not be found via search on 2026-11-30. "
+            "Inferred from Wan-AI/Wan2.1-T2V-1.3B-Diffusers above (the same UMT5-XXL text encoder, tokenizer, "
+            "VAE and scheduler kinds) and the transformer's size computed from the 1.3B config with VACE "
+            "blocks at layers 0, 2, ..., 28 and 96 VACE input channels (2,153,972,032 parameters, 8.62 GB in "
+            "fp32), sharded at diffusers' 5 GB default"
+        ),
+        "confirmed": False,  # the whole listing is inferred; replace it once the repo's pages are read
+        "files": {
+            ".gitattributes": 1_570,
+            "README.md": 16_000,
+            "model_index.json": 408,
+            "scheduler/scheduler_config.json": 800,
+            "text_encoder/config.json": 854,
+            "text_encoder/model-00001-of-00005.safetensors": 4_970_000_000,
+            "text_encoder/model-00002-of-00005.safetensors": 4_900_000_000,
+            "text_encoder/model-00003-of-00005.safetensors": 4_970_000_000,
+            "text_encoder/model-00004-of-00005.safetensors": 5_000_000_000,
+            "text_encoder/model-00005-of-00005.safetensors": 2_890_000_000,
+            "text_encoder/model.safetensors.index.json": 22_500,
+            "tokenizer/special_tokens_map.json": 7_080,
+            "tokenizer/spiece.model": 4_550_000,
+            "tokenizer/tokenizer.json": 16_800_000,
+            "tokenizer/tokenizer_config.json": 61_800,
+            "transformer/config.json": 520,
+            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors": 4_990_000_000,
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors": 3_630_000_000,
+            "transformer/diffusion_pytorch_model.safetensors.index.json": 110_000,
+            "vae/config.json": 724,
+            "vae/diffusion_pytorch_model.safetensors": 508_000_000,
+        },
+        "exact_sizes": [],
+        "inferred": [
+            ".gitattributes", "README.md", "model_index.json", "scheduler/scheduler_config.json",
+            "text_encoder/config.json", "text_encoder/model-00001-of-00005.safetensors",
+            "text_encoder/model-00002-of-00005.safetensors", "text_encoder/model-00003-of-00005.safetensors",
+            "text_encoder/model-00004-of-00005.safetensors", "text_encoder/model-00005-of-00005.safetensors",
+            "text_encoder/model.safetensors.index.json", "tokenizer/special_tokens_map.json",
+            "tokenizer/spiece.model", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json",
+            "transformer/config.json", "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model.safetensors.index.json", "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+        ],
+        "class_names": {
+            "_class_name": "WanVACEPipeline",
+            "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+            "text_encoder": ["transformers", "UMT5EncoderModel"],
+            "tokenizer": ["transformers", "T5TokenizerFast"],
+            "transformer": ["diffusers", "WanVACETransformer3DModel"],
+            "vae": ["diffusers", "AutoencoderKLWan"],
+        },
+        "note": (
+            "Inferred, not read (see source): fp32 weights as the T2V 1.3B diffusers repo's; the download "
+            "sizes in the README for this repo are estimates until the listing is read from the Hub."
+        ),
+    },
     # ------------------------------------------------------------ CogVideoX engine
     "THUDM/CogVideoX-2b": {
         "source": (

@@ -140,3 +140,22 @@ def build_components(seed: int = 0, arch: str = "tiny", text_layers: int = 24) -
         "vae": build_vae(seed=seed + 2, arch=arch),
         "scheduler": build_scheduler(),
     }
+
+
+# diffusers' tiny VACE (tests/pipelines/wan/test_wan_vace.py): the tiny transformer with VACE blocks at
+# layers 0 and 2 of 3; VACE's input is 16 + 16 latent channels (kept, generated) and 64 of the 8x8 mask.
+VACE_TRANSFORMER = dict(TRANSFORMER, num_layers=3, vace_layers=[0, 2], vace_in_channels=96)
+
+
+def build_vace_transformer(seed: int = 0):
+    from diffusers import WanVACETransformer3DModel
+
+    return _seeded(seed, lambda: WanVACETransformer3DModel(**VACE_TRANSFORMER))
+
+
+def build_vace_components(seed: int = 0) -> dict:
+    """{role: object} of a Wan 2.1 VACE model folder with random weights: the tiny text encoder, tokenizer,
+    VAE and scheduler of `build_components`, a tiny `WanVACETransformer3DModel`."""
+    parts = build_components(seed=seed)
+    parts["transformer"] = build_vace_transformer(seed=seed + 1)
+    return parts
