@@ -107,6 +107,19 @@ def make_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(int(seed))
 
 
+def step_end_callback(on_step: StepCallback | None):
+    """A diffusers pipeline's `callback_on_step_end` that reports each finished step to `on_step`
+    (done, total, ""). `on_step` may raise to stop: the pipeline stops there and decodes nothing
+    (setting `_interrupt` would skip the steps but still decode)."""
+
+    def step_end(pipeline, i, _t, _tensors):
+        if on_step is not None:
+            on_step(i + 1, pipeline.num_timesteps, "")
+        return {}
+
+    return step_end
+
+
 def frame_generator(seed: int, frame_id: int) -> torch.Generator:
     """Frame `frame_id`'s own noise stream: the same for a seed and frame whatever the chunking.
 

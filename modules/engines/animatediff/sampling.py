@@ -41,7 +41,7 @@ from diffusers.models.attention import BasicTransformerBlock, FreeNoiseTransform
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 from torch import nn
 
-from ...engine.common import Components, StepCallback, decode_latents, make_generator
+from ...engine.common import Components, StepCallback, decode_latents, make_generator, step_end_callback
 from ...engine.storyboard import StoryboardError, check_storyboard, parse_storyboard  # noqa: F401 - re-exported
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
@@ -339,10 +339,6 @@ def generate_animatediff(
         pipe.enable_free_noise(**settings)
         _split_inference(unet, **SPLIT_INFERENCE)
 
-    def step_end(pipeline, i, _t, _tensors):
-        if on_step is not None:
-            on_step(i + 1, pipeline.num_timesteps, "")
-        return {}
 
     latents = pipe(
         prompt=prompt,
@@ -354,7 +350,7 @@ def generate_animatediff(
         guidance_scale=guidance_scale,
         generator=make_generator(seed),
         output_type="latent",
-        callback_on_step_end=step_end,
+        callback_on_step_end=step_end_callback(on_step),
         **extra,
     ).frames
     # (1, C, F, h, w) -> (F, C, h, w)

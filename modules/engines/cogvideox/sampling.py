@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from diffusers import CogVideoXPipeline
 
-from ...engine.common import StepCallback, make_generator
+from ...engine.common import StepCallback, make_generator, step_end_callback
 
 ROLES = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
 DEFAULT_NUM_FRAMES = 49
@@ -124,10 +124,6 @@ def generate_cogvideox(
         raise ValueError(f"steps must be at least 1, got {steps}")
     pipe = make_pipeline(parts, device)
 
-    def step_end(pipeline, i, _t, _tensors):
-        if on_step is not None:
-            on_step(i + 1, pipeline.num_timesteps, "")
-        return {}
 
     latents = pipe(
         prompt=prompt,
@@ -139,7 +135,7 @@ def generate_cogvideox(
         guidance_scale=float(guidance_scale),
         generator=make_generator(seed),
         output_type="latent",
-        callback_on_step_end=step_end,
+        callback_on_step_end=step_end_callback(on_step),
         max_sequence_length=parts["transformer"].config.max_text_seq_length,
     ).frames
     return decode(parts["vae"], latents)

@@ -15,19 +15,15 @@ the whole clip at once (in float32: the VAE is pinned there). What this module a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from diffusers import WanPipeline
 
-from ...engine.common import make_generator
+from ...engine.common import StepCallback, make_generator, step_end_callback
 from ..base import ModelComponents
 
 FRAME_MULTIPLE = 4  # the VAE's temporal scale: frames 4k+1
 SIZE_MULTIPLE = 16  # the VAE's 8x times the transformer's 2x2 patches
-
-StepCallback = Callable[[int, int, str], None]
 
 
 class _WanPipeline(WanPipeline):
@@ -51,6 +47,19 @@ def wan_pipeline(c: ModelComponents) -> WanPipeline:
 
 
 @torch.no_grad()
+def check_clip(num_frames: int, height: int, width: int) -> None:
+    """Wan's shape rules (request validation says so first; the pipeline would round them with a warning)."""
+    if num_frames < 1 or (num_frames - 1) % FRAME_MULTIPLE:
+        raise ValueError(f"num_frames must be 4k+1 (1, 5, 9, ...), got {num_frames}")
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}, got {width}x{height}")
+
+
+def check_steps(steps: int) -> None:
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+
+
 def generate_wan(
     c: ModelComponents,
     *,
@@ -70,17 +79,9 @@ def generate_wan(
     would round them with a log warning). `on_step(done, total, "")` follows every step (`total`
     steps); it may raise to stop the generation before the next step, without decoding.
     """
-    if num_frames < 1 or (num_frames - 1) % FRAME_MULTIPLE:
-        raise ValueError(f"num_frames must be 4k+1 (1, 5, 9, ...), got {num_frames}")
-    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-        raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}, got {width}x{height}")
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    check_clip(num_frames, height, width)
+    check_steps(steps)
 
-    def step_end(pipeline, i, _t, _tensors):
-        if on_step is not None:
-            on_step(i + 1, pipeline.num_timesteps, "")  # may raise: the pipeline stops here, nothing is decoded
-        return {}
 
     frames = wan_pipeline(c)(
         prompt=prompt,
@@ -92,6 +93,6 @@ def generate_wan(
         guidance_scale=guidance_scale,
         generator=make_generator(seed),
         output_type="np",
-        callback_on_step_end=step_end,
+        callback_on_step_end=step_end_callback(on_step),
     ).frames
     return np.asarray(frames[0], dtype=np.float32)

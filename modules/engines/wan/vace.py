@@ -23,9 +23,9 @@ import torch
 from diffusers import WanPipeline, WanVACEPipeline
 from PIL import Image
 
-from ...engine.common import make_generator
+from ...engine.common import make_generator, step_end_callback
 from ..base import ModelComponents
-from .sampling import FRAME_MULTIPLE, SIZE_MULTIPLE, StepCallback
+from .sampling import FRAME_MULTIPLE, SIZE_MULTIPLE, StepCallback, check_clip, check_steps
 
 GREY = 128  # the "nothing here" value of VACE's frames to generate (0 after the VAE's [-1, 1] scaling)
 
@@ -108,20 +108,12 @@ def generate_wan_vace(
         width, height = video[0].size
         num_frames = len(video)
     else:
-        if num_frames < 1 or (num_frames - 1) % FRAME_MULTIPLE:
-            raise ValueError(f"num_frames must be 4k+1 (1, 5, 9, ...), got {num_frames}")
-        if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-            raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}, got {width}x{height}")
+        check_clip(num_frames, height, width)
         if first_frame.shape[:2] != (height, width):
             first_frame = np.asarray(Image.fromarray(_uint8(first_frame)).resize((width, height), Image.BICUBIC))
         video, mask = first_frame_inputs(first_frame, num_frames)
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    check_steps(steps)
 
-    def step_end(pipeline, i, _t, _tensors):
-        if on_step is not None:
-            on_step(i + 1, pipeline.num_timesteps, "")  # may raise: the pipeline stops here, nothing is decoded
-        return {}
 
     frames = vace_pipeline(c)(
         prompt=prompt,
@@ -136,6 +128,6 @@ def generate_wan_vace(
         guidance_scale=guidance_scale,
         generator=make_generator(seed),
         output_type="np",
-        callback_on_step_end=step_end,
+        callback_on_step_end=step_end_callback(on_step),
     ).frames
     return np.asarray(frames[0], dtype=np.float32)
