@@ -67,6 +67,18 @@ def components(tiny_parts):
     return Components(p["tokenizer"], p["text_encoder"], p["unet"], p["vae"], tiny.build_scheduler())
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny-model tests: their ops are too small to share, and with
+    2 threads on 2 busy cores thread hand-offs cost 5-10x the work itself."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def free_port() -> int:
     import socket
 

@@ -14,14 +14,7 @@ SIZE = 32  # 4x4 latents: the tiny UNet's two levels, in well under a second a s
 # returns the starting noise whatever the model predicts.
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's ops are too small to share: with 2 threads (and other jobs on the cores)
-    thread hand-offs cost 5-10x the work itself."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ PROMPT = "a red ball rolling down a hill"
 SMALL = dict(num_frames=9, height=32, width=32, steps=2)  # a tiny job: about 0.1 s here
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: a second thread only adds sync (and stalls on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ from modules.engines.modelscope.sampling import generate_modelscope, initial_lat
 PROMPT = "a panda playing guitar"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: a second thread only adds sync (and stalls on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,7 @@ PROMPT = "a golden box on a table"
 WAN = engines.get("wan")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 @pytest.fixture(scope="module")

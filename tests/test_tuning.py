@@ -16,14 +16,7 @@ from modules.tuning.weights import CARD_NAME, WEIGHTS_NAME, applied_to, load_tun
 TIMESTEP = torch.tensor(500)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's ops are too small to share out: on 2 busy cores, 2 threads made a
-    training step ten times slower than 1."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 @pytest.fixture(scope="module")
