@@ -33,6 +33,46 @@ What huggingface_hub 2.4.0 asks for (read from its source; the client is ``httpx
   the client cache the non-existence in ``.no_exist/``). Note: the Hub's code is ``RepoNotFound``, not
   ``RepositoryNotFound``.
 
+The upload side (``HubStandIn(..., tokens={"hf_x": "alice"}, orgs={"alice": ["studio-org"]})``), as huggingface_hub
+2.4.0 sends it (hf_api.py, _commit_api.py, lfs.py); every call carries ``Authorization: Bearer <token>`` except the
+storage PUTs:
+
+* ``whoami(token)``                            -> ``GET /api/whoami-v2``: ``{"name", "orgs": [{"name"}], "auth":
+  {"accessToken": {"role": "write"|"read"}}, ...}``.
+* ``create_repo(id, private=, exist_ok=)``     -> ``POST /api/repos/create`` ``{"name", "organization": ns|None,
+  "visibility": "private"|"public"}`` (no ``type`` for models) -> ``{"url", "name", "id"}``; 409 (with ``url``) when it
+  exists, which ``exist_ok`` accepts; on a 401/402/403 ``exist_ok`` looks the repo up with ``GET /api/models/{id}``
+  and re-raises if that fails. A new repo's first commit holds the Hub's default ``.gitattributes``.
+* ``upload_folder`` / ``create_commit``:
+  1. ``POST /api/validate-yaml`` ``{"content", "repoType"}`` when README.md is among the files (twice:
+     ``upload_folder`` checks it, then ``create_commit``) -> ``{"errors": [], "warnings": []}``;
+  2. ``POST /api/models/{id}/preupload/{rev}`` ``{"files": [{"path", "sample": b64 of 512 bytes, "size"}]}`` ->
+     ``{"files": [{"path", "uploadMode": "lfs"|"regular", "shouldIgnore", "oid"?}]}``: LFS by the LFS rule
+     (``is_lfs``) or for binary content (a NUL byte in the sample); ``oid`` of an existing file (sha256 for LFS, git
+     blob sha1 otherwise) makes the client drop an unchanged file (and make no commit when nothing changed: it then
+     reads ``GET /api/models/{id}/revision/main``). Empty files are always sent regular;
+  3. for the LFS files: ``POST /{id}.git/info/lfs/objects/batch`` (``Accept``/``Content-Type``
+     ``application/vnd.git-lfs+json``; ``{"operation": "upload", "transfers": ["basic", "multipart"], "objects":
+     [{"oid": sha256, "size"}], "hash_algo": "sha256", "ref": {"name": "main"}}``) -> per object
+     ``actions.upload.href`` (a pre-signed ``/lfs-upload/{ticket}`` url here) and ``actions.verify.href``, or no
+     ``actions`` when the repo's storage has it; then ``PUT`` of the bytes to the href without a token (or, with
+     ``header.chunk_size`` and numbered part urls: one ``PUT`` per part, each answered with an ``ETag``, then
+     ``POST`` of ``{"oid", "parts": [{"partNumber", "etag"}]}`` to the href), then ``POST`` of ``{"oid", "size"}``
+     to the verify href;
+  4. ``POST /api/models/{id}/commit/{rev}`` (``Content-Type: application/x-ndjson``): a ``{"key": "header", "value":
+     {"summary", "description", "parentCommit"?}}`` line, then ``file`` (``{"path", "content": b64, "encoding":
+     "base64"}``), ``lfsFile`` (``{"path", "algo": "sha256", "oid", "size"}``), ``deletedFile``/``deletedFolder``
+     lines -> ``{"commitOid", "commitUrl", ...}``. The new commit is the head of main at once (downloads see it);
+     earlier commits stay readable by sha. A stale ``parentCommit`` is a 412, an ``lfsFile`` never uploaded a 400.
+* Xet: with hf_xet installed the *client* uploads through Xet whatever the server says (``is_xet_available()``
+  is all it checks), so :func:`hub_env` sets ``constants.HF_HUB_DISABLE_XET``: then it takes the plain path above,
+  which the Hub still serves. This server never sends Xet headers or hashes, so downloads stay plain HTTP too.
+* Tokens and rights, as the Hub answers: a token not in ``tokens`` is a 401 (``Invalid credentials in
+  Authorization header``, no error code, so not read as RepoNotFound) on every route; no token on a write call or
+  whoami is a 401; writing outside one's namespace and organisations, or with a read token, is a 403; a private repo
+  is a 404 ``RepoNotFound`` to anyone but its namespace's members (the Hub answers anonymous callers 401
+  ``RepoNotFound``: huggingface_hub raises RepositoryNotFoundError for both).
+
 Proxies (checked in httpx2 2.16.2 / huggingface_hub 2.4.0): the shared client is
 ``httpx2.Client(follow_redirects=True, timeout=None)`` with the default ``trust_env=True``, so ``HTTP_PROXY`` /
 ``http_proxy`` / ``ALL_PROXY`` / ``NO_PROXY`` are honoured (read through ``urllib.request.getproxies()``: the
@@ -45,17 +85,20 @@ are no longer used by huggingface_hub 2.x.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
 import json
 import os
 import pathlib
+import re
+import secrets
 import socket
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
@@ -81,6 +124,42 @@ def default_is_lfs(path: str, size: int) -> bool:
 def git_blob_oid(data: bytes) -> str:
     """Git object id of a blob (sha1 of ``b"blob <size>\\0" + content``)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _never(path: str, size: int) -> bool:
+    return False
+
+
+def _always(path: str, size: int) -> bool:
+    return True
+
+
+# The .gitattributes the Hub puts in a new repo's first commit (LFS for these suffixes).
+GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES).encode()
+REPO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _fake_id(name: str) -> str:
+    return hashlib.sha1(f"hub-standin-id:{name}".encode()).hexdigest()[:24]
+
+
+def _checked_path(path: str) -> str:
+    """A path in a repo as a commit may name it (no empty, absolute, ``..`` or ``.git/`` paths)."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts) or parts[0] == ".git":
+        raise _HubError(400, None, f"Invalid path in the commit: {path!r}")
+    return path
+
+
+@dataclass
+class _Ticket:
+    """One pre-signed LFS upload url: the object it takes and, for a multipart upload, the parts received."""
+
+    repo_id: str
+    oid: str
+    size: int
+    parts: dict[int, tuple[str, bytes]] = field(default_factory=dict)  # part number -> (etag, bytes)
 
 
 class _RepoFile:
@@ -163,14 +242,33 @@ class _RepoFile:
         return entry
 
 
+class _Headers(dict):
+    """A request's headers, looked up case-insensitively (httpx2 sends lower-case names), stored lower-case."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()):
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
 @dataclass
 class RequestRecord:
     method: str
     path: str  # unquoted, without the query string
     query: dict[str, list[str]]
-    headers: dict[str, str]
-    kind: str = "other"  # model_info | tree | paths_info | resolve | other
+    headers: dict[str, str]  # case-insensitive lookups
+    # model_info | tree | paths_info | resolve | whoami | create_repo | validate_yaml | preupload | lfs_batch |
+    # lfs_upload | lfs_verify | commit | other
+    kind: str = "other"
     repo_id: str | None = None
+    user: str | None = None  # whose token the request carried (None: no token)
     file: str | None = None  # path in repo, for resolve
     status: int | None = None
     bytes_sent: int = 0
@@ -188,9 +286,22 @@ class _Failure:
 
 @dataclass
 class _Repo:
+    """A repo: its head (``sha``, ``files``) and every commit's files (``history``).
+
+    A commit never mutates a ``files`` dict: it puts a new one in place, so a view of one revision (a ``_Repo``
+    holding that revision's sha and files, see ``HubStandIn._view``) stays consistent while commits happen."""
+
     repo_id: str
     sha: str
     files: dict[str, _RepoFile] = field(default_factory=dict)
+    private: bool = False
+    history: dict[str, dict[str, _RepoFile]] = field(default_factory=dict)  # sha -> files
+    log: list[tuple[str, str]] = field(default_factory=list)  # (sha, summary), oldest first
+    lfs_objects: set[str] = field(default_factory=set)  # sha256 of LFS objects uploaded to this repo
+
+    @property
+    def namespace(self) -> str | None:
+        return self.repo_id.split("/")[0] if "/" in self.repo_id else None
 
     def dirs(self) -> set[str]:
         out = set()
@@ -238,6 +349,28 @@ class _TrackedHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _HubError(Exception):
+    """An error answer (status, X-Error-Code, message) raised inside a route and sent by `_dispatch`."""
+
+    def __init__(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _repo_not_found() -> _HubError:
+    return _HubError(404, "RepoNotFound", "Repository not found")
+
+
+def _revision_not_found() -> _HubError:
+    return _HubError(404, "RevisionNotFound", "Invalid rev id")
+
+
+# What the Hub answers for a token it doesn't know (any route), and for a write call without a token.
+INVALID_TOKEN = "Invalid credentials in Authorization header"
+NO_TOKEN = "Invalid username or password."
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
 class _HubHandler(_TrackedHandler):
     server: _Server
 
@@ -248,11 +381,13 @@ class _HubHandler(_TrackedHandler):
             method=self.command,
             path=urllib.parse.unquote(split.path),
             query=urllib.parse.parse_qs(split.query, keep_blank_values=True),
-            headers={k: v for k, v in self.headers.items()},
+            headers=_Headers(self.headers.items()),
         )
         self.server.owner._record(rec)
         self._rec = rec
         self._raw_path = split.path
+        self._user: str | None = None
+        self._role: str | None = None
         return rec
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, ctype: str = "") -> None:
@@ -267,8 +402,8 @@ class _HubHandler(_TrackedHandler):
             self.wfile.write(body)
         self._rec.status = status
 
-    def _json(self, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), headers, "application/json; charset=utf-8")
+    def _json(self, obj: Any, status: int = 200, headers: dict[str, str] | None = None, ctype: str = "") -> None:
+        self._send(status, json.dumps(obj).encode(), headers, ctype or "application/json; charset=utf-8")
 
     def _error(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None) -> None:
         h = dict(headers or {})
@@ -280,6 +415,28 @@ class _HubHandler(_TrackedHandler):
     def _base_url(self) -> str:
         return f"http://{self.headers.get('Host') or self.server.owner.host_port}"
 
+    def _read_body(self) -> bytes:
+        """The request body (Content-Length or chunked), read whole before any answer so that a keep-alive
+        connection never holds an unread body when the next request comes."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json_body(self) -> Any:
+        try:
+            return json.loads(self._body or b"null")
+        except ValueError:
+            raise _HubError(400, None, "Invalid JSON body") from None
+
     def do_HEAD(self) -> None:
         self._dispatch()
 
@@ -289,27 +446,80 @@ class _HubHandler(_TrackedHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
+    def do_PUT(self) -> None:
+        self._dispatch()
+
     def _dispatch(self) -> None:
         rec = self._start()
         owner: HubStandIn = self.server.owner
         parts = [urllib.parse.unquote(p) for p in self._raw_path.split("/")[1:]]
         try:
-            if len(parts) >= 3 and parts[0] == "api" and parts[1] == "models":
-                return self._api(owner, parts[2:])
-            # /{repo_id}/resolve/{rev}/{path...}, repo ids of one ("name") or two ("owner/name") components
-            if len(parts) > 3 and parts[1] == "resolve" and parts[0] in owner._repos:
-                return self._resolve(owner, parts[0], parts[2], "/".join(parts[3:]))
-            if len(parts) > 4 and parts[2] == "resolve":
-                return self._resolve(owner, "/".join(parts[:2]), parts[3], "/".join(parts[4:]))
-            if len(parts) > 3 and parts[1] == "resolve":
-                return self._resolve(owner, parts[0], parts[2], "/".join(parts[3:]))
-            self._error(404, None, "Not Found")
+            self._body = self._read_body() if self.command in ("POST", "PUT") else b""
+            self._route(owner, parts)
+        except _HubError as error:
+            self._error(error.status, error.code, error.message, error.headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
             if rec.status is None:
                 rec.status = 0
             rec.done.set()
+
+    def _route(self, owner: HubStandIn, parts: list[str]) -> None:
+        if parts and parts[0] == "lfs-upload":  # pre-signed storage urls: no token, the ticket is the credential
+            return self._lfs_storage(owner, parts[1:])
+        self._authenticate(owner)
+        if parts[:2] == ["api", "whoami-v2"] and len(parts) == 2:
+            return self._whoami(owner)
+        if parts[:3] == ["api", "repos", "create"] and len(parts) == 3 and self.command == "POST":
+            return self._create_repo(owner)
+        if parts[:2] == ["api", "validate-yaml"] and len(parts) == 2 and self.command == "POST":
+            return self._validate_yaml()
+        if len(parts) >= 3 and parts[0] == "api" and parts[1] == "models":
+            return self._api(owner, parts[2:])
+        # /{repo_id}.git/info/lfs/objects/(batch|verify)
+        for i, part in enumerate(parts):
+            if part.endswith(".git") and parts[i + 1 : i + 4] == ["info", "lfs", "objects"] and len(parts) == i + 5:
+                repo_id = "/".join([*parts[:i], part[: -len(".git")]])
+                return self._lfs_api(owner, repo_id, parts[i + 4])
+        # /{repo_id}/resolve/{rev}/{path...}, repo ids of one ("name") or two ("owner/name") components
+        if len(parts) > 3 and parts[1] == "resolve" and parts[0] in owner._repos:
+            return self._resolve(owner, parts[0], parts[2], "/".join(parts[3:]))
+        if len(parts) > 4 and parts[2] == "resolve":
+            return self._resolve(owner, "/".join(parts[:2]), parts[3], "/".join(parts[4:]))
+        if len(parts) > 3 and parts[1] == "resolve":
+            return self._resolve(owner, parts[0], parts[2], "/".join(parts[3:]))
+        raise _HubError(404, None, "Not Found")
+
+    # ---- tokens and rights -----------------------------------------------------------------------------------------
+    def _authenticate(self, owner: HubStandIn) -> None:
+        """Who the request's bearer token belongs to; a token the Hub doesn't know is a 401 on every route."""
+        value = self.headers.get("Authorization") or ""
+        if not value:
+            return
+        scheme, _, token = value.partition(" ")
+        known = owner._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if known is None:
+            raise _HubError(401, None, INVALID_TOKEN)
+        self._user, self._role = known
+        self._rec.user = self._user
+
+    def _require_user(self) -> str:
+        if self._user is None:
+            raise _HubError(401, None, NO_TOKEN)
+        return self._user
+
+    def _require_write(self, owner: HubStandIn, repo: _Repo) -> None:
+        user = self._require_user()
+        if not owner._can_write(user, self._role, repo.namespace):
+            raise _HubError(403, None, f"You don't have write access to {repo.repo_id}: use a write token of a member "
+                                       f"of {repo.namespace or 'its owner'}")
+
+    def _readable(self, owner: HubStandIn, repo_id: str) -> _Repo:
+        repo = owner._repos.get(repo_id)
+        if repo is None or not owner._can_read(self._user, repo):
+            raise _repo_not_found()  # private repos are invisible to everyone but their namespace's members
+        return repo
 
     def _repo_and_rest(self, owner: HubStandIn, parts: list[str]) -> tuple[_Repo | None, str, list[str]]:
         if len(parts) >= 2 and "/".join(parts[:2]) in owner._repos:
@@ -318,43 +528,94 @@ class _HubHandler(_TrackedHandler):
             return owner._repos[parts[0]], parts[0], parts[1:]
         return None, "/".join(parts[:2]), []
 
-    def _revision_ok(self, repo: _Repo, revision: str) -> bool:
-        return revision in (DEFAULT_BRANCH, repo.sha) or self.server.owner._extra_revisions.get(repo.repo_id, {}).get(
-            revision
-        ) == repo.sha
+    # ---- /api/whoami-v2, /api/repos/create, /api/validate-yaml ----------------------------------------------------
+    def _whoami(self, owner: HubStandIn) -> None:
+        self._rec.kind = "whoami"
+        user = self._require_user()
+        orgs = [{"type": "org", "name": org, "fullname": org, "id": _fake_id(org), "roleInOrg": "write",
+                 "isEnterprise": False} for org in owner._orgs.get(user, ())]
+        self._json({
+            "type": "user", "id": _fake_id(user), "name": user, "fullname": user, "email": f"{user}@example.invalid",
+            "emailVerified": True, "canPay": False, "isPro": False, "periodEnd": None, "avatarUrl": "", "orgs": orgs,
+            "auth": {"type": "access_token", "accessToken": {
+                "displayName": "hub stand-in", "role": self._role, "createdAt": "2024-01-01T00:00:00.000Z"}},
+        })  # fmt: skip
+
+    def _create_repo(self, owner: HubStandIn) -> None:
+        rec = self._rec
+        rec.kind = "create_repo"
+        user = self._require_user()
+        body = self._json_body()
+        if not isinstance(body, dict):
+            raise _HubError(400, None, "Invalid JSON body")
+        name, organization = body.get("name"), body.get("organization")
+        if body.get("type", "model") != "model":
+            raise _HubError(400, None, "The Hub stand-in only hosts model repos")
+        namespace = organization or user
+        if not isinstance(name, str) or not REPO_NAME.fullmatch(name) or "--" in name or ".." in name:
+            raise _HubError(400, None, "Repository name must use alphanumeric characters, '-', '_' or '.', start and "
+                                       "end with an alphanumeric character, and be at most 96 characters long")
+        repo_id = rec.repo_id = f"{namespace}/{name}"
+        if not owner._can_write(user, self._role, namespace):
+            raise _HubError(403, None, "You don't have the rights to create a model under this namespace")
+        private = body.get("visibility") == "private" or body.get("private") is True
+        url = f"{self._base_url()}/{repo_id}"
+        if not owner._create(repo_id, private, user):
+            return self._json({"error": "You already created this model repo", "url": url}, 409,
+                              {"X-Error-Message": "You already created this model repo"})
+        self._json({"url": url, "name": repo_id, "id": _fake_id(repo_id)})
+
+    def _validate_yaml(self) -> None:
+        self._rec.kind = "validate_yaml"
+        body = self._json_body()
+        content = body.get("content", "") if isinstance(body, dict) else ""
+        if content.startswith("---") and "\n---" not in content[3:]:
+            return self._json({"errors": [{"message": "The YAML metadata block is not closed by a '---' line"}],
+                               "warnings": []}, 400)
+        self._json({"errors": [], "warnings": []})
 
     # ---- /api/models/... ---------------------------------------------------------------------------------------
     def _api(self, owner: HubStandIn, parts: list[str]) -> None:
         rec = self._rec
         repo, repo_id, rest = self._repo_and_rest(owner, parts)
         rec.repo_id = repo_id
-        if repo is None:
-            return self._error(404, "RepoNotFound", "Repository not found")
+        tail = rest if repo is not None else parts[2:]
+        kinds = {"revision": "model_info", "tree": "tree", "paths-info": "paths_info", "preupload": "preupload",
+                 "commit": "commit"}
+        rec.kind = kinds.get(tail[0], "other") if tail else "model_info"
+        if repo is None or not owner._can_read(self._user, repo):
+            raise _repo_not_found()
         if not rest or rest[0] == "revision":
-            rec.kind = "model_info"
-            if rest and (len(rest) < 2 or not self._revision_ok(repo, "/".join(rest[1:]))):
-                return self._error(404, "RevisionNotFound", "Invalid rev id")
-            return self._model_info(repo)
+            if rest and len(rest) < 2:
+                raise _revision_not_found()
+            return self._model_info(self._view(owner, repo, "/".join(rest[1:]) if rest else DEFAULT_BRANCH))
         if rest[0] == "tree" and len(rest) >= 2:
-            rec.kind = "tree"
-            if not self._revision_ok(repo, rest[1]):
-                return self._error(404, "RevisionNotFound", "Invalid rev id")
-            return self._tree(owner, repo, rest[1], "/".join(rest[2:]).strip("/"))
+            return self._tree(owner, self._view(owner, repo, rest[1]), rest[1], "/".join(rest[2:]).strip("/"))
         if rest[0] == "paths-info" and len(rest) == 2 and self.command == "POST":
-            rec.kind = "paths_info"
-            if not self._revision_ok(repo, rest[1]):
-                return self._error(404, "RevisionNotFound", "Invalid rev id")
-            length = int(self.headers.get("Content-Length") or 0)
-            form = urllib.parse.parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+            view = self._view(owner, repo, rest[1])
+            form = urllib.parse.parse_qs(self._body.decode(), keep_blank_values=True)
             out = []
             for p in form.get("paths", []):
                 p = p.strip("/")
-                if p in repo.files:
-                    out.append(repo.files[p].tree_entry())
-                elif p in repo.dirs():
-                    out.append(_dir_entry(repo, p))
+                if p in view.files:
+                    out.append(view.files[p].tree_entry())
+                elif p in view.dirs():
+                    out.append(_dir_entry(view, p))
             return self._json(out)
-        return self._error(404, None, "Not Found")
+        if rest[0] in ("preupload", "commit") and len(rest) >= 2 and self.command == "POST":
+            self._require_write(owner, repo)
+            if "/".join(rest[1:]) != DEFAULT_BRANCH:
+                raise _revision_not_found()  # the stand-in has one branch
+            if _truthy(rec.query.get("create_pr")):
+                raise _HubError(400, None, "The Hub stand-in does not open pull requests")
+            return self._preupload(owner, repo) if rest[0] == "preupload" else self._commit(owner, repo)
+        raise _HubError(404, None, "Not Found")
+
+    def _view(self, owner: HubStandIn, repo: _Repo, revision: str) -> _Repo:
+        view = owner._view(repo, revision)
+        if view is None:
+            raise _revision_not_found()
+        return view
 
     def _model_info(self, repo: _Repo) -> None:
         q = self._rec.query
@@ -378,7 +639,7 @@ class _HubHandler(_TrackedHandler):
             "sha": repo.sha,
             "lastModified": "2024-01-01T00:00:00.000Z",
             "createdAt": "2024-01-01T00:00:00.000Z",
-            "private": False,
+            "private": repo.private,
             "gated": False,
             "disabled": False,
             "downloads": 0,
@@ -402,7 +663,7 @@ class _HubHandler(_TrackedHandler):
         recursive = _truthy(q.get("recursive"))
         dirs = repo.dirs()
         if path and path not in dirs:
-            return self._error(404, "EntryNotFound", f"{path} does not exist on {revision}")
+            raise _HubError(404, "EntryNotFound", f"{path} does not exist on {revision}")
         prefix = f"{path}/" if path else ""
         entries: list[dict[str, Any]] = []
         for d in sorted(dirs):
@@ -422,18 +683,118 @@ class _HubHandler(_TrackedHandler):
             headers["Link"] = f'<{next_url}>; rel="next"'
         self._json(page, headers=headers)
 
+    # ---- upload: preupload, LFS, commit ----------------------------------------------------------------------------
+    def _preupload(self, owner: HubStandIn, repo: _Repo) -> None:
+        """Which files go through LFS: the repo's LFS rule (the default .gitattributes suffixes, 10 MiB), or binary
+        content (a NUL byte in the 512-byte sample), as the Hub decides; ``oid`` of a file already there lets the
+        client skip an unchanged file."""
+        body = self._json_body()
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, list):
+            raise _HubError(400, None, "Invalid preupload payload: expected {files: [...]}")
+        head = self._view(owner, repo, DEFAULT_BRANCH)
+        out = []
+        for item in files:
+            path, size = str(item.get("path", "")).strip("/"), int(item.get("size", 0))
+            sample = base64.b64decode(item.get("sample") or "")
+            entry: dict[str, Any] = {
+                "path": item.get("path"),
+                "uploadMode": "lfs" if owner._is_lfs(path, size) or b"\0" in sample else "regular",
+                "shouldIgnore": False,
+            }
+            if path in head.files:
+                entry["oid"] = head.files[path].etag
+            out.append(entry)
+        self._json({"files": out, "commitOid": head.sha})
+
+    def _commit(self, owner: HubStandIn, repo: _Repo) -> None:
+        lines = []
+        for raw in self._body.splitlines():
+            if raw.strip():
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    raise _HubError(400, None, "Invalid NDJSON line in the commit payload") from None
+        if not lines or not isinstance(lines[0], dict) or lines[0].get("key") != "header":
+            raise _HubError(400, None, "The commit payload must start with a header line")
+        header = lines[0].get("value") or {}
+        sha = owner._apply_commit(repo, [line for line in lines[1:]], str(header.get("summary") or ""),
+                                  header.get("parentCommit"))
+        self._json({"success": True, "commitOid": sha, "commitUrl": f"{self._base_url()}/{repo.repo_id}/commit/{sha}",
+                    "hookOutput": ""})
+
+    def _lfs_api(self, owner: HubStandIn, repo_id: str, action: str) -> None:
+        rec = self._rec
+        rec.repo_id = repo_id
+        if self.command != "POST" or action not in ("batch", "verify"):
+            raise _HubError(404, None, "Not Found")
+        rec.kind = f"lfs_{action}"
+        repo = self._readable(owner, repo_id)
+        self._require_write(owner, repo)
+        body = self._json_body()
+        if not isinstance(body, dict):
+            raise _HubError(400, None, "Invalid JSON body")
+        if action == "verify":
+            if body.get("oid") not in repo.lfs_objects or owner._blob_size(body["oid"]) != body.get("size"):
+                raise _HubError(404, None, f"LFS object {body.get('oid')} was not uploaded")
+            return self._json({"success": True}, ctype=LFS_JSON)
+        if body.get("operation") != "upload":
+            raise _HubError(422, None, "The Hub stand-in's LFS batch endpoint takes uploads only")
+        if "basic" not in (body.get("transfers") or ["basic"]):
+            raise _HubError(422, None, "The Hub stand-in's LFS endpoint transfers with basic/multipart only")
+        base = self._base_url()
+        objects = []
+        for obj in body.get("objects") or []:
+            oid, size = obj.get("oid"), obj.get("size")
+            if not isinstance(oid, str) or not SHA256.fullmatch(oid) or not isinstance(size, int) or size < 0:
+                objects.append({"oid": str(oid), "size": size if isinstance(size, int) else 0,
+                                "error": {"code": 422, "message": "Invalid object: oid must be a sha256, size an int"}})
+                continue
+            entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+            if oid not in repo.lfs_objects:  # already in the repo's storage: no actions, the client skips it
+                entry["actions"] = owner._upload_actions(base, repo_id, oid, size)
+            objects.append(entry)
+        self._json({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, ctype=LFS_JSON)
+
+    def _lfs_storage(self, owner: HubStandIn, parts: list[str]) -> None:
+        """The storage side of LFS (S3's pre-signed urls on the Hub): ``PUT /lfs-upload/{ticket}`` (basic),
+        ``PUT /lfs-upload/{ticket}/{part}`` and ``POST /lfs-upload/{ticket}`` (multipart completion)."""
+        rec = self._rec
+        rec.kind = "lfs_upload"
+        ticket = owner._tickets.get(parts[0]) if parts else None
+        if ticket is None or len(parts) > 2:
+            raise _HubError(403, None, "Invalid or expired upload url")
+        rec.repo_id = ticket.repo_id
+        if len(parts) == 2 and self.command == "PUT":
+            etag = hashlib.md5(self._body).hexdigest()
+            with owner._lock:
+                ticket.parts[int(parts[1])] = (etag, self._body)
+            rec.bytes_sent = len(self._body)
+            return self._send(200, b"", {"ETag": f'"{etag}"'})
+        if len(parts) == 1 and self.command == "PUT":
+            data = self._body
+        elif len(parts) == 1 and self.command == "POST":  # multipart completion
+            body = self._json_body()
+            listed = [(int(p["partNumber"]), str(p["etag"]).strip('"')) for p in (body or {}).get("parts", [])]
+            stored = sorted(ticket.parts.items())
+            if [(n, e) for n, (e, _) in stored] != listed:
+                raise _HubError(400, None, "The parts listed do not match the parts uploaded")
+            data = b"".join(chunk for _, (_, chunk) in stored)
+        else:
+            raise _HubError(405, None, "Method not allowed")
+        if len(data) != ticket.size or hashlib.sha256(data).hexdigest() != ticket.oid:
+            raise _HubError(400, None, "The uploaded content does not match the object's sha256 and size")
+        owner._store_blob(ticket.repo_id, ticket.oid, data)
+        self._send(200)
+
     # ---- /{repo}/resolve/{rev}/{path} ----------------------------------------------------------------------------
     def _resolve(self, owner: HubStandIn, repo_id: str, revision: str, path: str) -> None:
         rec = self._rec
         rec.kind, rec.repo_id, rec.file = "resolve", repo_id, path
-        repo = owner._repos.get(repo_id)
-        if repo is None:
-            return self._error(404, "RepoNotFound", "Repository not found")
-        if not self._revision_ok(repo, revision):
-            return self._error(404, "RevisionNotFound", "Invalid rev id")
+        repo = self._view(owner, self._readable(owner, repo_id), revision)
         f = repo.files.get(path)
         if f is None:
-            return self._error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": repo.sha})
+            raise _HubError(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": repo.sha})
         m = f.meta()
         total = m["size"]
         headers = {
@@ -571,12 +932,20 @@ class HubStandIn(_Background):
     Content: ``bytes``; a ``pathlib.Path`` (or ``str`` path) served from disk, streamed; or a zero-argument callable
     returning either (called lazily, once). LFS-ness (etag = sha256, ``X-Linked-*`` headers, ``lfs`` in listings)
     follows ``is_lfs(path, size)``, by default the Hub's default .gitattributes suffixes (*.safetensors, *.bin, ...)
-    or size >= 10 MiB. Revisions accepted: "main", the repo's commit sha, and names in ``revisions``.
+    or size >= 10 MiB. Revisions accepted: "main", the repo's commit sha (and any earlier commit's), and names in
+    ``revisions``.
+
+    Accounts (the upload side): ``tokens`` maps a token to its user, ``"alice"`` (a write token) or
+    ``("alice", "read")``; ``orgs`` maps a user to the organisations they can write to. A user writes to their own
+    namespace and their organisations'; repos in ``private`` (and repos created private) are visible only to those
+    users. A request with a token not in ``tokens`` is answered 401 on every route, as the Hub does.
+    ``lfs_multipart_chunk``: LFS objects larger than this are uploaded in parts of this size (the Hub's multipart
+    transfer); None: always one PUT.
     """
 
     def __init__(
         self,
-        repos: dict[str, dict[str, Content]],
+        repos: dict[str, dict[str, Content]] | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -584,26 +953,154 @@ class HubStandIn(_Background):
         revisions: dict[str, dict[str, str]] | None = None,
         is_lfs: Callable[[str, int], bool] = default_is_lfs,
         page_size: int = 1000,
+        tokens: dict[str, str | tuple[str, str]] | None = None,
+        orgs: dict[str, Iterable[str]] | None = None,
+        private: Iterable[str] = (),
+        lfs_multipart_chunk: int | None = None,
     ):
         super().__init__(host, port)
         self.page_size = page_size
         self._lock = threading.Lock()
+        self._is_lfs = is_lfs
         self._repos: dict[str, _Repo] = {}
-        for repo_id, files in repos.items():
+        private = set(private)
+        for repo_id, files in (repos or {}).items():
             sha = (commits or {}).get(repo_id) or hashlib.sha1(f"hub-standin:{repo_id}".encode()).hexdigest()
-            repo = _Repo(repo_id, sha)
+            repo = _Repo(repo_id, sha, private=repo_id in private)
             for path, content in files.items():
                 path = path.strip("/")
                 repo.files[path] = _RepoFile(path, content, is_lfs)
+            repo.history[sha] = repo.files
+            repo.log.append((sha, "initial commit"))
             self._repos[repo_id] = repo
+        unknown = private - set(self._repos)
+        if unknown:
+            raise ValueError(f"private names repos that aren't served: {sorted(unknown)}")
         self._extra_revisions = {
             r: {name: self._repos[r].sha for name in names} for r, names in (revisions or {}).items()
         }
+        self._tokens: dict[str, tuple[str, str]] = {
+            token: (who, "write") if isinstance(who, str) else (who[0], who[1]) for token, who in (tokens or {}).items()
+        }
+        self._orgs: dict[str, frozenset[str]] = {user: frozenset(names) for user, names in (orgs or {}).items()}
+        self._multipart_chunk = lfs_multipart_chunk
+        self._blobs: dict[str, bytes] = {}  # LFS storage: sha256 -> content
+        self._tickets: dict[str, _Ticket] = {}
         self._failures: dict[tuple[str, str], list[_Failure]] = {}
         self.request_log: list[RequestRecord] = []
 
     def _make(self) -> _Server:
         return _Server((self.host, self._port), _HubHandler, self)
+
+    # ---- accounts, revisions, commits (called by the handler) ----------------------------------------------------
+    def _can_write(self, user: str | None, role: str | None, namespace: str | None) -> bool:
+        return (
+            user is not None and role != "read" and namespace is not None
+            and (namespace == user or namespace in self._orgs.get(user, ()))
+        )  # fmt: skip
+
+    def _can_read(self, user: str | None, repo: _Repo) -> bool:
+        if not repo.private:
+            return True
+        ns = repo.namespace
+        return user is not None and ns is not None and (ns == user or ns in self._orgs.get(user, ()))
+
+    def _view(self, repo: _Repo, revision: str) -> _Repo | None:
+        """The repo at `revision` ("main", a commit sha, a name of `revisions`), or None if there is none."""
+        with self._lock:
+            if revision in (DEFAULT_BRANCH, repo.sha):
+                return _Repo(repo.repo_id, repo.sha, repo.files, repo.private)
+            sha = self._extra_revisions.get(repo.repo_id, {}).get(revision, revision)
+            files = repo.history.get(sha)
+            return None if files is None else _Repo(repo.repo_id, sha, files, repo.private)
+
+    def _create(self, repo_id: str, private: bool, user: str) -> bool:
+        """A new repo whose first commit holds the Hub's default .gitattributes; False if it exists."""
+        with self._lock:
+            if repo_id in self._repos:
+                return False
+            sha = hashlib.sha1(f"hub-standin:{repo_id}:{len(self._repos)}:created".encode()).hexdigest()
+            files = {".gitattributes": _RepoFile(".gitattributes", GITATTRIBUTES, _never)}
+            repo = _Repo(repo_id, sha, files, private)
+            repo.history[sha] = files
+            repo.log.append((sha, "initial commit"))
+            self._repos[repo_id] = repo
+            return True
+
+    def _apply_commit(self, repo: _Repo, operations: list[dict], summary: str, parent: str | None) -> str:
+        """Apply the commit's operations (file, lfsFile, deletedFile, deletedFolder) to the head of main as one new
+        commit; raise _HubError (nothing applied) for a bad one. Returns the new commit's sha."""
+        with self._lock:
+            if parent is not None and parent != repo.sha:
+                raise _HubError(412, None, "A commit has happened since. Please refresh and try again.")
+            files = dict(repo.files)
+            for op in operations:
+                key, value = (op.get("key"), op.get("value") or {}) if isinstance(op, dict) else (None, {})
+                path = str(value.get("path", ""))
+                if key in ("file", "lfsFile", "deletedFile", "deletedFolder"):
+                    path = _checked_path(path.rstrip("/") if key == "deletedFolder" else path)
+                if key == "file":
+                    encoding = value.get("encoding", "base64")
+                    try:
+                        data = base64.b64decode(value.get("content", ""), validate=True) if encoding == "base64" \
+                            else str(value.get("content", "")).encode()
+                    except ValueError:
+                        raise _HubError(400, None, f"{path}: content is not valid base64") from None
+                    if b"\0" in data:
+                        raise _HubError(400, None, "Your push was rejected because it contains binary files: "
+                                                   f"{path}. Please use LFS (or Xet) to store binary files.")
+                    files[path] = _RepoFile(path, data, _never)
+                elif key == "lfsFile":
+                    oid = value.get("oid")
+                    if value.get("algo", "sha256") != "sha256" or oid not in repo.lfs_objects:
+                        raise _HubError(400, None, "Your push was rejected because an LFS pointer pointed to a file "
+                                                   f"that does not exist: {path} ({oid})")
+                    data = self._blobs[oid]
+                    if value.get("size") is not None and value["size"] != len(data):
+                        raise _HubError(400, None, f"{path}: size {value['size']} does not match LFS object {oid}")
+                    files[path] = _RepoFile(path, data, _always)
+                elif key == "deletedFile":
+                    if files.pop(path, None) is None:
+                        raise _HubError(404, "EntryNotFound", f"A file with this name doesn't exist: {path}")
+                elif key == "deletedFolder":
+                    gone = [p for p in files if p.startswith(path + "/")]
+                    if not gone:
+                        raise _HubError(404, "EntryNotFound", f"A folder with this name doesn't exist: {path}")
+                    for p in gone:
+                        del files[p]
+                else:
+                    raise _HubError(400, None, f"Unknown commit operation: {key!r}")
+            digest = hashlib.sha1(f"{repo.sha}\n{summary}\n".encode())
+            for p in sorted(files):
+                digest.update(f"{p}\0{files[p].meta()['oid']}\n".encode())
+            sha = digest.hexdigest()
+            repo.files, repo.sha = files, sha
+            repo.history[sha] = files
+            repo.log.append((sha, summary))
+            return sha
+
+    def _upload_actions(self, base: str, repo_id: str, oid: str, size: int) -> dict[str, Any]:
+        """The LFS batch answer's actions for one object: a pre-signed upload url (one PUT, or parts plus a
+        completion POST) and the verify call."""
+        name = secrets.token_hex(16)
+        with self._lock:
+            self._tickets[name] = _Ticket(repo_id, oid, size)
+        href = f"{base}/lfs-upload/{name}"
+        upload: dict[str, Any] = {"href": href, "expires_at": "2099-01-01T00:00:00.000Z"}
+        chunk = self._multipart_chunk
+        if chunk is not None and size > chunk:
+            count = -(-size // chunk)
+            upload["header"] = {"chunk_size": str(chunk), **{f"{i:05d}": f"{href}/{i}" for i in range(1, count + 1)}}
+        return {"upload": upload, "verify": {"href": f"{base}/{repo_id}.git/info/lfs/objects/verify"}}
+
+    def _store_blob(self, repo_id: str, oid: str, data: bytes) -> None:
+        with self._lock:
+            self._blobs[oid] = data
+            self._repos[repo_id].lfs_objects.add(oid)
+
+    def _blob_size(self, oid: str) -> int | None:
+        blob = self._blobs.get(oid)
+        return None if blob is None else len(blob)
 
     # ---- introspection -------------------------------------------------------------------------------------------
     def _record(self, rec: RequestRecord) -> None:
@@ -644,7 +1141,27 @@ class HubStandIn(_Background):
             self.request_log.clear()
 
     def commit(self, repo_id: str) -> str:
+        """The sha of the head of main."""
         return self._repos[repo_id].sha
+
+    def history(self, repo_id: str) -> list[tuple[str, str]]:
+        """(sha, summary) of each commit of the repo, oldest first (the first is its initial commit)."""
+        with self._lock:
+            return list(self._repos[repo_id].log)
+
+    def repo_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._repos)
+
+    def is_private(self, repo_id: str) -> bool:
+        return self._repos[repo_id].private
+
+    def contents(self, repo_id: str, revision: str = DEFAULT_BRANCH) -> dict[str, bytes]:
+        """{path: content} of the repo at `revision` (what a commit put there)."""
+        view = self._view(self._repos[repo_id], revision)
+        if view is None:
+            raise KeyError(f"{repo_id} has no revision {revision}")
+        return {path: b"".join(f.iter_bytes()) for path, f in view.files.items()}
 
     def etag(self, repo_id: str, path: str) -> str:
         """Blob name huggingface_hub will use in its cache (sha256 for LFS files, git blob oid otherwise)."""
@@ -806,7 +1323,9 @@ def hub_env(
 
     * ``huggingface_hub.constants``: ENDPOINT, HUGGINGFACE_CO_URL_TEMPLATE (used by ``hf_hub_url``), HF_URL_HOSTS,
       HF_HUB_OFFLINE (``is_offline_mode()`` reads it on each request), HF_HOME, HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE,
-      HF_ASSETS_CACHE, HF_XET_CACHE, HF_TOKEN_PATH, HF_STORED_TOKENS_PATH, HF_HUB_DISABLE_TELEMETRY;
+      HF_ASSETS_CACHE, HF_XET_CACHE, HF_TOKEN_PATH, HF_STORED_TOKENS_PATH, HF_HUB_DISABLE_TELEMETRY and
+      HF_HUB_DISABLE_XET (True: ``upload_folder``/``create_commit`` take the plain preupload + LFS + commit path
+      this server implements instead of hf_xet's, which the client picks on its own whenever hf_xet is installed);
     * ``huggingface_hub.hf_api.api.endpoint``: the module-level HfApi behind ``huggingface_hub.model_info``,
       ``repo_info``, ``list_repo_files``... keeps the endpoint it had at import;
     * ``huggingface_hub.utils._http._HUB_ORIGINS`` (which redirects keep auth) and
@@ -867,6 +1386,8 @@ def hub_env(
         "HF_TOKEN_PATH": env["HF_TOKEN_PATH"],
         "HF_STORED_TOKENS_PATH": os.path.join(home, "stored_tokens"),
         "HF_HUB_DISABLE_TELEMETRY": True,
+        # Read per call by is_xet_available(): with hf_xet installed, uploads would go to a Xet CAS server.
+        "HF_HUB_DISABLE_XET": True,
     }
     outside_endpoint = C.ENDPOINT
     outside_offline = C.HF_HUB_OFFLINE
