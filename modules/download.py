@@ -54,12 +54,28 @@ def models_to_download(settings: Settings, which: str = "default") -> list[tuple
     return models
 
 
+def files_of(source: HubSource, repo: str, kind: str) -> tuple[hub.RepoFiles, list[str]]:
+    """The files loading `repo` as `kind` reads, less a "components" spec's `shared_roles` (another
+    spec's: the same weights are fetched once, from that spec's repo, which the list names too)."""
+    listing, files = source.files(repo, kind)
+    if kind.startswith("components:"):
+        shared = _shared_roles(kind.removeprefix("components:"))
+        files = [f for f in files if f.split("/")[0] not in shared]
+    return listing, files
+
+
+def _shared_roles(key: str) -> set[str]:
+    from .engines import model_specs
+
+    return next((set(spec.shared_roles) for _, spec in model_specs() if spec.key == key), set())
+
+
 def plan(settings: Settings, which: str = "default", dtype: torch.dtype | None = None) -> list[Planned]:
     """What a first run of every tab downloads, per model, with sizes from the repos' listings."""
     source = HubSource(dtype or resolve_dtype(settings.dtype, resolve_device(settings.device)))
     planned = []
     for kind, repo in models_to_download(settings, which):
-        listing, files = source.files(repo, kind)
+        listing, files = files_of(source, repo, kind)
         planned.append(Planned(kind, repo, files, sum(listing.sizes.get(f) or 0 for f in files)))
     return planned
 
@@ -84,7 +100,7 @@ def download(settings: Settings, which: str = "default", say: Callable[[str], No
     for done, (kind, repo) in enumerate(models):
         listing = None
         try:
-            listing, files = source.files(repo, kind)
+            listing, files = files_of(source, repo, kind)
             size = sum(listing.sizes.get(f) or 0 for f in files)
             say(f"{repo} ({kind}): {len(files)} files, {hub.format_bytes(size)}")
             hub.fetch(listing, files, label=repo, report=_console_progress())

@@ -13,7 +13,9 @@ as its `ModelSpec`s declare them ("<spec key>:<repo>"). So:
   holds more than the memory budget. The budget counts every module on the device, annotators
   included, each shared tensor once.
 - Parts are keyed by a fingerprint of their weights too, so a text encoder or VAE that two models
-  share is in memory once.
+  share is in memory once. Where two repos publish the same weights as different files (a distilled
+  or control variant's folder carrying its base model's text encoder again), a spec's `shared_roles`
+  says so: those roles are read from the other spec's repo, and so held (and downloaded) once.
 
 Where parts come from is `parts` (tiny: built in code; real: fetched from the Hub by `hub`);
 where they live (device, offload) is `residency`. The presets differ only in the source.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -130,10 +132,9 @@ class ModelManager:
         repo = spec.repo(self.settings)
 
         def load():
+            if spec.kind == "components":
+                return self._load_components(spec, repo)
             with self._loading(repo):
-                if spec.kind == "components":
-                    return self._adopt_components(spec, self.source.components(
-                        repo, spec, reuse=self._shared, report=self._report))
                 parts = self.source.video_model(repo, spec, reuse=self._shared, report=self._report)
             return self._adopt_model(parts)
 
@@ -342,14 +343,44 @@ class ModelManager:
             modules[role] = component_class(cls).from_config(part.module) if is_scheduler(cls) else part.module
         return ModelComponents(modules=modules, device=self.device, dtype=self.dtype)
 
-    def _adopt_components(self, spec: ModelSpec, parts: dict[str, Part]) -> dict[str, Part]:
-        """Place a "components" model's modules (those not already held) in their dtypes and stages."""
+    def _load_components(self, spec: ModelSpec, repo: str) -> dict[str, Part]:
+        """A "components" model's parts: its own roles from `repo`; each of its `shared_roles` from the
+        repo of the spec it belongs to, as that spec loads it (class, dtype, fingerprint), so a part both
+        use is read and held once (the one held already where it is)."""
+        owners = {role: self._owner(spec, role) for role in spec.components}
+        parts: dict[str, Part] = {}
+        for key in dict.fromkeys(owner.key for owner in owners.values()):
+            owner = next(o for o in owners.values() if o.key == key)
+            roles = {role: owner.components[role] for role, o in owners.items() if o.key == key}
+            owner_repo = repo if owner is spec else owner.repo(self.settings)
+            with self._loading(owner_repo):
+                parts.update(self.source.components(owner_repo, replace(owner, components=roles, shared_roles={}),
+                                                    reuse=self._shared, report=self._report))
+        return self._adopt_components(spec, parts, owners)
+
+    @staticmethod
+    def _owner(spec: ModelSpec, role: str) -> ModelSpec:
+        """The spec whose `role` this spec's is: itself, or the one its `shared_roles` names (by key or
+        itself), followed to the spec that does not share it in turn."""
+        ref = spec.shared_roles.get(role)
+        if ref is None:
+            return spec
+        owner = ref if isinstance(ref, ModelSpec) else next((s for _, s in model_specs() if s.key == ref), None)
+        if owner is None or role not in owner.components:
+            raise ModelLoadError(f"{spec.key} shares its {role} with {getattr(ref, 'key', ref)!r}, which declares no {role}.")
+        return ModelManager._owner(owner, role)
+
+    def _adopt_components(self, spec: ModelSpec, parts: dict[str, Part],
+                          owners: dict[str, ModelSpec] | None = None) -> dict[str, Part]:
+        """Place a "components" model's modules (those not already held) in their dtypes and stages: a
+        shared role's as the spec it belongs to places it (counted in `loads` under that spec's key)."""
         for role, part in parts.items():
             if not isinstance(part.module, torch.nn.Module) or self._shared(part.fingerprint) is part:
                 continue  # a tokenizer or scheduler config; or held (and placed) for another model
-            part.module = self.residency.adopt(part.module, stage=spec.stage_of(role),
-                                               dtype=role_dtype(spec, role, self.dtype))
-            self.loads[f"{spec.key}:{role}"] += 1
+            owner = (owners or {}).get(role, spec)
+            part.module = self.residency.adopt(part.module, stage=owner.stage_of(role),
+                                               dtype=role_dtype(owner, role, self.dtype))
+            self.loads[f"{owner.key}:{role}"] += 1
         return parts
 
     @contextmanager

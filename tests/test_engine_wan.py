@@ -38,7 +38,7 @@ def settings(tmp_path, **overrides) -> Settings:
 
 
 def test_declared_rules_defaults_and_model():
-    assert WAN.name == "wan" and WAN.licence == "Apache-2.0" and WAN.fast is None
+    assert WAN.name == "wan" and WAN.licence == "Apache-2.0" and WAN.fast.name == "AnyFlow"  # test_engine_wan_fast
     assert WAN.defaults.size == (832, 480) and WAN.defaults.frames == 81 and WAN.defaults.fps == 16
     assert (WAN.defaults.steps, WAN.defaults.guidance_scale) == (50, 5.0)
     assert [n for n in range(1, 20) if WAN.rules.frames.fits(n)] == [1, 5, 9, 13, 17]
@@ -46,7 +46,8 @@ def test_declared_rules_defaults_and_model():
     assert WAN_MODEL.kind == "components" and WAN_MODEL.dtypes == {"vae": "float32"}
     assert WAN_MODEL.half_dtype == "bfloat16" and WAN_MODEL.env == "WAN_MODEL"
     assert WAN.download_models(Settings()) == [("components:wan_model", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
-                                               ("components:wan_vace_model", "Wan-AI/Wan2.1-VACE-1.3B-diffusers")]
+                                               ("components:wan_vace_model", "Wan-AI/Wan2.1-VACE-1.3B-diffusers"),
+                                               ("components:wan_fast_model", "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers")]
 
 
 @pytest.mark.parametrize("changes, message", [

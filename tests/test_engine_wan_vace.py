@@ -47,7 +47,7 @@ def edge_maps(frames: int, height: int, width: int) -> np.ndarray:
 
 def test_wan_serves_the_control_tabs_and_a_first_frame_through_vace():
     assert WAN.serves("control") and WAN.serves("text2video", "image")
-    assert WAN.models == (WAN_MODEL, WAN_VACE_MODEL)
+    assert WAN.models[:2] == (WAN_MODEL, WAN_VACE_MODEL)
     assert WAN_VACE_MODEL.kind == "components" and WAN_VACE_MODEL.env == "WAN_VACE_MODEL"
     assert WAN_VACE_MODEL.components["transformer"] == "WanVACETransformer3DModel"
     assert WAN_VACE_MODEL.dtypes == {"vae": "float32"} and WAN_VACE_MODEL.half_dtype == "bfloat16"
@@ -165,3 +165,40 @@ def test_text_to_video_without_a_picture_stays_on_the_t2v_model(tmp_path):
     request = Text2VideoRequest(prompt=PROMPT, engine="wan", num_frames=5, width=32, height=32, steps=2)
     assert not WAN.uses_vace(request, "text2video")
     assert WAN.record(request, "text2video", Settings())["model"] == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+
+
+@pytest.mark.parametrize("frames, width, height, notes", [
+    (9, 64, 48, []),  # fits: nothing to say
+    (8, 64, 48, ["Wan 2.1 used the first 5 of the window's 8 frames: it makes clips of 4k+1 frames."]),
+    (9, 72, 56, ["Wan 2.1 made 64×48, not 72×56: its sides are multiples of 16 (the control maps were resized to "
+                 "fit)."]),
+    (7, 40, 8, ["Wan 2.1 used the first 5 of the window's 7 frames: it makes clips of 4k+1 frames.",
+                "Wan 2.1 made 32×16, not 40×8: its sides are multiples of 16 (the control maps were resized to fit)."]),
+])
+def test_the_control_windows_fitting_is_said_in_sentences(frames, width, height, notes):
+    """What `fit_maps` will do to a window of this shape, as the result's notes say it (and only in the control tabs)."""
+    assert WAN.fit_notes(None, "control", frames, width, height) == notes
+    fitted = fitted_shape(frames, height, width)
+    assert (fitted[0] != frames) == any("frames" in n for n in notes)
+    assert (fitted[1:] != (height, width)) == any("multiples of 16" in n for n in notes)
+    if notes and "made" in notes[-1]:
+        assert f"{fitted[2]}×{fitted[1]}," in notes[-1]
+    assert WAN.fit_notes(None, "text2video", frames, width, height) == []  # validation refuses such values there
+
+
+@pytest.mark.xfail(strict=True, reason="Studio._engine_job does not add Engine.fit_notes to the job's notes yet "
+                                       "(modules/studio.py, another worker's file: see the report)")
+def test_a_control_job_on_wan_says_how_its_window_was_fitted(tmp_path):
+    """Through Studio: an Edge clip of 8 frames of 72x56 runs as 5 frames of 64x48, and the result's notes and
+    params.json say both changes."""
+    from modules.request_types import ControlVideoRequest, VideoWindow
+    from modules.studio import Studio
+
+    clip = video_io.write_mp4(edge_maps(8, 56, 72), tmp_path / "clip.mp4", 8)
+    studio = Studio(Settings.from_env(preset="tiny", device="cpu", outputs_dir=str(tmp_path / "out")))
+    result = studio.control_video(ControlVideoRequest(kind="edge", video=str(clip), prompt=PROMPT, engine="wan",
+                                                      steps=2, seed=1, window=VideoWindow(resolution=72)))
+    assert (result.num_frames, result.width, result.height) == (5, 64, 48)
+    expected = WAN.fit_notes(None, "control", 8, 72, 56)
+    assert len(expected) == 2 and all(note in result.notes for note in expected)
+    assert json.load(open(result.params))["notes"] == result.notes

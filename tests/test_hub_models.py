@@ -332,3 +332,48 @@ def test_hub_wan_loads_its_sharded_real_layout_then_runs_from_the_cache_offline(
         half = manager(tmp_path, dtype="float16").model(WAN_MODEL)  # CUDA's dtype: bfloat16, the VAE float32
         assert half["transformer"].dtype == torch.bfloat16 and half["vae"].dtype == torch.float32
     forget_listings()
+
+
+FAST = "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers"
+VACE = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+WAN_SHARED_FILES = {f for f in WAN_FILES if f.split("/")[0] in ("tokenizer", "text_encoder", "vae")}
+
+
+def test_hub_wan_fast_and_vace_fetch_their_own_parts_and_the_t2v_text_encoder_once_then_run_offline(contents, tmp_path):
+    """AnyFlow (Fast) and VACE from their layouts: each repo's transformer and scheduler only; the text encoder,
+    tokenizer and VAE from the T2V repo, fetched once for all three (the text encoder and VAE held once); then
+    Fast again from the cache, offline, with the same frames."""
+    from modules.engines.wan import WAN_FAST_MODEL, WAN_MODEL, WAN_VACE_MODEL
+    from modules.engines.wan.fast import generate_wan_fast
+
+    cache = tmp_path / "cache"
+    forget_listings()
+    with HubStandIn({repo: contents[repo] for repo in (WAN, FAST, VACE)}) as server, hub_env(server.url, cache_dir=cache):
+        models = manager(tmp_path, dtype="float32")
+        fast = models.model(WAN_FAST_MODEL)
+        assert server.downloaded(FAST) == {"scheduler/scheduler_config.json", "transformer/config.json",
+                                           "transformer/diffusion_pytorch_model.safetensors"}
+        assert server.downloaded(WAN) == WAN_SHARED_FILES  # not its transformer: the T2V model is not loaded
+        vace = models.model(WAN_VACE_MODEL)
+        assert server.downloaded(VACE) == {
+            "scheduler/scheduler_config.json", "transformer/config.json",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            *(f"transformer/diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in (1, 2))}
+        t2v = models.model(WAN_MODEL)
+        assert server.downloaded(WAN) == WAN_FILES
+        url = server.url
+    for role in ("text_encoder", "vae"):
+        assert fast[role] is vace[role] is t2v[role], role
+    assert models.loads["wan_model:text_encoder"] == models.loads["wan_model:vae"] == 1
+    assert fast["tokenizer"]("a boat").input_ids == t2v["tokenizer"]("a boat").input_ids  # the T2V repo's files
+    assert type(fast["transformer"]).__name__ == "AnyFlowTransformer3DModel"
+    assert type(fast["scheduler"]).__name__ == "FlowMapEulerDiscreteScheduler"
+    served = _spec_components(FAST)["transformer"].state_dict()  # the served weights exactly
+    assert all(torch.equal(v, served[k]) for k, v in fast["transformer"].state_dict().items())
+    run = dict(prompt="a boat", num_frames=5, height=32, width=32, steps=4, seed=2)
+    first = generate_wan_fast(fast, **run)
+    forget_listings()
+    with hub_env(url, cache_dir=cache, offline=True):
+        again = manager(tmp_path, dtype="float32").model(WAN_FAST_MODEL)
+        assert (generate_wan_fast(again, **run) == first).all()
+    forget_listings()

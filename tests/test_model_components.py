@@ -135,3 +135,59 @@ def test_hub_source_loads_a_folder_with_sharded_weights_in_each_roles_dtype(tmp_
     for key, value in parts["unet"].module.state_dict().items():
         assert torch.equal(value, state[key].to(torch.bfloat16)), key
     assert parts["tokenizer"].module("a cat").input_ids == built["tokenizer"]("a cat").input_ids
+
+
+# A second toy model whose folder carries TOY's text encoder, tokenizer and VAE again (as a distilled or control
+# variant's does): its `shared_roles` say they are TOY's, so they come from TOY's repo, once.
+SHARING = ModelSpec(key="toy_variant", kind="components", default_repo="toy/toy-variant", components=CLASSES,
+                    dtypes={"vae": "float32"}, half_dtype="bfloat16", build_tiny=build_toy, group="video",
+                    shared_roles={"tokenizer": TOY, "text_encoder": TOY, "vae": TOY})
+
+
+def test_shared_roles_are_read_from_the_other_specs_repo_and_held_once(tmp_path):
+    assert SHARING.own_roles == ["unet", "scheduler"] and TOY.own_roles == list(CLASSES)
+    manager = manager_of(tmp_path, dtype="bfloat16")
+    variant = manager.model(SHARING)  # first: its shared parts are loaded as TOY's (TOY's dtypes, TOY's key)
+    assert variant["vae"].dtype == torch.float32 and variant["text_encoder"].dtype == torch.bfloat16
+    toy = manager.model(TOY)
+    for role in ("tokenizer", "text_encoder", "vae"):
+        assert variant[role] is toy[role], role
+    assert variant["unet"] is not toy["unet"]  # its own
+    assert variant["scheduler"] is not toy["scheduler"]
+    assert manager.loads["toy_model:text_encoder"] == manager.loads["toy_model:vae"] == 1
+    assert "toy_variant:text_encoder" not in manager.loads and manager.loads["toy_variant:unet"] == 1
+    from modules.residency import module_bytes as size
+
+    # Counted once in the budget: the two models hold one text encoder and one VAE.
+    assert manager.memory_bytes() == sum(size(toy[r]) for r in ("text_encoder", "unet", "vae")) + size(variant["unet"])
+    manager.evict("toy_model")  # the variant keeps the shared parts it holds; TOY finds them again
+    assert manager.model(TOY)["text_encoder"] is variant["text_encoder"] and manager.loads["toy_model:text_encoder"] == 1
+
+
+def test_a_role_shared_with_a_spec_no_engine_declares_is_a_clear_error(tmp_path):
+    from modules.models import ModelLoadError
+
+    broken = replace(SHARING, key="toy_broken", shared_roles={"vae": "no_such_model"})
+    with pytest.raises(ModelLoadError, match="toy_broken shares its vae with 'no_such_model', which declares no vae"):
+        manager_of(tmp_path).model(broken)
+
+
+def test_download_skips_the_shared_roles_which_the_other_spec_fetches(monkeypatch):
+    """`--download all`: the Wan 2.1 VACE and AnyFlow folders' own files only (their text encoder, tokenizer and
+    VAE are the T2V model's, which the list fetches)."""
+    from modules import download
+    from modules.parts import HubSource
+    from tests.hub_standin.layouts import LAYOUTS
+
+    monkeypatch.setattr(hub, "list_files", lambda repo: hub.RepoFiles(repo, dict(LAYOUTS[repo]["files"])))
+    source = HubSource(torch.float32)
+    _, fast = download.files_of(source, "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers", "components:wan_fast_model")
+    assert sorted(fast) == ["scheduler/scheduler_config.json", "transformer/config.json",
+                            "transformer/diffusion_pytorch_model.safetensors"]
+    _, vace = download.files_of(source, "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "components:wan_vace_model")
+    assert {f.split("/")[0] for f in vace} == {"scheduler", "transformer"}
+    _, t2v = download.files_of(source, "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "components:wan_model")
+    assert {f.split("/")[0] for f in t2v} == {"scheduler", "text_encoder", "tokenizer", "transformer", "vae"}
+    planned = [item.repo for item in download.plan(Settings(), "all", dtype=torch.float32)]
+    assert {"Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+            "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers"} <= set(planned)

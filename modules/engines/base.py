@@ -36,6 +36,8 @@ INPUTS = (
     "image",  # an uploaded picture as the first frame
     "storyboard",  # key-frame prompts ("0: ... / 16: ...")
 )
+# How Fast's refusal names a tab ("no few-step weights for Wan 2.1 in the Pose, Edge and Depth tabs").
+TAB_PHRASES = {"text2video": "text to video", "control": "the Pose, Edge and Depth tabs", "edit": "video editing"}
 FAST_MAX_GUIDANCE = 2.0  # few-step weights are distilled with guidance folded in; above ~2 frames over-saturate
 GPU_SECONDS_PER_FRAME_STEP = 0.05  # a UNet call on one 512x512 frame on a ZeroGPU slice
 CPU_SECONDS_PER_FRAME_STEP = 4.0  # the same on a few CPU cores (SD 1.5, guidance on): a prior, until a job is measured
@@ -113,6 +115,12 @@ class FastRecipe:
     defaults: dict[str, dict]  # tab -> {"steps", "guidance_scale", ...}; "*" for every tab
     scheduler: str  # params.json's scheduler name in fast mode
     max_guidance: float = FAST_MAX_GUIDANCE
+    # The engine's tabs the few-step weights serve (empty: all of them); in the others Fast says in a
+    # sentence that there are none (Wan 2.1's AnyFlow is text-to-video: not the VACE control tabs).
+    tabs: frozenset[str] = frozenset()
+
+    def serves(self, tab: str) -> bool:
+        return not self.tabs or tab in self.tabs
 
     def for_tab(self, tab: str) -> dict:
         return self.defaults.get(tab, self.defaults.get("*", {}))
@@ -146,6 +154,9 @@ class ModelSpec:
       prompt is encoded and the peak is the largest single module). `build_tiny(seed)` returns
       {role: object} (the scheduler as an instance). `manager.model(spec)` gives a
       `ModelComponents`: the roles' objects, the scheduler a fresh instance per call.
+      `shared_roles`: roles that are another spec's (the same weights published in both repos):
+      they come from that spec's repo in its dtype, so the manager holds them once and `--download`
+      fetches them once.
     - "module": one model at the repo's root (`module_class`); `manager.part(spec)`.
     - "file": one bare state-dict file of the repo, made into a module by `from_state`;
       `manager.part(spec, filename)`.
@@ -168,9 +179,18 @@ class ModelSpec:
     dtypes: dict[str, str] = field(default_factory=dict, hash=False)  # role -> "float32" (kept whatever the app runs)
     half_dtype: str = "float16"  # the other roles' dtype where the app runs float16: "bfloat16" if float16 overflows
     stages: dict[str, str] = field(default_factory=dict, hash=False)  # role -> offload stage (default: the role)
+    # role -> the spec (its key, or the ModelSpec) whose same role this is: loaded once from that spec's
+    # repo, held once, and fetched once (`--download` skips it here). E.g. Wan 2.1's few-step and VACE
+    # models carry the T2V model's UMT5 text encoder, tokenizer and VAE.
+    shared_roles: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def repo(self, settings: Settings) -> str:
         return settings.models.get(self.key, self.default_repo) if self.env else self.default_repo
+
+    @property
+    def own_roles(self) -> list[str]:
+        """The "components" roles read from this spec's own repo (not another spec's `shared_roles`)."""
+        return [role for role in self.components if role not in self.shared_roles]
 
     def stage_of(self, role: str) -> str:
         """The offload stage a "components" role runs in."""
@@ -242,13 +262,15 @@ class Engine:
         become the recipe's, said in a sentence (params.json keeps the request that ran)."""
         if not getattr(request, "fast", False):
             return request, []
-        if self.fast is None:
+        recipe = self.fast_recipe(request, tab)
+        if recipe is None:
             from . import with_fast  # the registry: which engines have a recipe
 
-            offer = " or ".join(f"{e.title} ({e.fast.name})" for e in with_fast(tab))
-            raise UserError(f"Fast mode has no few-step weights for {self.title}; switch Fast off"
+            offer = " or ".join(f"{e.title} ({e.fast.name})" for e in with_fast(tab)
+                                if e is not self and e.fast.serves(tab))
+            raise UserError(f"Fast mode has no few-step weights for {self.fast_missing(request, tab)}; switch Fast off"
                             + (f", or pick {offer}." if offer else "."))
-        recipe, defaults = self.fast, self.fast.for_tab(tab)
+        defaults = recipe.for_tab(tab)
         changes = {}
         if request.steps not in recipe.steps:
             changes["steps"] = defaults["steps"]
@@ -265,12 +287,30 @@ class Engine:
                 f"{recipe.max_guidance:g}: used {used}.")
         return replace(request, **changes), [note]
 
+    def fast_recipe(self, request, tab: str) -> FastRecipe | None:
+        """The few-step recipe a fast job of `tab` runs (None: no few-step weights for it; Fast says so)."""
+        return self.fast if self.fast is not None and self.fast.serves(tab) else None
+
+    def fast_missing(self, request, tab: str) -> str:
+        """What Fast's refusal says has no few-step weights: the engine, or the engine in this tab where
+        its recipe serves others ("Wan 2.1 in the Pose, Edge and Depth tabs (AnyFlow is for text to video only)")."""
+        if self.fast is None:
+            return self.title
+        served = " and ".join(TAB_PHRASES.get(t, t) for t in sorted(self.fast.tabs))
+        return f"{self.title} in {TAB_PHRASES.get(tab, f'the {tab} tab')} ({self.fast.name} is for {served} only)"
+
+    def fit_notes(self, request, tab: str, frames: int, width: int, height: int) -> list[str]:
+        """Sentences saying what sampling changes of a job of `frames` x `width` x `height` (the read clip's
+        shape) to fit the model's rules, for the result's notes (Wan 2.1's VACE cuts a control window to
+        4k+1 frames and sides of 16). Values a request sets are checked by validation instead."""
+        return []
+
     def form_defaults(self, tab: str, fast: bool) -> dict:
         """Steps, guidance, side and size (width, height) the form shows for this engine (fast mode's
         steps and guidance where Fast is on)."""
         values = {"steps": self.defaults.steps, "guidance_scale": self.defaults.guidance_scale, "side": self.defaults.side,
                   "size": self.defaults.size}
-        if fast and self.fast is not None:
+        if fast and self.fast is not None and self.fast.serves(tab):
             values.update({k: v for k, v in self.fast.for_tab(tab).items() if k in ("steps", "guidance_scale")})
         return values
 

@@ -738,18 +738,73 @@ LAYOUTS = {
     },
     "Wan-AI/Wan2.1-VACE-1.3B-diffusers": {
         "source": (
-            "NOT read from this repo's pages: the file pages could not be found via search on 2026-11-30. "
-            "Inferred from Wan-AI/Wan2.1-T2V-1.3B-Diffusers above (the same UMT5-XXL text encoder, tokenizer, "
-            "VAE and scheduler kinds) and the transformer's size computed from the 1.3B config with VACE "
-            "blocks at layers 0, 2, ..., 28 and 96 VACE input channels (2,153,972,032 parameters, 8.62 GB in "
-            "fp32), sharded at diffusers' 5 GB default"
+            "https://huggingface.co/Wan-AI/Wan2.1-VACE-1.3B-diffusers/tree/main/transformer (7.15 GB; commit 72ff8bd "
+            "'Diffusers format weights (#1)' by hanzhn) and .../tree/main/text_encoder (the same commit); the "
+            "transformer's config (vace_layers 0, 2, ..., 28; vace_in_channels 96) from callgg/wan-decoder's copy; "
+            "tokenizer/, vae/ and scheduler/ from a-r-r-o-w/Wan-VACE-1.3B-diffusers (the pre-release upload whose "
+            "text_encoder/ listing is the same as this repo's, byte for byte); read via search 2026-11-30"
         ),
-        "confirmed": False,  # the whole listing is inferred; replace it once the repo's pages are read
+        # transformer/ and text_encoder/ seen for this repo; tokenizer/, vae/, scheduler/ from the pre-release
+        # upload; the root files not seen
+        "confirmed": False,
         "files": {
             ".gitattributes": 1_570,
             "README.md": 16_000,
             "model_index.json": 408,
-            "scheduler/scheduler_config.json": 800,
+            "scheduler/scheduler_config.json": 751,
+            "text_encoder/config.json": 850,
+            "text_encoder/model-00001-of-00003.safetensors": 4_940_000_000,
+            "text_encoder/model-00002-of-00003.safetensors": 4_980_000_000,
+            "text_encoder/model-00003-of-00003.safetensors": 1_440_000_000,
+            "text_encoder/model.safetensors.index.json": 22_500,
+            "tokenizer/special_tokens_map.json": 7_080,
+            "tokenizer/spiece.model": 4_550_000,
+            "tokenizer/tokenizer.json": 16_837_459,
+            "tokenizer/tokenizer_config.json": 61_800,
+            "transformer/config.json": 662,
+            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors": 5_000_000_000,
+            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors": 2_150_000_000,
+            "transformer/diffusion_pytorch_model.safetensors.index.json": 114_000,
+            "vae/config.json": 724,
+            "vae/diffusion_pytorch_model.safetensors": 508_000_000,
+        },
+        "exact_sizes": ["scheduler/scheduler_config.json", "text_encoder/config.json", "tokenizer/tokenizer.json",
+                        "transformer/config.json", "vae/config.json"],
+        "inferred": [".gitattributes", "README.md", "model_index.json"],
+        "class_names": {
+            "_class_name": "WanVACEPipeline",
+            "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+            "text_encoder": ["transformers", "UMT5EncoderModel"],
+            "tokenizer": ["transformers", "T5TokenizerFast"],
+            "transformer": ["diffusers", "WanVACETransformer3DModel"],
+            "vae": ["diffusers", "AutoencoderKLWan"],
+        },
+        "note": (
+            "Not the T2V repo's layout: the UMT5-XXL text encoder is in bfloat16 here, 3 shards (11.4 GB; the T2V "
+            "repo's is the same checkpoint in float32, 5 shards, 22.7 GB), and the transformer is 7.15 GB in 2 "
+            "shards (5 GB + 2.15 GB): its 1.42 B Wan parameters in float32 (5.68 GB, as the T2V transformer) and "
+            "the 0.73 B of its 15 VACE blocks in bfloat16 (1.47 GB), going by the sizes. The tokenizer (4 files, "
+            "21.5 MB) and the VAE (508 MB) are the T2V model's. The app reads the tokenizer, text encoder and VAE "
+            "from the T2V repo (WAN_VACE_MODEL.shared_roles), so it fetches only transformer/ and scheduler/ here. "
+            "tokenizer.json size exact from an LFS pointer of a mirror of the VACE 14B repo (same file)."
+        ),
+    },
+    "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers": {
+        "source": (
+            "README.md and .gitattributes pages of https://huggingface.co/nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers "
+            "(license: other, base_model Wan-AI/Wan2.1-T2V-1.3B-Diffusers, pipeline_tag text-to-video); "
+            "nvidia/AnyFlow-Wan2.1-T2V-14B-Diffusers/blob/main/model_index.json and .../transformer/config.json "
+            "(the NVlabs converter's class names); the converters NVlabs/AnyFlow scripts/convert_model/"
+            "convert_anyflow_to_diffusers.py and diffusers' scripts/convert_anyflow_to_diffusers.py (text encoder, "
+            "tokenizer and VAE re-saved from Wan-AI/Wan2.1-T2V-1.3B-Diffusers; the transformer cast to bfloat16 by "
+            "NVlabs' before saving; FlowMap scheduler with shift 5); read via search and the repos 2026-11-30"
+        ),
+        "confirmed": False,  # no tree page of this repo was found: the listing is inferred from its converter
+        "files": {
+            ".gitattributes": 1_570,
+            "README.md": 6_000,
+            "model_index.json": 520,
+            "scheduler/scheduler_config.json": 160,
             "text_encoder/config.json": 854,
             "text_encoder/model-00001-of-00005.safetensors": 4_970_000_000,
             "text_encoder/model-00002-of-00005.safetensors": 4_900_000_000,
@@ -761,37 +816,41 @@ LAYOUTS = {
             "tokenizer/spiece.model": 4_550_000,
             "tokenizer/tokenizer.json": 16_800_000,
             "tokenizer/tokenizer_config.json": 61_800,
-            "transformer/config.json": 520,
-            "transformer/diffusion_pytorch_model-00001-of-00002.safetensors": 4_990_000_000,
-            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors": 3_630_000_000,
-            "transformer/diffusion_pytorch_model.safetensors.index.json": 110_000,
+            "transformer/config.json": 780,
+            "transformer/diffusion_pytorch_model.safetensors": 2_843_600_000,
             "vae/config.json": 724,
             "vae/diffusion_pytorch_model.safetensors": 508_000_000,
         },
         "exact_sizes": [],
         "inferred": [
-            ".gitattributes", "README.md", "model_index.json", "scheduler/scheduler_config.json",
-            "text_encoder/config.json", "text_encoder/model-00001-of-00005.safetensors",
-            "text_encoder/model-00002-of-00005.safetensors", "text_encoder/model-00003-of-00005.safetensors",
-            "text_encoder/model-00004-of-00005.safetensors", "text_encoder/model-00005-of-00005.safetensors",
-            "text_encoder/model.safetensors.index.json", "tokenizer/special_tokens_map.json",
-            "tokenizer/spiece.model", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json",
-            "transformer/config.json", "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
-            "transformer/diffusion_pytorch_model-00002-of-00002.safetensors",
-            "transformer/diffusion_pytorch_model.safetensors.index.json", "vae/config.json",
+            "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+            "text_encoder/model-00001-of-00005.safetensors", "text_encoder/model-00002-of-00005.safetensors",
+            "text_encoder/model-00003-of-00005.safetensors", "text_encoder/model-00004-of-00005.safetensors",
+            "text_encoder/model-00005-of-00005.safetensors", "text_encoder/model.safetensors.index.json",
+            "tokenizer/special_tokens_map.json", "tokenizer/spiece.model", "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json", "transformer/config.json",
+            "transformer/diffusion_pytorch_model.safetensors", "vae/config.json",
             "vae/diffusion_pytorch_model.safetensors",
         ],
         "class_names": {
-            "_class_name": "WanVACEPipeline",
-            "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+            "_class_name": "WanAnyFlowPipeline",
+            "_diffusers_version": "0.35.1",
+            "scheduler": ["far.schedulers.scheduling_flowmap_euler_discrete", "FlowMapDiscreteScheduler"],
             "text_encoder": ["transformers", "UMT5EncoderModel"],
             "tokenizer": ["transformers", "T5TokenizerFast"],
-            "transformer": ["diffusers", "WanVACETransformer3DModel"],
+            "transformer": ["far.models.transformer_far_wan_model", "FAR_Wan_Transformer3DModel"],
             "vae": ["diffusers", "AutoencoderKLWan"],
         },
         "note": (
-            "Inferred, not read (see source): fp32 weights as the T2V 1.3B diffusers repo's; the download "
-            "sizes in the README for this repo are estimates until the listing is read from the Hub."
+            "Inferred: the 14B repo's model_index.json names the NVlabs classes (WanAnyFlowPipeline, "
+            "FAR_Wan_Transformer3DModel, FlowMapDiscreteScheduler), so this one was written by the same converter: "
+            "the transformer (Wan 2.1 1.3B plus the flow map's delta-time embedder: 1,421,752,384 parameters) "
+            "saved in bfloat16 as one file (diffusers' 10 GB shard default), the T2V repo's text encoder, "
+            "tokenizer and VAE saved again (float32: 5 shards as the T2V repo's). The app loads the transformer "
+            "as diffusers' AnyFlowTransformer3DModel (the same parameter names; the NVlabs config's extra keys "
+            "are ignored) and the scheduler as FlowMapEulerDiscreteScheduler, and reads the text encoder, "
+            "tokenizer and VAE from the T2V repo (WAN_FAST_MODEL.shared_roles): it fetches transformer/ and "
+            "scheduler/ only. The weights' licence is NVIDIA's (the card: license other), not Apache-2.0."
         ),
     },
     # ------------------------------------------------------------ CogVideoX engine

@@ -2,10 +2,15 @@
 
 A flow-matching diffusion transformer over a causal 3D VAE's latents, with a UMT5-XXL text
 encoder: its own model folder (a "components" ModelSpec), sampled by diffusers' maintained
-`WanPipeline` (`sampling.py`). One prompt, no fast recipe yet. The Pose, Edge and Depth tabs and a
-first frame run Wan 2.1 VACE 1.3B (Wan-AI/Wan2.1-VACE-1.3B-diffusers, a second folder) through
-diffusers' `WanVACEPipeline` (`vace.py`): the control window's frames and size are fitted there to
-4k+1 frames and sides of multiples of 16.
+`WanPipeline` (`sampling.py`). One prompt. The Pose, Edge and Depth tabs and a first frame run Wan
+2.1 VACE 1.3B (Wan-AI/Wan2.1-VACE-1.3B-diffusers, a second folder) through diffusers'
+`WanVACEPipeline` (`vace.py`): the control window's frames and size are fitted there to 4k+1 frames
+and sides of multiples of 16, and the result's notes say so (`fit_notes`). Fast mode runs NVIDIA's
+AnyFlow (nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers, a third folder: the T2V model distilled into a
+flow map) through diffusers' `AnyFlowPipeline` (`fast.py`): 4 steps, guidance 1 (folded into the
+weights); text to video only, so Fast with VACE says in a sentence that there are no few-step
+weights for it. The VACE and AnyFlow repos publish the T2V model's text encoder, tokenizer and VAE
+again; their ModelSpecs share the T2V model's (`shared_roles`): read, held and downloaded once.
 
 Published defaults (the model card and WanPipeline): 832x480, 81 frames at 16 fps, 50 steps,
 guidance 5, UniPC with flow shift 3.0. Frames are 4k+1 (the VAE's 4x in time) and sides
@@ -18,11 +23,14 @@ encoded, so the peak is the transformer's (published: 8.19 GB VRAM for 480p).
 
 from __future__ import annotations
 
-from ..base import Defaults, Engine, FrameRule, JobInputs, ModelSpec, Rules
+from ..base import Defaults, Engine, FastRecipe, FrameRule, JobInputs, ModelSpec, Rules
 
 MODEL_ID = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 VACE_MODEL_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+FAST_MODEL_ID = "nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers"
 LICENCE = "Apache-2.0"
+# The AnyFlow card's front matter says `license: other` (NVIDIA's; reported as the non-commercial NSCLv1).
+FAST_LICENCE = "AnyFlow transformer: NVIDIA's licence (card: other; reported non-commercial); the rest Apache-2.0"
 
 
 def _tiny(seed: int) -> dict:
@@ -47,8 +55,6 @@ def _tiny_vace(seed: int) -> dict:
     return build_vace_components(seed=seed)
 
 
-# Wan 2.1 VACE 1.3B: the same text encoder, tokenizer, VAE and scheduler kinds, a transformer with VACE
-# blocks that read a control video and mask (the Pose, Edge and Depth tabs; a first frame).
 WAN_VACE_MODEL = ModelSpec(
     key="wan_vace_model", kind="components", default_repo=VACE_MODEL_ID, env="WAN_VACE_MODEL",
     description="Wan 2.1 VACE model (control maps, a first frame) in the diffusers layout (Hub id or folder)",
@@ -56,6 +62,44 @@ WAN_VACE_MODEL = ModelSpec(
                 "transformer": "WanVACETransformer3DModel", "vae": "AutoencoderKLWan",
                 "scheduler": "UniPCMultistepScheduler"},
     dtypes={"vae": "float32"}, half_dtype="bfloat16", build_tiny=_tiny_vace, group="video",
+)
+
+# The T2V model's text encoder, tokenizer and VAE, which the VACE and AnyFlow repos publish again: the same
+# UMT5-XXL (Wan 2.1's umt5-xxl-enc-bf16 checkpoint; VACE's copy in bfloat16, the T2V one in float32) and the
+# same 508 MB Wan VAE and tokenizer files. Read from the T2V repo once, held once, downloaded once.
+WAN_SHARED = {"tokenizer": WAN_MODEL.key, "text_encoder": WAN_MODEL.key, "vae": WAN_MODEL.key}
+
+# Wan 2.1 VACE 1.3B: a transformer with VACE blocks that read a control video and mask (the Pose, Edge and
+# Depth tabs; a first frame), its scheduler; the rest is the T2V model's (WAN_SHARED).
+WAN_VACE_MODEL = ModelSpec(
+    key="wan_vace_model", kind="components", default_repo=VACE_MODEL_ID, env="WAN_VACE_MODEL",
+    description="Wan 2.1 VACE model (control maps, a first frame) in the diffusers layout (Hub id or folder)",
+    components={"tokenizer": "T5TokenizerFast", "text_encoder": "UMT5EncoderModel",
+                "transformer": "WanVACETransformer3DModel", "vae": "AutoencoderKLWan",
+                "scheduler": "UniPCMultistepScheduler"},
+    dtypes={"vae": "float32"}, half_dtype="bfloat16", build_tiny=_tiny_vace, group="video", shared_roles=WAN_SHARED,
+)
+
+
+def _tiny_fast(seed: int) -> dict:
+    from .tiny import build_anyflow_components
+
+    return build_anyflow_components(seed=seed)
+
+
+# Fast mode: AnyFlow, Wan 2.1 T2V 1.3B distilled into a flow map: any step count (its evaluations: 2, 4, 8, 16; the
+# app's least is 2), the card's and the demo's 4; classifier-free guidance folded into the weights (guidance 1).
+WAN_FAST_MODEL = ModelSpec(
+    key="wan_fast_model", kind="components", default_repo=FAST_MODEL_ID, env="WAN_FAST_MODEL",
+    description="Wan 2.1 few-step model for Fast mode (AnyFlow) in the diffusers layout (Hub id or folder)",
+    components={"tokenizer": "T5TokenizerFast", "text_encoder": "UMT5EncoderModel",
+                "transformer": "AnyFlowTransformer3DModel", "vae": "AutoencoderKLWan",
+                "scheduler": "FlowMapEulerDiscreteScheduler"},
+    dtypes={"vae": "float32"}, half_dtype="bfloat16", build_tiny=_tiny_fast, group="video", shared_roles=WAN_SHARED,
+)
+FAST = FastRecipe(
+    name="AnyFlow", steps=(2, 4, 8, 16), defaults={"*": {"steps": 4, "guidance_scale": 1.0}},
+    scheduler="flowmap_euler (shift 5)", max_guidance=1.0, tabs=frozenset({"text2video"}),
 )
 
 
@@ -68,7 +112,8 @@ class Wan(Engine):
     inputs = frozenset({"image"})  # a first frame: through VACE
     defaults = Defaults(steps=50, guidance_scale=5.0, side=480, width=832, height=480, frames=81, fps=16.0)
     rules = Rules(frames=FrameRule(4, 1), size_multiple=16)
-    models = (WAN_MODEL, WAN_VACE_MODEL)
+    fast = FAST  # AnyFlow, text to video only: VACE (the control tabs, a first frame) has no few-step weights
+    models = (WAN_MODEL, WAN_VACE_MODEL, WAN_FAST_MODEL)
     # Per transformer call on one 512x512 frame. GPU: the card's 5 s of 480p in ~4 min on an RTX 4090
     # (50 steps, two calls each) is ~0.02 s; generous, as attention grows faster than the clip. CPU: a
     # prior from FLOPs against SD 1.5's measured 4 s (a call of each is ~0.7 TFLOP a frame); not measured.
@@ -83,34 +128,75 @@ class Wan(Engine):
         """Control maps and a first frame go through VACE; plain text-to-video through the T2V model."""
         return tab == "control" or bool(getattr(request, "image", None))
 
+    def uses_fast(self, request, tab: str) -> bool:
+        """A fast job runs AnyFlow (text to video; validation refuses Fast with VACE in a sentence)."""
+        return bool(getattr(request, "fast", False)) and not self.uses_vace(request, tab)
+
+    # ------------------------------------------------------------------ Fast: AnyFlow for text to video only
+    def fast_recipe(self, request, tab: str):
+        return None if self.uses_vace(request, tab) else super().fast_recipe(request, tab)
+
+    def fast_missing(self, request, tab: str) -> str:
+        if tab != "control" and getattr(request, "image", None):
+            return f"{self.title} with a first frame (a picture goes through VACE; {FAST.name} is for text to video only)"
+        return super().fast_missing(request, tab)
+
+    def fit_notes(self, request, tab: str, frames: int, width: int, height: int) -> list[str]:
+        """A control window goes to VACE cut to its first 4k+1 frames, each map resized to sides of 16
+        (`vace.fit_maps`): the sentences saying so, where that changes the window's shape."""
+        if tab != "control":
+            return []
+        multiple = self.rules.size_multiple
+        fitted = self.rules.frames.nearest(frames)
+        fit_width, fit_height = (max(multiple, side - side % multiple) for side in (width, height))
+        notes = []
+        if fitted != frames:
+            notes.append(f"{self.title} used the first {fitted} of the window's {frames} frames: it makes clips of "
+                         f"{self.rules.frames} frames.")
+        if (fit_width, fit_height) != (width, height):
+            notes.append(f"{self.title} made {fit_width}×{fit_height}, not {width}×{height}: its sides are multiples "
+                         f"of {multiple} (the control maps were resized to fit).")
+        return notes
+
+    # ------------------------------------------------------------------ a job
     def unet_calls(self, request, tab: str, frames: int) -> int:
         """Transformer calls per frame: one per step, two with guidance (conditional and unconditional)."""
         return int(request.steps) * (2 if request.guidance_scale > 1.0 else 1)
 
+    def spec_for(self, request, tab: str) -> ModelSpec:
+        """The model folder a job runs: VACE (control maps, a first frame), AnyFlow (Fast), else T2V."""
+        if self.uses_vace(request, tab):
+            return WAN_VACE_MODEL
+        return WAN_FAST_MODEL if self.uses_fast(request, tab) else WAN_MODEL
+
     def load(self, manager, request, tab: str):
-        return manager.model(WAN_VACE_MODEL if self.uses_vace(request, tab) else WAN_MODEL)
+        return manager.model(self.spec_for(request, tab))
 
     def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
-        from .sampling import generate_wan
-
+        common = dict(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
+                      guidance_scale=request.guidance_scale, seed=request.seed, on_step=control.step)
         if tab == "control" or inputs.first_frame is not None:
             from .vace import generate_wan_vace
 
-            common = dict(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
-                          guidance_scale=request.guidance_scale, seed=request.seed, on_step=control.step)
             if tab == "control":
                 return generate_wan_vace(loaded, maps=inputs.maps,
                                          conditioning_scale=request.conditioning_scale, **common)
             return generate_wan_vace(loaded, first_frame=inputs.first_frame, num_frames=request.num_frames,
                                      height=request.height, width=request.width, **common)
+        shape = dict(num_frames=request.num_frames, height=request.height, width=request.width)
+        if self.uses_fast(request, tab):
+            from .fast import generate_wan_fast
 
-        return generate_wan(loaded, prompt=request.prompt, negative_prompt=request.negative_prompt,
-                            num_frames=request.num_frames, height=request.height, width=request.width,
-                            steps=request.steps, guidance_scale=request.guidance_scale, seed=request.seed,
-                            on_step=control.step)
+            return generate_wan_fast(loaded, **shape, **common)
+        from .sampling import generate_wan
+
+        return generate_wan(loaded, **shape, **common)
 
     def record(self, request, tab: str, settings) -> dict:
-        spec = WAN_VACE_MODEL if self.uses_vace(request, tab) else WAN_MODEL
+        spec = self.spec_for(request, tab)
+        if spec is WAN_FAST_MODEL:
+            return {"engine": self.name, "model": spec.repo(settings), "licence": FAST_LICENCE,
+                    "scheduler": FAST.scheduler, "text_encoder_and_vae": WAN_MODEL.repo(settings)}
         return {"engine": self.name, "model": spec.repo(settings), "licence": self.licence,
                 "scheduler": "unipc (flow shift 3.0)"}
 

@@ -159,3 +159,40 @@ def build_vace_components(seed: int = 0) -> dict:
     parts = build_components(seed=seed)
     parts["transformer"] = build_vace_transformer(seed=seed + 1)
     return parts
+
+
+# ------------------------------------------------------------------ Fast mode: AnyFlow (flow-map distilled Wan 2.1)
+# diffusers' tiny AnyFlow (tests/pipelines/anyflow/test_anyflow.py): the tiny Wan transformer's shapes with the
+# dual-timestep (t, r) embedding; the real model's gate 0.25 and delta type "r". AnyFlowTransformer3DModel is the
+# v0.35.1 Wan backbone: it takes no `qk_norm` (always RMS norm across heads).
+ANYFLOW_TRANSFORMER = dict({k: v for k, v in TRANSFORMER.items() if k != "qk_norm"}, gate_value=0.25,
+                           deltatime_type="r")
+# nvidia/AnyFlow-Wan2.1-T2V-1.3B-Diffusers's transformer: Wan 2.1 T2V 1.3B's config plus the flow-map embedding.
+ANYFLOW13_TRANSFORMER = dict({k: v for k, v in WAN13_TRANSFORMER.items() if k != "qk_norm"}, gate_value=0.25,
+                             deltatime_type="r")
+# The scheduler both AnyFlow converters write (NVlabs/AnyFlow scripts/convert_model, diffusers'
+# scripts/convert_anyflow_to_diffusers.py): flow-map Euler with shift 5.
+ANYFLOW_SCHEDULER_CONFIG = dict(num_train_timesteps=1000, shift=5.0)
+
+
+def build_anyflow_transformer(seed: int = 0, arch: str = "tiny"):
+    from diffusers import AnyFlowTransformer3DModel
+
+    _check_arch(arch)
+    return _seeded(seed, lambda: AnyFlowTransformer3DModel(**(ANYFLOW_TRANSFORMER if arch == "tiny"
+                                                              else ANYFLOW13_TRANSFORMER)))
+
+
+def build_anyflow_scheduler():
+    from diffusers import FlowMapEulerDiscreteScheduler
+
+    return FlowMapEulerDiscreteScheduler(**ANYFLOW_SCHEDULER_CONFIG)
+
+
+def build_anyflow_components(seed: int = 0) -> dict:
+    """{role: object} of an AnyFlow Wan 2.1 folder with random weights: the tiny text encoder, tokenizer and VAE of
+    `build_components` (the repo carries the T2V model's), a tiny `AnyFlowTransformer3DModel` and its scheduler."""
+    parts = build_components(seed=seed)
+    parts["transformer"] = build_anyflow_transformer(seed=seed + 1)
+    parts["scheduler"] = build_anyflow_scheduler()
+    return parts
