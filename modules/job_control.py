@@ -40,6 +40,17 @@ def is_out_of_memory(error: BaseException) -> bool:
 DECODING = "decoding the frames"
 WRITING = "writing the video"
 FIRST_FRAME = "first frame"  # the zero-shot method's steps on the anchor frame alone
+TRAINING = "training"  # a training job's steps ("training · step 120 of 300 · loss 0.081 · about 3 min left")
+INVERTING = "inverting the source"  # DDIM inversion of a clip: steps towards noise
+UNDECODED = (FIRST_FRAME, TRAINING, INVERTING)  # parts whose last step is not followed by decoding
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as a person says them: "40 s", "12 min", "2.5 h"."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Place:
     frames: tuple[int, int] | None = None
     of: int = 0
     part: str = ""
+    detail: str = ""  # more words after the step ("loss 0.081 · about 3 min left")
 
     @property
     def where(self) -> str:
@@ -70,11 +82,11 @@ class Place:
     @property
     def last_of_pass(self) -> bool:
         """The pass's last step: its frames are decoded next (the first-frame part is not decoded)."""
-        return self.step >= self.steps and self.part != FIRST_FRAME
+        return self.step >= self.steps and self.part not in UNDECODED
 
     def text(self, what: str = "") -> str:
         """The progress line: "frames 9–15 of 64 · step 12 of 30" (or `what` in place of the step)."""
-        what = what or f"step {self.step} of {self.steps}"
+        what = what or f"step {self.step} of {self.steps}" + (f" · {self.detail}" if self.detail else "")
         return f"{self.where} · {what}" if self.where else what
 
 
@@ -90,7 +102,8 @@ class JobControl:
     `running` is True while a worker holds a device for the job (not while it waits in line).
     `last_text`, `last_step` and `last_frames` are what was last reported: the page's activity
     line and `stopped_message` read them. `timings` holds seconds spent per stage in this
-    process (the runner's cost log reads them).
+    process (the runner's cost log reads them). `stopped_note` is a sentence the job adds to
+    `stopped_message` (where a stopped training run saved its model).
     """
 
     should_stop: Callable[[], bool] = lambda: False
@@ -103,6 +116,7 @@ class JobControl:
     last_step: Place | None = None
     last_frames: tuple[str, int, int] | None = None  # (what, done, total) of a per-frame stage
     timings: dict[str, float] = field(default_factory=dict)
+    stopped_note: str = ""
     _span: tuple[float, float] = field(default=(0.0, 1.0), init=False, repr=False)  # the stage's share of the bar
 
     def cancel(self) -> None:
@@ -149,16 +163,20 @@ class JobControl:
         if self.progress is not None:
             self.progress(self.last_fraction, text)
 
-    def step(self, done: int, total: int, phase: Place | str = "") -> None:
+    def step(self, done: int, total: int, phase: Place | str = "", *, kept: bool = False) -> None:
         """The engine's per-step callback: stop here if cancelled, else say where the job stands.
 
         `done` of `total`: the generation's denoiser calls so far (the bar). `phase`: a `Place`,
         or "" for a generation of one pass whose every call is a step (then step `done` of
         `total`); other text is a prefix of that ("chunk 2/3"). Every engine decodes a pass's
         frames right after its last step, so that step's report is followed by "decoding the frames".
+        `kept`: the step's work outlives a stop (a training step, saved when stopped), so the step
+        counts before the stop check ("Stopped after step k" then says what was kept).
         """
-        self.check()
         place = phase if isinstance(phase, Place) else Place(step=done, steps=total, part=phase)
+        if kept:
+            self.last_step = place
+        self.check()
         self.last_step = place
         fraction = done / max(total, 1)
         self.report(fraction, place.text())
@@ -171,7 +189,10 @@ class JobControl:
         self.report(done / max(total, 1), f"{what} in frame {done} of {total}")
 
     def stopped_message(self) -> str:
-        """The sentence the page shows after Stop: how far the job got."""
+        """The sentence the page shows after Stop: how far the job got (and the job's own note)."""
+        return " ".join(filter(None, (self._how_far(), self.stopped_note)))
+
+    def _how_far(self) -> str:
         place = self.last_step
         if place is not None:
             where = f" ({place.where})" if place.where else ""

@@ -71,6 +71,7 @@ class Limits:
     max_source_pixels: int = 4096 * 4096
     max_source_frames: int = 20_000
     max_source_seconds: float = 600.0
+    max_tune_steps: int = 1000  # training steps of one job of the Tune tab (300 by default)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Settings:
     queue_size: int = 20
     outputs_dir: str = field(default_factory=lambda: str(Path(tempfile.gettempdir()) / "t2vz-outputs"))
     outputs_ttl_s: int = 24 * 3600
+    # Models tuned here (the "tune" tab): a folder each, kept until deleted (the outputs' sweep never looks here).
+    tuned_dir: str = field(default_factory=lambda: str(Path.home() / ".cache" / "text2video-zero-studio" / "tuned"))
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -134,6 +137,7 @@ class Settings:
             max_source_pixels=int(_env("MAX_SOURCE_PIXELS", str(Limits.max_source_pixels))),
             max_source_frames=int(_env("MAX_SOURCE_FRAMES", str(Limits.max_source_frames))),
             max_source_seconds=float(_env("MAX_SOURCE_SECONDS", str(Limits.max_source_seconds))),
+            max_tune_steps=int(_env("MAX_TUNE_STEPS", str(Limits.max_tune_steps))),
         )
         defaults = cls()
         settings = cls(
@@ -156,6 +160,7 @@ class Settings:
             queue_size=int(_env("QUEUE_SIZE", str(defaults.queue_size))),
             outputs_dir=_env("OUTPUTS_DIR", defaults.outputs_dir),
             outputs_ttl_s=int(_env("OUTPUTS_TTL_S", str(defaults.outputs_ttl_s))),
+            tuned_dir=_env("TUNED_DIR", defaults.tuned_dir),
             limits=limits,
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -197,7 +202,10 @@ ENV_VARS = (
     ("T2VZ_VAE_DECODE_BATCH", "frames decoded by the VAE at once"),
     ("T2VZ_QUEUE_SIZE", "jobs allowed to wait in the queue"),
     ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
+    ("T2VZ_TUNED_DIR", "where models tuned here (the Tune tab) are kept, a folder each (default "
+     "~/.cache/text2video-zero-studio/tuned; never swept)"),
     ("T2VZ_MAX_FRAMES / T2VZ_MAX_STEPS", "per-job caps on frames and denoising steps"),
+    ("T2VZ_MAX_TUNE_STEPS", "per-job cap on training steps in the Tune tab (default 1000)"),
     ("T2VZ_MIN_SIDE / T2VZ_MAX_SIDE / T2VZ_MAX_PIXELS", "per-job caps on output size"),
     ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on an upload's file size and on the part of it one job uses"),
     ("T2VZ_MAX_SOURCE_PIXELS / T2VZ_MAX_SOURCE_FRAMES / T2VZ_MAX_SOURCE_SECONDS", "caps on an uploaded video itself, checked before decoding"),

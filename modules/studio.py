@@ -38,10 +38,14 @@ from .request_types import (
     CompareRequest,
     ControlVideoRequest,
     EditVideoRequest,
+    RunTunedRequest,
     Text2VideoRequest,
+    TuneRequest,
+    UploadTunedRequest,
     VideoWindow,
 )
 from .settings import Settings
+from .tuned_models import TunedModels
 from .worker import WorkerPool
 from .zerogpu import zerogpu_spaces
 
@@ -72,6 +76,15 @@ class Estimate:
 
     seconds: float
     measured: bool
+
+
+@dataclass
+class TuneResult:
+    """A training run ("tune" tab): the model's name (what /run_tuned takes), its folder, the sample clip."""
+
+    model: str
+    folder: str
+    video: VideoResult
 
 
 @dataclass
@@ -130,6 +143,9 @@ class Studio:
         # detection key (`_maps_key`) -> (maps, which job made them)
         self.control_maps = LastUsed(CONTROL_MAPS_KEPT, lambda entry: entry[0].nbytes, CONTROL_MAPS_BYTES)
         self._probes = LastUsed(PROBES_KEPT)  # upload identity -> VideoInfo, or UNREADABLE
+        trainers = engines.for_tab("tune")
+        self.tuned = TunedModels(settings.tuned_dir, trainers[0].model_files if trainers else (),
+                                 trainers[0].download_model if trainers else None)
 
     @property
     def manager(self) -> ModelManager:
@@ -148,6 +164,38 @@ class Studio:
 
     def edit_video(self, request: EditVideoRequest, control: JobControl | None = None) -> VideoResult:
         return self.runner.run(lambda: self._edit_job(request), control)
+
+    def tune_video(self, request: TuneRequest, control: JobControl | None = None) -> TuneResult:
+        """Train a model on the clip (the "tune" tab's engine), keep it in the tuned-models folder, and make a
+        sample clip with it. A Stop keeps the model as of its last checkpoint (the Stop's message says so)."""
+        made: dict = {}
+        try:
+            result = self.runner.run(lambda: self._tune_job(request, made), control)
+        except BaseException:
+            if "folder" in made:
+                self.tuned.discard(made["folder"])  # nothing saved yet: no empty model left behind
+            raise
+        folder = made["folder"]
+        with user_errors("keeping the tuned model"):
+            engines.default("tune").keep_sample(folder, result.gif)
+        return TuneResult(model=made["name"], folder=str(folder), video=result)
+
+    def run_tuned(self, request: RunTunedRequest, control: JobControl | None = None) -> VideoResult:
+        """A clip of a new prompt from a tuned model (one tuned here, or a Hub repo fetched into the cache)."""
+        return self.runner.run(lambda: self._tuned_job(request), control)
+
+    def list_tuned(self) -> list[dict]:
+        """The models tuned here, newest first: name, base model, training prompt, steps, frames, size, fps."""
+        return [model.summary() for model in self.tuned.list()]
+
+    def upload_tuned(self, request: UploadTunedRequest) -> str:
+        """Push a model tuned here to the Hub (private unless asked otherwise); returns its repo id."""
+        with user_errors("uploading the tuned model"):
+            request = request.validate(self.settings)
+            model = self.tuned.find(request.tuned)
+            return engines.default("tune").upload_model(
+                model.folder, self.tuned.files, repo_name=request.repo_name or model.name,
+                namespace=request.namespace, token=request.token or None, private=request.private)
 
     def compare(self, request: CompareRequest, control: JobControl | None = None) -> CompareResult:
         """One prompt and seed through each engine, one worker job each, then one labelled side-by-side mp4.
@@ -394,6 +442,51 @@ class Studio:
         return self._engine_job(engines.default("edit"), request, "edit", JobInputs(frames=frames), frames=len(frames),
                                 width=width, height=height, fps=fps, clip=clip)
 
+    def _tune_job(self, request: TuneRequest, made: dict) -> VideoJob:
+        """Read the clip, spread the frames asked for over it, claim the model's folder (its source clip
+        kept there first: a model saved by a Stop can be run too)."""
+        request = self._validated(request)
+        engine = engines.default("tune")
+        clip = self._read(request.window, request.video, multiple=engine.rules.size_multiple)
+        frames, fps, notes = spread_frames(clip.frames, clip.fps, request.num_frames)
+        wanted = request.name or name_from_prompt(request.prompt)
+        name, folder = self.tuned.new_folder(wanted)
+        made.update(name=name, folder=folder)
+        if name != wanted:
+            notes.append(f"A model called {wanted} exists already, so this one is called {name}.")
+        engine.keep_source(folder, frames, fps)
+        height, width = frames.shape[1:3]
+        self.tuned.write_info(folder, {
+            "base_model": request.model, "training_prompt": request.prompt, "steps": request.steps,
+            "learning_rate": request.learning_rate, "frames": len(frames), "width": width, "height": height,
+            "fps": fps, "created": time.time()})
+        job = self._engine_job(engine, request, "tune", JobInputs(frames=frames, save_to=folder), frames=len(frames),
+                               width=width, height=height, fps=fps, clip=clip)
+        return replace(job, notes=[*job.notes, *notes], record={**job.record, "tuned_model": name})
+
+    def _tuned_job(self, request: RunTunedRequest) -> VideoJob:
+        """The tuned model's parameters and source clip (the frames asked for, spread over it) and the base it runs on."""
+        request = self._validated(request)
+        engine = engines.default("tuned")
+        model = self.tuned.find(request.tuned)
+        try:
+            made = engine.read_model(model.folder)
+        except (OSError, ValueError) as error:
+            log.warning("tuned model %s unreadable: %s", request.tuned, error)
+            raise UserError(f"The tuned model {request.tuned} is incomplete or damaged; tune it again or pick "
+                            "another.") from error
+        base = request.model or made.base_model
+        if base not in self.settings.base_models:
+            raise UserError(f"{request.tuned} was tuned on {base or 'an unnamed base'}, which this server does not "
+                            f"offer; pick a base model to run it on: {', '.join(self.settings.base_models)}.")
+        asked = request.num_frames or len(made.frames)
+        frames, fps, notes = spread_frames(made.frames, made.fps, asked, what="source clip", hint="")
+        request = replace(request, model=base, num_frames=len(frames), fps=request.fps or fps)
+        height, width = frames.shape[1:3]
+        job = self._engine_job(engine, request, "tuned", JobInputs(frames=frames, weights=made.weights),
+                               frames=len(frames), width=width, height=height, fps=request.fps)
+        return replace(job, notes=[*job.notes, *notes], record={**job.record, "tuned_model": request.tuned})
+
     def _engine_job(self, engine: engines.Engine, request, tab: str, inputs: JobInputs, *, frames: int, width: int,
                     height: int, fps: float, clip: video_io.VideoClip | None = None, kind: str = "") -> VideoJob:
         """A job of `tab` on `engine`: its fast-mode policy, loading, sampling, cost and record."""
@@ -430,7 +523,7 @@ class Studio:
         return video_io.SourceLimits(max_mb=limits.max_upload_mb, max_pixels=limits.max_source_pixels,
                                      max_frames=limits.max_source_frames, max_seconds=limits.max_source_seconds)
 
-    def _read(self, window: VideoWindow, path: str) -> video_io.VideoClip:
+    def _read(self, window: VideoWindow, path: str, multiple: int = 8) -> video_io.VideoClip:
         limits = self.settings.limits
         return video_io.read_video(
             path,
@@ -438,7 +531,7 @@ class Studio:
             end=window.end or None,
             fps=window.fps or None,
             long_side=window.resolution,
-            multiple=8,
+            multiple=multiple,
             max_frames=limits.max_frames,
             max_seconds=limits.max_video_seconds,
             max_pixels=limits.max_pixels,
@@ -501,3 +594,27 @@ class Studio:
         return annotators.control_maps(
             kind, frames, detector=detector, on_frame=on_frame, should_stop=control.check, **options
         )
+
+
+def spread_frames(frames: np.ndarray, fps: float, wanted: int, what: str = "clip",
+                  hint: str = " a longer window or a higher FPS gives more") -> tuple[np.ndarray, float, list[str]]:
+    """`wanted` frames spread evenly over `frames` (repeating some where there are fewer), their rate (so
+    the clip keeps its real-time length), and a note where frames had to repeat."""
+    count = len(frames)
+    if count == wanted:
+        return frames, fps, []
+    picks = np.rint(np.linspace(0, count - 1, wanted)).astype(int) if wanted > 1 else np.zeros(1, int)
+    rate = fps * (wanted - 1) / (count - 1) if wanted > 1 and count > 1 else fps
+    notes = []
+    if wanted > count:
+        notes.append(f"The {what} has {count} frame{'s' if count != 1 else ''}, fewer than the {wanted} asked for, "
+                     f"so some frames repeat{';' + hint if hint else ''}.")
+    return frames[picks], round(rate, 3), notes
+
+
+def name_from_prompt(prompt: str) -> str:
+    """A model name from the first words of its prompt ("a man is skiing" -> "a-man-is-skiing")."""
+    import re
+
+    words = re.findall(r"[A-Za-z0-9]+", prompt.lower())[:6]
+    return "-".join(words)[:48].strip("-") or "tuned"

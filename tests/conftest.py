@@ -25,6 +25,7 @@ os.environ["HF_HOME"] = os.path.join(_SCRATCH, "hf-home")
 for _name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "TRANSFORMERS_CACHE"):
     os.environ.pop(_name, None)  # all follow HF_HOME
 os.environ["T2VZ_DTYPE_PROBE_CACHE"] = os.path.join(_SCRATCH, "cpu_dtype_probe.json")
+os.environ["T2VZ_TUNED_DIR"] = os.path.join(_SCRATCH, "tuned")  # Tune-A-Video models tuned by tests
 
 import pytest  # noqa: E402
 

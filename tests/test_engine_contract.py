@@ -18,6 +18,7 @@ from modules.job_control import Cancelled, JobControl
 from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
 from modules.settings import Settings
 from modules.studio import Studio
+from tests.tuning_tabs import TUNING_TABS, run_tuning, tuning_request
 
 SIDE = 64
 STEPS = 3
@@ -33,9 +34,9 @@ class RecordingControl(JobControl):
         self.steps: list[tuple[int, int]] = []
         self.cancel_after = cancel_after
 
-    def step(self, done: int, total: int, phase: str = "") -> None:
+    def step(self, done: int, total: int, phase: str = "", **options) -> None:
         self.steps.append((done, total))
-        super().step(done, total, phase)
+        super().step(done, total, phase, **options)
         if self.cancel_after is not None and len(self.steps) >= self.cancel_after:
             self.cancel()
 
@@ -67,8 +68,11 @@ def contract_frames(engine) -> int:
     return next(n for n in range(4, 1000) if engine.rules.frames.fits(n))
 
 
-def make_request(engine, tab: str, clip: str, seed: int):
+def make_request(engine, tab: str, clip: str, seed: int, studio: Studio | None = None):
     frames = contract_frames(engine)
+    if tab in TUNING_TABS:  # a tuned model's clip from noise: with DDIM inversion the seed changes nothing
+        more = {"inversion": False} if tab == "tuned" else {}
+        return tuning_request(studio, tab, clip, frames=frames, steps=STEPS, seed=seed, side=SIDE, **more)
     if tab == "text2video":
         return Text2VideoRequest(prompt="a red ball rolling", engine=engine.name, num_frames=frames, width=SIDE,
                                  height=SIDE, steps=STEPS, seed=seed, chunk_size=frames, fps=4)
@@ -80,6 +84,8 @@ def make_request(engine, tab: str, clip: str, seed: int):
 
 
 def run(studio: Studio, tab: str, request, control: JobControl | None = None):
+    if tab in TUNING_TABS:
+        return run_tuning(studio, tab, request, control)
     method = {"text2video": studio.text2video, "control": studio.control_video, "edit": studio.edit_video}[tab]
     return method(request, control)
 
@@ -97,7 +103,8 @@ def first_runs(studios, clip):
         key = (engine.name, tab)
         if key not in runs:
             control = RecordingControl()
-            runs[key] = (run(studios(), tab, make_request(engine, tab, clip, seed=1), control), control.steps)
+            request = make_request(engine, tab, clip, seed=1, studio=studios())
+            runs[key] = (run(studios(), tab, request, control), control.steps)
         return runs[key]
 
     return first
@@ -117,7 +124,7 @@ def test_contract_frames_and_size_follow_the_engines_rules(engine, tab, first_ru
 @pytest.mark.parametrize("engine, tab", CASES)
 def test_contract_same_seed_same_frames_other_seed_other_frames(engine, tab, first_runs, remade_runs, studios, clip):
     result, _ = first_runs(engine, tab)
-    other = run(studios(), tab, make_request(engine, tab, clip, seed=2))
+    other = run(studios(), tab, make_request(engine, tab, clip, seed=2, studio=studios()))
     assert np.array_equal(frames_of(remade_runs(engine, tab)), frames_of(result))  # seed 1 again, from params.json
     assert not np.array_equal(frames_of(other), frames_of(result))
 
@@ -135,14 +142,14 @@ def test_contract_progress_is_reported_every_step(engine, tab, first_runs):
 def test_contract_a_cancel_stops_within_one_step(engine, tab, studios, clip):
     control = RecordingControl(cancel_after=1)
     with pytest.raises(Cancelled):
-        run(studios(), tab, make_request(engine, tab, clip, seed=3), control)
+        run(studios(), tab, make_request(engine, tab, clip, seed=3, studio=studios()), control)
     assert len(control.steps) <= 2  # the step that saw the cancel raised: no step ran after it
 
 
 @pytest.mark.parametrize("engine, tab", CASES)
 def test_contract_the_bfloat16_path_runs(engine, tab, studios, clip):
     studio = studios("bfloat16")
-    result = run(studio, tab, make_request(engine, tab, clip, seed=1))
+    result = run(studio, tab, make_request(engine, tab, clip, seed=1, studio=studio))
     record = json.loads(open(result.params).read())
     assert record["dtype"] == "torch.bfloat16"
     frames = frames_of(result)
@@ -155,7 +162,8 @@ def remade_runs(first_runs, studios, clip):
     runs = {}
 
     def remade(engine, tab):
-        from modules.ui import controlnet, edit, text2video
+        from modules.request_types import RunTunedRequest, TuneRequest
+        from modules.ui import controlnet, edit, text2video, tune
         from modules.ui.common import read_params_file, request_from_params
 
         if (engine.name, tab) in runs:
@@ -166,6 +174,12 @@ def remade_runs(first_runs, studios, clip):
         if tab == "text2video":
             text2video.form_from_params(settings, data)  # the tab accepts it (raises otherwise)
             request = request_from_params(Text2VideoRequest, data, settings)
+        elif tab == "tune":
+            tune.tune_form_from_params(settings, data, clip)
+            request = replace(request_from_params(TuneRequest, data, settings, video_stand_in=clip), video=clip)
+        elif tab == "tuned":
+            tune.run_form_from_params(settings, data)
+            request = request_from_params(RunTunedRequest, data, settings)
         elif tab == "control":
             controlnet.form_from_params(settings, "edge", data, clip)
             request = replace(request_from_params(ControlVideoRequest, data, settings, video_stand_in=clip), video=clip)

@@ -28,6 +28,7 @@ from modules.job_control import Cancelled, JobControl
 from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
 from modules.settings import Settings
 from modules.studio import Estimate, Studio
+from tests.tuning_tabs import TRAINING_STEPS, TUNING_TABS, run_tuning, tuning_request
 
 SIDE = 64
 STEPS = 3
@@ -48,9 +49,9 @@ class Recorder(JobControl):
         self.steps_seen = 0
         self.cancel_after_step = cancel_after_step
 
-    def step(self, done, total, phase=""):
+    def step(self, done, total, phase="", **options):
         self.steps_seen += 1
-        super().step(done, total, phase)
+        super().step(done, total, phase, **options)
         if self.steps_seen == self.cancel_after_step:
             self.cancel()
 
@@ -74,8 +75,10 @@ def studio(tmp_path_factory) -> Studio:
     return Studio(Settings.from_env(preset="tiny", device="cpu", outputs_dir=str(tmp_path_factory.mktemp("out"))))
 
 
-def make_request(engine, tab: str, clip: str, *, frames: int, chunk_size: int | None = None, **more):
+def make_request(engine, tab: str, clip: str, *, frames: int, chunk_size: int | None = None, studio=None, **more):
     chunk = {"chunk_size": chunk_size or frames} if "chunks" in engine.inputs else {}
+    if tab in TUNING_TABS:
+        return tuning_request(studio, tab, clip, frames=frames, steps=STEPS, seed=1, side=SIDE, **more)
     if tab == "text2video":
         return Text2VideoRequest(prompt="a red ball rolling", engine=engine.name, num_frames=frames, width=SIDE,
                                  height=SIDE, steps=STEPS, seed=1, fps=4, **chunk, **more)
@@ -87,6 +90,8 @@ def make_request(engine, tab: str, clip: str, *, frames: int, chunk_size: int | 
 
 
 def run(studio: Studio, tab: str, request, control: JobControl | None = None):
+    if tab in TUNING_TABS:
+        return run_tuning(studio, tab, request, control)
     method = {"text2video": studio.text2video, "control": studio.control_video, "edit": studio.edit_video}[tab]
     return method(request, control)
 
@@ -94,6 +99,10 @@ def run(studio: Studio, tab: str, request, control: JobControl | None = None):
 def expected_texts(engine, tab: str, frames: int, passes: list[str]) -> list[str]:
     """What a job says from its first step (or control map) to the end; `passes`: each pass's frames."""
     texts = [f"finding edges in frame {i} of {frames}" for i in range(1, frames + 1)] if tab == "control" else []
+    if tab == "tune":  # training (its loss and time left are checked in test_tune_studio), then the sample
+        texts += [f"training · step {k} of {TRAINING_STEPS}" for k in range(1, TRAINING_STEPS + 1)]
+    if tab in TUNING_TABS:  # the source clip's DDIM inversion first
+        texts += [f"inverting the source · step {k} of {STEPS}" for k in range(1, STEPS + 1)]
     first_step = 1
     if tab == "text2video" and "motion" in engine.inputs:
         # The zero-shot method first denoises the first frame alone down to t0; then every pass
@@ -119,8 +128,9 @@ def assert_bar_rises(shown: list[tuple[float, str]]) -> None:
 def test_a_single_pass_reads_step_k_of_n_then_decoding_and_writing(engine, tab, studio, clip):
     frames = engine.rules.frames.nearest(FRAMES)
     control = Recorder()
-    run(studio, tab, make_request(engine, tab, clip, frames=frames), control)
-    assert control.texts == expected_texts(engine, tab, frames, [""])
+    run(studio, tab, make_request(engine, tab, clip, frames=frames, studio=studio), control)
+    texts = [text.split(" · loss ")[0] for text in control.texts]
+    assert texts == expected_texts(engine, tab, frames, [""])
     assert_bar_rises(control.shown)
     assert control.last_text == "writing the video" and control.running is False
 

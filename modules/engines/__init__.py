@@ -17,6 +17,7 @@ ENGINE_MODULES = (
     "modelscope",
     "wan",
     "cogvideox",
+    "tune_a_video",
 )
 
 REGISTRY = Registry()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 # The tabs an engine can serve. "control" is the Pose, Edge and Depth tabs (a ControlNet each).
-TABS = ("text2video", "control", "edit")
+TABS = ("text2video", "control", "edit", "tune", "tuned")  # "tune": train a model on a clip; "tuned": run one
 CONTROL_KINDS = ("pose", "edge", "depth")
 # Inputs beyond prompt, size, frames, steps, guidance and seed that an engine may take.
 INPUTS = (
@@ -89,6 +89,8 @@ class Defaults:
     fps: float = 4.0
     width: int = 0  # a non-square default size (e.g. 832x480); 0 = `side`
     height: int = 0
+    training_steps: int = 0  # an engine that trains a model (the "tune" tab): its steps and learning rate
+    learning_rate: float = 0.0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -223,6 +225,18 @@ class JobInputs:
     first_frame: np.ndarray | None = None
     maps: np.ndarray | None = None
     frames: np.ndarray | None = None
+    weights: dict | None = None  # weights applied for this job only (a tuned model's parameters)
+    save_to: Any = None  # the folder a job that makes a model saves it in (pathlib.Path)
+
+
+@dataclass
+class MadeModel:
+    """A model an engine trained on a clip (the "tune" tab), as the "tuned" tab runs it."""
+
+    weights: dict  # the trained parameters, applied to the base for one job
+    base_model: str  # the base it was trained on
+    frames: np.ndarray  # the clip it was trained on (uint8)
+    fps: float
 
 
 class Engine:
@@ -241,6 +255,9 @@ class Engine:
     models: tuple[ModelSpec, ...] = ()
     gpu_seconds_per_frame_step: float = GPU_SECONDS_PER_FRAME_STEP
     cpu_seconds_per_frame_step: float = CPU_SECONDS_PER_FRAME_STEP
+    # An engine that trains models (the "tune" tab): the files of a model's folder, the first marking a
+    # saved model (what the list shows, the Hub upload pushes and a download fetches).
+    model_files: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ declarations, read by others
     def serves(self, tab: str, input_name: str | None = None) -> bool:
@@ -350,6 +367,28 @@ class Engine:
     def record(self, request, tab: str, settings: Settings) -> dict:
         """What params.json records beyond the request (the models and scheduler that ran)."""
         return {"engine": self.name}
+
+    # ------------------------------------------------------------------ engines that train models
+    def keep_source(self, folder, frames: np.ndarray, fps: float) -> None:
+        """Keep the clip a model is trained on in its folder, before training starts."""
+        raise NotImplementedError
+
+    def keep_sample(self, folder, gif: str) -> None:
+        """Keep the sample clip a training job made (a GIF) in the model's folder."""
+        raise NotImplementedError
+
+    def read_model(self, folder) -> MadeModel:
+        """A saved model, ready for a job of the "tuned" tab (OSError or ValueError where it is damaged)."""
+        raise NotImplementedError
+
+    def upload_model(self, folder, files: tuple[str, ...], *, repo_name: str, namespace: str, token: str | None,
+                     private: bool) -> str:
+        """Push a saved model's `files` to a Hub repo (created where needed); its repo id. UserError sentences."""
+        raise NotImplementedError
+
+    def download_model(self, repo_id: str, files: tuple[str, ...], *, token: str | None = None):
+        """The folder (in the Hugging Face cache) of the Hub repo `repo_id`'s model `files`. UserError sentences."""
+        raise NotImplementedError
 
 
 @dataclass

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .attention import VideoLayers, add_video_layers
 
-WEIGHTS_NAME = "tune_a_video.safetensors"
-CARD_NAME = "README.md"
+from .files import CARD_NAME, FILES, SAMPLE_NAME, SOURCE_NAME, WEIGHTS_NAME  # noqa: F401 - the folder's names
 FORMAT = "tune-a-video"  # safetensors metadata "format": what `load_tuned` accepts
 TAGS = ("text-to-video", "tune-a-video")
 BASE_LICENSE = "creativeml-openrail-m"
@@ -90,17 +89,52 @@ def load_tuned(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     path = folder / WEIGHTS_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {folder}")
-    with safe_open(str(path), framework="pt") as file:
-        metadata = file.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a Tune-A-Video weights file (format {metadata.get('format')!r})")
-        parameters = {key: file.get_tensor(key) for key in file.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a Tune-A-Video weights file (format {metadata.get('format')!r})")
+            parameters = {key: file.get_tensor(key) for key in file.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a safetensors file: {error}") from error
     others = sorted(k for k in parameters if not is_trained_key(k))
     if others:
         raise ValueError(f"{path} holds more than Tune-A-Video's trained parameters: {', '.join(others[:5])}")
     card_path = folder / CARD_NAME
     card = ModelCard(card_path.read_text(encoding="utf-8")).data.to_dict() if card_path.is_file() else {}
     return parameters, card
+
+
+def save_source(folder: str | os.PathLike, frames, fps: float) -> Path:
+    """Keep the clip a model was tuned on beside it (uint8 (F, H, W, 3) and its fps): running the model
+    with DDIM inversion starts from it, also where the model was fetched from the Hub."""
+    import numpy as np
+
+    frames = np.ascontiguousarray(np.asarray(frames))
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"the source must be uint8 frames (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    path = Path(folder) / SOURCE_NAME
+    tensors = {"frames": torch.from_numpy(frames.copy())}
+    _write_atomically(path, lambda partial: save_file(tensors, partial, metadata={"format": FORMAT, "fps": f"{fps:g}"}))
+    return path
+
+
+def load_source(folder: str | os.PathLike):
+    """(frames, fps) of the clip `save_source` kept; FileNotFoundError where the folder has none."""
+    path = Path(folder) / SOURCE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {SOURCE_NAME} in {folder}")
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+            if metadata.get("format") != FORMAT or list(file.keys()) != ["frames"]:
+                raise ValueError(f"{path} is not a Tune-A-Video source clip")
+            frames = file.get_tensor("frames")
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a safetensors file: {error}") from error
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"{path} holds no (F, H, W, 3) uint8 frames")
+    return frames.numpy(), float(metadata.get("fps", "8"))
 
 
 @contextmanager

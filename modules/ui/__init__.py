@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .. import engines
 from ..request_types import CONTROL_KINDS
-from . import compare, controlnet, edit, text2video
+from . import compare, controlnet, edit, text2video, tune
 from .common import RANGE_NOTE_JS, status_line
 from .inputs import answer_component_failures
 from .queue import refuse_when_full
@@ -52,6 +53,9 @@ def build_demo(studio) -> gr.Blocks:
                     gpu_events += controlnet.build(demo, studio, kind)
             with gr.Tab("Video editing", id="edit"):
                 gpu_events += edit.build(demo, studio)
+            if engines.for_tab("tune"):
+                with gr.Tab("Tune on a clip", id="tune"):
+                    gpu_events += tune.build(demo, studio)
             with gr.Tab("Compare engines", id="compare"):
                 gpu_events += compare.build(demo, studio)
         demo.load(None, None, None, js=RANGE_NOTE_JS)

@@ -37,7 +37,7 @@ from ..request_types import (
 )
 from ..settings import Settings
 from ..jobs import VideoResult, user_errors
-from ..job_control import Cancelled, JobControl
+from ..job_control import Cancelled, JobControl, duration_text
 from . import runs
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ VIDEO_TYPES = [".mp4", ".webm", ".mov", ".gif", ".avi", ".mkv"]
 MAX_PARAMS_BYTES = 1_000_000  # a params.json is a few kB
 STOPPED = "Stopped. The server is ready for the next job."
 # Page tab titles, for "this file is from the X tab" (which tab made a mode is the registry's `mode_tab`).
-TAB_TITLES = {"text2video": "Text to video", "edit": "Video editing"}
+TAB_TITLES = {"text2video": "Text to video", "edit": "Video editing", "tune": "Tune", "tuned": "Tune"}
 KIND_TABS = {"pose": "Pose", "edge": "Edge", "depth": "Depth"}
 
 
@@ -370,12 +370,14 @@ def gradio_errors(what: str = "making your video", tab: str | None = None):
 def run_job(
     blocks: gr.Blocks, method: Callable[..., VideoResult], make_request: Callable[[], object], progress: gr.Progress,
     tab: str,
+    done: Callable[[], str] | None = None,
 ) -> VideoResult:
     """Build the request from raw values and call one Studio method; every failure is a sentence.
 
     The outcome goes to the tab's status box (`wire_job`); notes on what the server changed to fit
     its caps (window, frame rate, size, chunk size) are part of it, and params.json records them.
-    API clients also get each note as a log message (gr.Info, not shown on the page).
+    API clients also get each note as a log message (gr.Info, not shown on the page). `done` adds a
+    sentence to the status box's outcome (where a training job saved its model).
     """
     with gradio_errors(tab=tab):
         run = runs.started(tab)
@@ -383,7 +385,8 @@ def run_job(
         result = method(make_request(), control)
     for note in result.notes:
         gr.Info(note, duration=None, title="Adjusted to fit this server", visible=False)
-    runs.finished(tab, done_text(result, time.monotonic() - run.started))
+    text = done_text(result, time.monotonic() - run.started)
+    runs.finished(tab, text + (f"\n\n{done()}" if done is not None else ""))
     return result
 
 
@@ -453,19 +456,12 @@ def estimate_text(studio, request) -> str:
         if seconds is None:
             return ""
         basis = "measured on this server" if measured else "a first guess until a job has run here"
-        text = f"About **{_duration(seconds)}** ({basis})."
+        text = f"About **{duration_text(seconds)}** ({basis})."
         if seconds > LONG_JOB_S and hasattr(request, "fast") and request.fast is not True:
             fast_seconds, _ = seconds_of(replace(request, fast=True))
             if fast_seconds is not None and fast_seconds < seconds / 2:
-                text += f" Tick **Fast** for about {_duration(fast_seconds)}."
+                text += f" Tick **Fast** for about {duration_text(fast_seconds)}."
         return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    minutes = seconds / 60
-    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
 def wire_estimate(demo: gr.Blocks, studio, estimate: gr.Markdown, inputs: list, make_request: Callable) -> None:

@@ -1,0 +1,147 @@
+"""Tune-A-Video (Wu et al. 2023, arXiv 2212.11565): tune SD 1.5 on one clip, then run it with any prompt.
+
+Two tabs: "tune" trains a model on a clip and its description, saves it (modules/tuning/weights.py)
+and makes a sample clip; "tuned" runs a saved model (one tuned here or a Hub repo) with a new
+prompt, starting from its source clip's DDIM inversion by default, which keeps the source's
+motion. Both run on the shared SD 1.5 base the other tabs use: the video layers and the tuned
+parameters are attached for the job only, and the base is bit for bit what it was afterwards
+(modules/tuning/attention.py). No maintained library ships the method; `modules/tuning` is ours.
+
+Numbers: the paper tunes 300-500 steps at 3e-5; the Hugging Face Space 300 at 3.5e-5 on 8 frames.
+Inference: 50 DDIM steps, guidance 12.5, inversion with the empty prompt.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..job_control import INVERTING, TRAINING, Place, duration_text
+from ..tuning import files
+from .base import Defaults, Engine, FrameRule, JobInputs, MadeModel, Rules
+
+CHECKPOINT_EVERY = 100  # training steps between saves: a crash or Stop keeps the last
+# Denoiser calls per training step, per frame: forward, backward (about twice a forward) and the forward
+# that gradient checkpointing runs again.
+CALLS_PER_TRAINING_STEP = 4
+SIZE_MULTIPLE = 64  # SD 1.5: the VAE's 8 x the UNet's three down-samplings (the tiny preset needs 16)
+
+
+class TuneAVideo(Engine):
+    name = "tune-a-video"
+    title = "Tune-A-Video"
+    label = "Tune-A-Video (SD 1.5 tuned on one clip)"
+    tabs = frozenset({"tune", "tuned"})
+    inputs = frozenset({"base_model"})
+    defaults = Defaults(steps=50, guidance_scale=12.5, side=512, frames=8, fps=8.0, training_steps=300,
+                        learning_rate=3.5e-5)
+    rules = Rules(frames=FrameRule(), size_multiple=SIZE_MULTIPLE)
+    model_files = files.FILES
+
+    def mode(self, tab: str, kind: str = "") -> str:
+        return tab  # "tune" (a training run and its sample) or "tuned" (a tuned model's clip)
+
+    def unet_calls(self, request, tab: str, frames: int) -> int:
+        """UNet calls per frame: training steps (counted as CALLS_PER_TRAINING_STEP calls each), then DDIM
+        inversion (one call a step) and sampling (two with guidance)."""
+        steps = request.sample_steps if tab == "tune" else request.steps
+        inversion = tab == "tune" or request.inversion
+        calls = steps * (2 if request.guidance_scale > 1.0 else 1) + (steps if inversion else 0)
+        return calls + (CALLS_PER_TRAINING_STEP * request.steps if tab == "tune" else 0)
+
+    def load(self, manager, request, tab: str):
+        return manager.components(request.model, scheduler="ddim")
+
+    def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
+        from ..tuning.inference import generate
+        from ..tuning.weights import applied_to
+
+        components = loaded
+        parts = (components.vae, components.text_encoder, components.tokenizer)
+        if tab == "tune":
+            sample_steps, inversion = request.sample_steps, True
+            prompt = request.sample_prompt or request.prompt
+            negative = ""
+            calls = request.steps + 2 * sample_steps
+            weights = self._train(components, request, inputs, control, calls)
+            done = request.steps
+        else:
+            sample_steps, inversion = request.steps, request.inversion
+            prompt, negative = request.prompt, request.negative_prompt
+            calls = sample_steps * (2 if inversion else 1)
+            weights, done = inputs.weights, 0
+
+        def on_step(step: int, _total: int) -> None:
+            if inversion and step <= sample_steps:  # inverting the source, then sampling: each `sample_steps`
+                place = Place(step=step, steps=sample_steps, part=INVERTING)
+            else:
+                place = Place(step=step - sample_steps if inversion else step, steps=sample_steps)
+            control.step(done + step, calls, place)
+
+        with applied_to(components.unet, weights) as layers:
+            return generate(layers, *parts, prompt, source_frames=inputs.frames, inversion=inversion,
+                            steps=sample_steps, guidance_scale=request.guidance_scale, negative_prompt=negative,
+                            seed=request.seed, on_step=on_step)
+
+    def _train(self, components, request, inputs: JobInputs, control, calls: int) -> dict:
+        """Tune the base on the clip; the model is saved every CHECKPOINT_EVERY steps, at the end, and
+        when a Stop ends the run (then the Stop's message says where)."""
+        from ..tuning.train import tune
+        from ..tuning.weights import save_tuned
+
+        folder = inputs.save_to
+        started = time.monotonic()
+
+        def save(step: int, parameters: dict) -> None:
+            save_tuned(folder, parameters, base_model=request.model, training_prompt=request.prompt, steps=step,
+                       learning_rate=request.learning_rate)
+            if step < request.steps:
+                control.stopped_note = (f"The model as trained for {step} of {request.steps} steps is saved as "
+                                        f"{folder.name}: you can run it.")
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            left = (time.monotonic() - started) / step * (steps - step)
+            detail = f"loss {loss:.4f}" + (f" · about {duration_text(left)} left" if step < steps else "")
+            control.step(step, calls, Place(step=step, steps=steps, part=TRAINING, detail=detail), kept=True)
+
+        parameters = tune(components.unet, components.vae, components.text_encoder, components.tokenizer,
+                          inputs.frames, request.prompt, steps=request.steps, learning_rate=request.learning_rate,
+                          seed=request.seed, on_step=on_step, dtype=components.dtype, on_checkpoint=save,
+                          checkpoint_every=CHECKPOINT_EVERY)
+        save(request.steps, parameters)
+        return parameters
+
+    def keep_source(self, folder, frames, fps: float) -> None:
+        from ..tuning.weights import save_source
+
+        save_source(folder, frames, fps)
+
+    def keep_sample(self, folder, gif: str) -> None:
+        import shutil
+        from pathlib import Path
+
+        shutil.copyfile(gif, Path(folder) / files.SAMPLE_NAME)
+
+    def read_model(self, folder) -> MadeModel:
+        from ..tuning.weights import load_source, load_tuned
+
+        weights, card = load_tuned(folder)
+        frames, fps = load_source(folder)
+        return MadeModel(weights=weights, base_model=str(card.get("base_model") or ""), frames=frames, fps=fps)
+
+    def upload_model(self, folder, files, *, repo_name, namespace, token, private) -> str:
+        from ..tuning.sharing import upload_tuned
+
+        return upload_tuned(folder, repo_name=repo_name, namespace=namespace, token=token, private=private,
+                            files=files)
+
+    def download_model(self, repo_id, files, *, token=None):
+        from ..tuning.sharing import download_tuned
+
+        return download_tuned(repo_id, token=token, files=files)
+
+    def record(self, request, tab: str, settings) -> dict:
+        return {"engine": self.name, "model": request.model, "scheduler": "ddim",
+                **({"inversion": True} if tab == "tune" else {})}
+
+
+ENGINE = TuneAVideo()

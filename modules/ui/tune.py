@@ -1,0 +1,247 @@
+"""The Tune tab: train a model on one clip, run tuned models with new prompts, share them on the Hub.
+
+Three parts, each wired to one Studio method: Tune (`/tune_video`, a queued GPU job), Run a tuned
+model (`/run_tuned`, a queued GPU job; `/list_tuned` lists what can be run) and Share on the Hub
+(`/upload_tuned`, not a GPU job). The engine serving the "tune" tab is the registry's.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import engines
+from ..errors import UserError
+from ..request_types import MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, RunTunedRequest, TuneRequest, UploadTunedRequest
+from .common import (
+    ASSETS,
+    VIDEO_TYPES,
+    Dropdown,
+    Number,
+    Slider,
+    gradio_errors,
+    load_params,
+    output_column,
+    params_upload,
+    request_from_params,
+    run_buttons,
+    run_job,
+    seed_input,
+    steps_slider,
+    uploaded,
+    video_input,
+    video_outputs,
+    video_window_inputs,
+    window,
+    wire_estimate,
+    wire_job,
+    wire_stop,
+    wrong_mode_message,
+)
+
+TAB = "Tune"  # the training part's status box
+RUN_TAB = "Run a tuned model"
+EXAMPLE_PROMPTS = ["a man is skiing", "a car is driving on the road"]
+
+
+def intro(engine) -> str:
+    return (f"**{engine.title}**: fine-tune the base model on one clip and a sentence that describes it, then make "
+            "new clips with any prompt that keep the clip's motion (\"a man is skiing\" → \"Spider-Man is skiing on "
+            "the beach\"). Tuning takes minutes on a GPU (300 steps of 8 frames: about 4 min on an A100) and much "
+            "longer on a CPU; the model is kept on this server and can be shared on the Hub.")
+
+
+def tune_form_from_params(settings, data: dict, path: str) -> list:
+    """The Tune part's input values (the clip kept) from a parsed params.json."""
+    if data.get("mode") != "tune":
+        raise UserError(wrong_mode_message(data, TAB))
+    r = request_from_params(TuneRequest, data, settings, video_stand_in=path)
+    w = r.window
+    gr.Info(f"Filled the form from params.json. Upload the same clip and press Tune (seed {r.seed}) to tune the same "
+            "model again.")
+    return [gr.skip(), r.prompt, r.name, r.model, r.steps, r.learning_rate, r.num_frames, r.sample_prompt,
+            r.sample_steps, r.guidance_scale, r.seed, w.start, w.end, w.fps, w.resolution]
+
+
+def run_form_from_params(settings, data: dict) -> list:
+    """The Run part's input values from a parsed params.json."""
+    if data.get("mode") != "tuned":
+        raise UserError(wrong_mode_message(data, RUN_TAB))
+    r = request_from_params(RunTunedRequest, data, settings)
+    gr.Info(f"Filled the form from params.json. Press Generate (seed {r.seed}) to make the same clip.")
+    return [r.tuned, r.prompt, r.negative_prompt, r.model, r.num_frames, r.steps, r.guidance_scale, r.fps, r.seed,
+            r.inversion]
+
+
+def tuned_choices(studio) -> list[str]:
+    return [model["name"] for model in studio.list_tuned()]
+
+
+def build(demo: gr.Blocks, studio) -> list:
+    settings = studio.settings
+    engine = engines.default("tune")
+    limits = settings.limits
+    gr.Markdown(intro(engine))
+    with gr.Accordion("1 · Tune a model on a clip", open=True):
+        tune_defaults = TuneRequest(video="", prompt="")
+        with gr.Row():
+            with gr.Column():
+                video_in = video_input(f"Clip to tune on ({', '.join(VIDEO_TYPES)})")
+                prompt = gr.Textbox(label="What the clip shows", lines=1, placeholder="a man is skiing")
+                with gr.Row():
+                    name = gr.Textbox(label="Model name (empty = from the prompt)", max_lines=1)
+                    model = Dropdown(label="Base model", choices=list(settings.base_models),
+                                     value=settings.default_base_model)
+                with gr.Row():
+                    train_steps = Slider(label="Training steps", minimum=1, maximum=limits.max_tune_steps, step=1,
+                                         value=min(tune_defaults.steps, limits.max_tune_steps))
+                    frames = Slider(label="Frames (spread over the clip's window)", minimum=1,
+                                    maximum=limits.max_frames, step=1, value=min(tune_defaults.num_frames,
+                                                                                 limits.max_frames))
+                start, end, fps, resolution = video_window_inputs(settings)
+                sample_prompt = gr.Textbox(label="Sample prompt (a clip made after tuning; empty = the same)",
+                                           placeholder="Spider-Man is skiing on the beach, cartoon style")
+                with gr.Accordion("Advanced", open=False):
+                    learning_rate = Number(label="Learning rate", value=tune_defaults.learning_rate, minimum=0,
+                                           maximum=MAX_LEARNING_RATE)
+                    with gr.Row():
+                        sample_steps = steps_slider(settings, tune_defaults.sample_steps, label="Sample steps")
+                        guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5,
+                                          value=tune_defaults.guidance_scale)
+                    seed = seed_input()
+                tune_run, tune_stop, tune_estimate = run_buttons()
+                tune_run.value = "Tune"
+                tune_load = params_upload()
+            with gr.Column():
+                tune_status, tune_out, tune_gif, tune_params, tune_seed = output_column()
+                made = gr.Textbox(label="Tuned model (run it below, or by this name through /run_tuned)",
+                                  interactive=False)
+
+    with gr.Accordion("2 · Run a tuned model", open=True):
+        run_defaults = RunTunedRequest(tuned="", prompt="")
+        with gr.Row():
+            with gr.Column():
+                with gr.Row():
+                    tuned = Dropdown(label="Tuned model (one tuned here, or a Hub repo id: owner/name)", choices=[],
+                                     value=None, allow_custom_value=True, scale=4)
+                    refresh = gr.Button("Refresh list", scale=1)
+                run_prompt = gr.Textbox(label="Prompt", lines=2, placeholder="Spider-Man is skiing on the beach")
+                inversion = gr.Checkbox(label="Start from the source clip (DDIM inversion: keeps its motion; the seed "
+                                              "then changes nothing)", value=run_defaults.inversion)
+                with gr.Row():
+                    run_frames = Slider(label="Frames (0 = the source clip's)", minimum=0, maximum=limits.max_frames,
+                                        step=1, value=0)
+                    run_fps = Number(label="FPS (0 = the source clip's)", value=0.0, minimum=0.0, maximum=MAX_FPS)
+                with gr.Accordion("Advanced", open=False):
+                    run_negative = gr.Textbox(label="Negative prompt", lines=2)
+                    run_model = Dropdown(label="Base model (empty = the one it was tuned on)",
+                                         choices=["", *settings.base_models], value="")
+                    with gr.Row():
+                        run_steps = steps_slider(settings, run_defaults.steps)
+                        run_guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5,
+                                              value=run_defaults.guidance_scale)
+                    run_seed = seed_input()
+                run_run, run_stop, run_estimate = run_buttons()
+                run_load = params_upload()
+            with gr.Column():
+                run_status, run_video, run_gif, run_params, run_used_seed = output_column()
+
+    with gr.Accordion("3 · Share a tuned model on the Hub", open=False):
+        with gr.Row():
+            share_model = Dropdown(label="Tuned model", choices=[], value=None, allow_custom_value=True)
+            repo_name = gr.Textbox(label="Repo name (empty = the model's name)", max_lines=1)
+            namespace = gr.Textbox(label="User or organisation (empty = yours)", max_lines=1)
+        with gr.Row():
+            private = gr.Checkbox(label="Private", value=True)
+            token = gr.Textbox(label="Hub write token (empty = the server's HF_TOKEN; never stored nor logged)",
+                               type="password", max_lines=1)
+            upload = gr.Button("Upload")
+        shared = gr.Markdown("")
+
+    # ------------------------------------------------------------------ Tune
+    def tune_request_of(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
+                        guidance_scale, seed, start, end, fps, resolution) -> TuneRequest:
+        return TuneRequest(video=uploaded(video, "video"), prompt=prompt, name=name, model=model, steps=steps,
+                           learning_rate=learning_rate, num_frames=num_frames, sample_prompt=sample_prompt,
+                           sample_steps=sample_steps, guidance_scale=guidance_scale, seed=seed,
+                           window=window(start, end, fps, resolution))
+
+    def tune_video(*values, progress=gr.Progress()):
+        made_here: dict = {}
+
+        def method(request, control):
+            result = studio.tune_video(request, control)
+            made_here["model"] = result.model
+            return result.video
+
+        result = run_job(demo, method, lambda: tune_request_of(*values), progress, TAB,
+                         done=lambda: f"The model is saved as **{made_here['model']}**: run it below.")
+        return (*video_outputs(result), made_here["model"])
+
+    tune_inputs = [video_in, prompt, name, model, train_steps, learning_rate, frames, sample_prompt, sample_steps,
+                   guidance, seed, start, end, fps, resolution]
+    tune_event = wire_job(demo, studio, TAB, tune_run, tune_video, tune_inputs,
+                          [tune_out, tune_gif, tune_params, tune_seed, made], status=tune_status, seed=tune_seed,
+                          api_name="tune_video")
+    wire_stop(tune_stop, TAB, [tune_event])
+    wire_estimate(demo, studio, tune_estimate, tune_inputs,
+                  lambda video, prompt, *rest: tune_request_of(video, prompt or "a clip", *rest))
+    tune_load.upload(
+        lambda path: load_params(path, lambda data: tune_form_from_params(settings, data, path), len(tune_inputs)),
+        tune_load, [*tune_inputs, tune_load], api_name="load_tune_params", api_visibility="private",
+    )
+
+    # ------------------------------------------------------------------ Run a tuned model
+    def run_request_of(tuned, prompt, negative_prompt, model, num_frames, steps, guidance_scale, fps, seed,
+                       inversion) -> RunTunedRequest:
+        return RunTunedRequest(tuned=tuned, prompt=prompt, negative_prompt=negative_prompt, model=model,
+                               num_frames=num_frames, steps=steps, guidance_scale=guidance_scale, fps=fps, seed=seed,
+                               inversion=inversion)
+
+    def run_tuned(*values, progress=gr.Progress()):
+        return video_outputs(run_job(demo, studio.run_tuned, lambda: run_request_of(*values), progress, RUN_TAB))
+
+    run_inputs = [tuned, run_prompt, run_negative, run_model, run_frames, run_steps, run_guidance, run_fps, run_seed,
+                  inversion]
+    run_event = wire_job(demo, studio, RUN_TAB, run_run, run_tuned, run_inputs,
+                         [run_video, run_gif, run_params, run_used_seed], status=run_status, seed=run_used_seed,
+                         api_name="run_tuned")
+    wire_stop(run_stop, RUN_TAB, [run_event])
+    wire_estimate(demo, studio, run_estimate, run_inputs,
+                  lambda tuned, prompt, *rest: run_request_of(tuned, prompt or "a clip", *rest))
+    run_load.upload(
+        lambda path: load_params(path, lambda data: run_form_from_params(settings, data), len(run_inputs)),
+        run_load, [*run_inputs, run_load], api_name="load_tuned_params", api_visibility="private",
+    )
+
+    # ------------------------------------------------------------------ the list, and sharing
+    def list_tuned() -> list[dict]:
+        """The models tuned here, newest first (name, base model, training prompt, steps, frames, size, fps)."""
+        with gradio_errors("listing the tuned models"):
+            return studio.list_tuned()
+
+    def choices(current_run, current_share):
+        names = tuned_choices(studio)
+        pick = names[0] if names else None
+        return (gr.update(choices=names, value=current_run or pick), gr.update(choices=names, value=current_share or pick))
+
+    listed = gr.JSON(visible=False)
+    refresh.click(list_tuned, None, listed, api_name="list_tuned").then(
+        choices, [tuned, share_model], [tuned, share_model], queue=False, api_visibility="private")
+    demo.load(choices, [tuned, share_model], [tuned, share_model], api_visibility="private")
+    tune_event.success(lambda model: (gr.update(choices=tuned_choices(studio), value=model),
+                                      gr.update(choices=tuned_choices(studio), value=model)),
+                       made, [tuned, share_model], queue=False, api_visibility="private")
+
+    def upload_tuned(tuned_name, repo_name, namespace, private, token) -> str:
+        with gradio_errors("uploading the tuned model"):
+            repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned_name, repo_name=repo_name,
+                                                             namespace=namespace, private=private, token=token))
+        return f"Uploaded as **{repo_id}**. Run it anywhere with its repo id."
+
+    upload.click(upload_tuned, [share_model, repo_name, namespace, private, token], shared, api_name="upload_tuned",
+                 concurrency_limit=1, concurrency_id="hub")
+    clips = sorted(ASSETS.glob("edit_*.mp4"))
+    if clips:
+        gr.Examples([[str(p), EXAMPLE_PROMPTS[i % len(EXAMPLE_PROMPTS)]] for i, p in enumerate(clips[:2])],
+                    [video_in, prompt])
+    return [tune_event, run_event]

@@ -1,0 +1,200 @@
+"""The Tune tab's jobs through Studio (tiny preset): tune on a clip, run the tuned model with new prompts,
+list it, stop a training run, share it on the Hub stand-in and run it by repo id from a fresh cache.
+
+The engine contract tests (test_engine_contract.py) cover seeds, progress, Stop within a step, the
+bfloat16 path and params.json for both tabs; these cover what is particular to tuned models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modules import video_io
+from modules.errors import UserError
+from modules.job_control import Cancelled, JobControl
+from modules.request_types import RunTunedRequest, Text2VideoRequest, TuneRequest, UploadTunedRequest, VideoWindow
+from modules.settings import Settings
+from modules.studio import Studio
+from tests.hub_standin.server import HubStandIn, hub_env
+
+SIDE = 64
+TOKEN = "hf_tune_tab_secret_token_42"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> str:
+    """2 s of an orange box sliding right, 6 fps."""
+    frames = np.zeros((12, SIDE, SIDE, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i, 20:44, 2 + 4 * i: 18 + 4 * i] = (230, 120, 30)
+    return str(video_io.write_mp4(frames, tmp_path_factory.mktemp("clip") / "box.mp4", 6))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> Studio:
+    root = tmp_path_factory.mktemp("tune")
+    return Studio(Settings.from_env(preset="tiny", device="cpu", dtype="float32", outputs_dir=str(root / "outputs"),
+                                    tuned_dir=str(root / "tuned")))
+
+
+def tune_request(clip: str, **more) -> TuneRequest:
+    values = dict(video=clip, prompt="an orange box slides", steps=3, learning_rate=1e-3, sample_steps=2, num_frames=4,
+                  seed=5, window=VideoWindow(resolution=SIDE))
+    values.update(more)
+    return TuneRequest(**values)
+
+
+@pytest.fixture(scope="module")
+def tuned(studio, clip):
+    return studio.tune_video(tune_request(clip, name="box slides"))
+
+
+def frames_of(path) -> np.ndarray:
+    return video_io.read_video(path).frames
+
+
+def test_tuning_keeps_the_model_its_card_source_and_sample_and_lists_it(studio, tuned):
+    assert tuned.model == "box-slides"  # spaces become '-': also a valid Hub repo name
+    folder = Path(tuned.folder)
+    assert folder.parent == Path(studio.settings.tuned_dir)
+    assert {p.name for p in folder.iterdir()} == {"tune_a_video.safetensors", "README.md", "source.safetensors",
+                                                  "sample.gif", "tuned.json"}
+    card = (folder / "README.md").read_text()
+    assert "base_model: dreamlike-art/dreamlike-photoreal-2.0" in card and "training_steps: 3" in card
+    assert "- text-to-video" in card and "- tune-a-video" in card and "license: creativeml-openrail-m" in card
+    listed = studio.list_tuned()
+    assert listed[0]["name"] == "box-slides" and listed[0]["training_prompt"] == "an orange box slides"
+    assert (listed[0]["frames"], listed[0]["width"], listed[0]["height"]) == (4, SIDE, SIDE)
+    assert tuned.video.num_frames == 4 and frames_of(tuned.video.video).shape == (4, SIDE, SIDE, 3)
+    record = json.loads(Path(tuned.video.params).read_text())
+    assert record["mode"] == "tune" and record["tuned_model"] == "box-slides"
+    # The outputs' sweep never looks at the tuned models.
+    assert Path(studio.settings.tuned_dir) not in Path(tuned.video.video).parents
+
+
+def test_a_taken_name_gets_a_number_and_a_note(studio, clip, tuned):
+    again = studio.tune_video(tune_request(clip, name="box-slides", steps=1))
+    assert again.model == "box-slides-2"
+    assert "A model called box-slides exists already, so this one is called box-slides-2." in again.video.notes
+
+
+def test_run_tuned_makes_the_frames_asked_with_and_without_inversion(studio, tuned):
+    with_inversion = studio.run_tuned(RunTunedRequest(tuned=tuned.model, prompt="a blue box slides", steps=2,
+                                                      num_frames=3, seed=1))
+    assert with_inversion.num_frames == 3 and frames_of(with_inversion.video).shape == (3, SIDE, SIDE, 3)
+    # Inverted latents are a deterministic start: the seed changes nothing there, and everything from noise.
+    other_seed = studio.run_tuned(RunTunedRequest(tuned=tuned.model, prompt="a blue box slides", steps=2,
+                                                  num_frames=3, seed=2))
+    assert np.array_equal(frames_of(other_seed.video), frames_of(with_inversion.video))
+    from_noise = studio.run_tuned(RunTunedRequest(tuned=tuned.model, prompt="a blue box slides", steps=2,
+                                                  num_frames=6, seed=1, inversion=False))
+    assert from_noise.num_frames == 6 and not np.array_equal(frames_of(from_noise.video)[:3],
+                                                               frames_of(with_inversion.video))
+    record = json.loads(Path(from_noise.params).read_text())
+    assert record["mode"] == "tuned" and record["request"]["model"] == "dreamlike-art/dreamlike-photoreal-2.0"
+    assert any("has 4 frames, fewer than the 6 asked for" in note for note in from_noise.notes)
+    assert from_noise.fps == pytest.approx(record["fps"])
+
+
+def test_a_normal_job_after_tuning_and_running_gives_the_same_frames_as_before(tmp_path, clip):
+    studio = Studio(Settings.from_env(preset="tiny", device="cpu", dtype="float32", outputs_dir=str(tmp_path / "o"),
+                                      tuned_dir=str(tmp_path / "t")))
+    request = Text2VideoRequest(prompt="a red ball", num_frames=4, width=SIDE, height=SIDE, steps=3, seed=3,
+                                chunk_size=4)
+    before = frames_of(studio.text2video(request).video)
+    made = studio.tune_video(tune_request(clip, steps=2))
+    studio.run_tuned(RunTunedRequest(tuned=made.model, prompt="a blue box", steps=2))
+    assert np.array_equal(frames_of(studio.text2video(request).video), before)
+
+
+def test_stop_keeps_the_model_trained_so_far_and_says_so(studio, clip):
+    control = JobControl()
+    seen = []
+
+    def progress(fraction, text):
+        seen.append(text)
+        if text.startswith("training · step 2 of"):
+            control.cancel()
+
+    control.progress = progress
+    with pytest.raises(Cancelled):
+        studio.tune_video(tune_request(clip, name="stopped", steps=50), control)
+    first = next(text for text in seen if text.startswith("training"))
+    assert first.startswith("training · step 1 of 50 · loss ") and first.endswith(" left"), first
+    # The Stop came during step 3, whose update is kept: the message says what the saved model is.
+    assert control.stopped_message() == ("Stopped after step 3 of 50 (training). The model as trained for 3 of 50 "
+                                         "steps is saved as stopped: you can run it.")
+    assert "training_steps: 3" in (Path(studio.settings.tuned_dir) / "stopped" / "README.md").read_text()
+    assert "stopped" in [model["name"] for model in studio.list_tuned()]
+    assert studio.run_tuned(RunTunedRequest(tuned="stopped", prompt="a box", steps=1)).num_frames == 4
+
+
+def test_a_stop_before_the_first_step_leaves_no_model(studio, clip):
+    control = JobControl()
+    control.cancel()
+    with pytest.raises(Cancelled):
+        studio.tune_video(tune_request(clip, name="never"), control)
+    assert not (Path(studio.settings.tuned_dir) / "never").exists()
+    assert "never" not in [model["name"] for model in studio.list_tuned()]
+
+
+def test_a_short_clip_is_tuned_on_what_it_has_with_a_note(studio, clip):
+    made = studio.tune_video(tune_request(clip, steps=1, num_frames=16, window=VideoWindow(resolution=SIDE, fps=3)))
+    assert made.video.num_frames == 16
+    assert any(note.startswith("The clip has 6 frames, fewer than the 16 asked for, so some frames repeat")
+               for note in made.video.notes)
+
+
+@pytest.mark.parametrize("request_, message", [
+    (RunTunedRequest(tuned="no-such-model", prompt="a box"), "There is no tuned model called no-such-model."),
+    (RunTunedRequest(tuned="../etc", prompt="a box"), "is neither a model tuned here nor a Hub repo id"),
+    (RunTunedRequest(tuned="box-slides", prompt=""), "Please enter a prompt."),
+    (RunTunedRequest(tuned="box-slides", prompt="a box", model="some/other-base"), "is not offered here"),
+])
+def test_run_tuned_answers_bad_input_in_a_sentence(studio, tuned, request_, message):
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        studio.run_tuned(request_)
+
+
+def test_a_damaged_model_or_a_base_not_offered_is_a_sentence(studio, clip, tmp_path):
+    made = studio.tune_video(tune_request(clip, name="damaged", steps=1))
+    (Path(made.folder) / "source.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(UserError, match="The tuned model damaged is incomplete or damaged"):
+        studio.run_tuned(RunTunedRequest(tuned="damaged", prompt="a box", steps=1))
+    narrow = Studio(replace(studio.settings, base_models=("stable-diffusion-v1-5/stable-diffusion-v1-5",)))
+    with pytest.raises(UserError, match="was tuned on dreamlike-art/dreamlike-photoreal-2.0, which this server"):
+        narrow.run_tuned(RunTunedRequest(tuned="box-slides", prompt="a box", steps=1))
+
+
+def test_upload_to_the_hub_then_run_by_repo_id_from_a_fresh_cache(studio, tuned, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    with HubStandIn(tokens={TOKEN: "alice"}) as hub:
+        with hub_env(hub.url, tmp_path / "cache-1"):
+            repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned.model, token=TOKEN))
+        assert repo_id == "alice/box-slides" and hub.is_private(repo_id)
+        with hub_env(hub.url, tmp_path / "fresh-cache"), pytest.MonkeyPatch.context() as env:
+            env.setenv("HF_TOKEN", TOKEN)
+            result = studio.run_tuned(RunTunedRequest(tuned=repo_id, prompt="a green box slides", steps=2))
+            assert result.num_frames == 4
+            assert (tmp_path / "fresh-cache") in next((tmp_path / "fresh-cache").rglob("tune_a_video.safetensors")).parents
+        record = json.loads(Path(result.params).read_text())
+        assert record["tuned_model"] == repo_id
+    assert TOKEN not in caplog.text and TOKEN not in repr(UploadTunedRequest(tuned="x", token=TOKEN))
+    assert not any(TOKEN in Path(p).read_text() for p in (result.params, tuned.video.params))
+
+
+def test_upload_without_a_token_says_how_to_sign_in(studio, tuned, tmp_path):
+    with HubStandIn(tokens={TOKEN: "alice"}) as hub, hub_env(hub.url, tmp_path / "cache"):
+        os.environ.pop("HF_TOKEN", None)
+        with pytest.raises(UserError, match="Sign in"):
+            studio.upload_tuned(UploadTunedRequest(tuned=tuned.model))
+    with pytest.raises(UserError, match="is a Hub repo already"):
+        studio.upload_tuned(UploadTunedRequest(tuned="alice/box-slides"))
