@@ -491,6 +491,7 @@ class Studio:
                     height: int, fps: float, clip: video_io.VideoClip | None = None, kind: str = "") -> VideoJob:
         """A job of `tab` on `engine`: its fast-mode policy, loading, sampling, cost and record."""
         request, notes = engine.fast_settings(request, tab)
+        notes = [*notes, *engine.fit_notes(request, tab, frames, width, height)]
 
         def sample(loaded, chunk_size: int | None, control: JobControl, more: JobInputs | None = None):
             with control.timed("sampling"):

@@ -186,8 +186,6 @@ def test_the_control_windows_fitting_is_said_in_sentences(frames, width, height,
     assert WAN.fit_notes(None, "text2video", frames, width, height) == []  # validation refuses such values there
 
 
-@pytest.mark.xfail(strict=True, reason="Studio._engine_job does not add Engine.fit_notes to the job's notes yet "
-                                       "(modules/studio.py, another worker's file: see the report)")
 def test_a_control_job_on_wan_says_how_its_window_was_fitted(tmp_path):
     """Through Studio: an Edge clip of 8 frames of 72x56 runs as 5 frames of 64x48, and the result's notes and
     params.json say both changes."""
