@@ -143,6 +143,24 @@ def test_cogvideox_benchmark_matches_diffusers_cogvideox_pipeline():
     assert result["max_abs_diff"] < 1e-5
 
 
+def test_cogvideox_case_keeps_the_text_encoder_apart_and_matches_the_pipeline_in_process():
+    """The --mode cogvideox case at --arch tiny, built in this process (no subprocess): ours and the plain
+    CogVideoXPipeline make the same frames from the same weights (held once), the transformer's calls are
+    the counted ones, and --breakdown's parts time the text encoder apart from the steps and the decoder."""
+    import numpy as np
+    import torch
+
+    from benchmarks.cogvideox import build_cogvideox_case
+
+    case = build_cogvideox_case(arch="tiny", size=32, steps=2, device=torch.device("cpu"), dtype=torch.float32)
+    assert set(case.parts) == {"text_encoder", "unet", "vae_decoder"} and case.counted == [case.unet]
+    assert type(case.unet).__name__ == "CogVideoXTransformer3DModel" and case.parts["text_encoder"].config.num_layers == 2
+    with torch.no_grad():  # as the harness runs both sides
+        ours, reference = case.ours(8), case.reference(8)  # 8 frames: the nearest 8k+1 is 9
+    assert ours.shape == reference.shape == (9, 32, 32, 3) and np.abs(ours - reference).max() < 1e-5
+    assert case.weights_mb["ours"] == case.weights_mb["reference"] > 0
+
+
 @SLOW
 def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default():
     result, stdout = run_benchmark("--mode", "animatediff", "--frames", "4", "--fast", timeout=300)

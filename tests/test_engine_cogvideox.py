@@ -170,6 +170,28 @@ def load_tokenizer(folder):
     return _load(spec.components["tokenizer"], folder, torch.float32, None)
 
 
+def test_the_benchmarks_real_architecture_is_cogvideox_2b_as_its_files_weigh():
+    """The configs `--arch sd15` builds (on the meta device here: no memory) have the real repo's parameter
+    counts: the transformer's 1.69B in fp16 is its 3.39 GB file, the VAE's 0.22B in fp32 its 862 MB, and the
+    T5-XXL encoder's 24 layers of 4096 (d_ff 10240, 64 heads) with T5's 32,128-piece vocabulary its 9.52 GB."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from modules.engines.cogvideox import tiny as cog_tiny
+
+    with init_empty_weights():
+        transformer = CogVideoXTransformer3DModel(**cog_tiny.COGVIDEOX2B_TRANSFORMER)
+        vae = AutoencoderKLCogVideoX(**cog_tiny.COGVIDEOX2B_VAE)
+        encoder = T5EncoderModel(T5Config(vocab_size=32128, **cog_tiny.T5_XXL))
+    count = lambda module, skip=(): sum(p.numel() for n, p in module.named_parameters() if n not in skip)  # noqa: E731
+    assert round(count(transformer) * 2 / 1e9, 2) == 3.39 and round(count(vae) * 4 / 1e9, 3) == 0.862
+    assert round(count(encoder, skip={"encoder.embed_tokens.weight"}) * 2 / 1e9, 2) == 9.52
+    assert cog_tiny.COGVIDEOX2B_TRANSFORMER["max_text_seq_length"] == 226 and not transformer.config.use_rotary_positional_embeddings
+    with pytest.raises(ValueError, match="Unknown CogVideoX architecture"):
+        cog_tiny.build_transformer(arch="cogvideox5b")
+
+
 def test_a_trained_spiece_model_folder_loads_as_the_real_repo_ships_it(tmp_path):
     """A sentencepiece model trained here (nmt_nfkc normalisation, as T5's) in a folder shaped as the
     real repo's tokenizer/ (spiece.model, the config files, no tokenizer.json) loads, and tokenizes

@@ -9,6 +9,9 @@ tokenizer has. `tokenizer_config` gives the config files of the real repo's toke
 
 The scheduler is the real one: `CogVideoXDDIMScheduler` with THUDM/CogVideoX-2b's
 scheduler_config.json (v-prediction, zero terminal SNR, SNR shift 3, trailing timesteps).
+
+`arch="cogvideox2b"` (benchmarks): the real 2B transformer and VAE (the repo's config.json files) and a
+T5-XXL-wide encoder of a chosen number of its 24 layers: the real model's FLOPs without a download.
 """
 
 from __future__ import annotations
@@ -73,10 +76,47 @@ _VAE = dict(
 )
 
 
-def _seeded(seed: int, build):
+ARCHS = ("tiny", "cogvideox2b")
+# THUDM/CogVideoX-2b transformer/config.json: 30 layers of 30 heads x 64 (1920 wide), sincos positions (no
+# rotary embedding, unlike the 5B), T5-XXL's 4096-wide text at 226 tokens: diffusers' defaults, pinned here.
+COGVIDEOX2B_TRANSFORMER = dict(
+    num_attention_heads=30, attention_head_dim=64, in_channels=16, out_channels=16, flip_sin_to_cos=True,
+    freq_shift=0, time_embed_dim=512, text_embed_dim=4096, num_layers=30, dropout=0.0, attention_bias=True,
+    sample_width=90, sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4,
+    max_text_seq_length=MAX_TEXT_TOKENS, activation_fn="gelu-approximate", timestep_activation_fn="silu",
+    norm_elementwise_affine=True, norm_eps=1e-5, spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0,
+    use_rotary_positional_embeddings=False, use_learned_positional_embeddings=False,
+)
+# vae/config.json: 4 blocks of 128, 256, 256, 512 channels, 3 layers each, 16 latent channels (8x in space, 4x in time).
+COGVIDEOX2B_VAE = dict(
+    in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+    up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(128, 256, 256, 512), latent_channels=16,
+    layers_per_block=3, act_fn="silu", norm_eps=1e-6, norm_num_groups=32, temporal_compression_ratio=4,
+    sample_height=480, sample_width=720, scaling_factor=1.15258426,
+)
+# text_encoder/config.json: T5 v1.1 XXL's encoder (24 layers, 4096 wide, 64 heads, gated GELU), but for the
+# vocabulary (the tiny tokenizer's: the 32k-piece embedding table is a lookup, no compute) and the layers.
+T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_heads=64, num_layers=24, feed_forward_proj="gated-gelu",
+              relative_attention_num_buckets=32, relative_attention_max_distance=128)
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown CogVideoX architecture {arch!r}; choose one of {', '.join(ARCHS)}.")
+
+
+def _seeded(seed: int, build, dtype: torch.dtype | None = None):
+    """`build()` with the torch RNG seeded (and left as it was), its parameters made in `dtype` (the default
+    dtype meanwhile: a 4.7B-parameter encoder is never held in float32 on the way to bfloat16)."""
+    default = torch.get_default_dtype()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build().eval()
+        try:
+            if dtype is not None:
+                torch.set_default_dtype(dtype)
+            return build().eval()
+        finally:
+            torch.set_default_dtype(default)
 
 
 def build_tokenizer():
@@ -89,24 +129,30 @@ def build_tokenizer():
                            additional_special_tokens=extra, model_max_length=MAX_TEXT_TOKENS)
 
 
-def build_text_encoder(vocab_size: int, seed: int = 0):
+def build_text_encoder(vocab_size: int, seed: int = 0, arch: str = "tiny", text_layers: int = 24,
+                       dtype: torch.dtype | None = None):
     from transformers import T5Config, T5EncoderModel
 
+    _check_arch(arch)
+    shape = _TEXT if arch == "tiny" else dict(T5_XXL, num_layers=text_layers)
     config = T5Config(vocab_size=vocab_size, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                      dropout_rate=0.0, **_TEXT)
-    return _seeded(seed, lambda: T5EncoderModel(config))
+                      dropout_rate=0.0, **shape)
+    return _seeded(seed, lambda: T5EncoderModel(config), dtype)
 
 
-def build_transformer(seed: int = 0):
+def build_transformer(seed: int = 0, arch: str = "tiny", dtype: torch.dtype | None = None):
     from diffusers import CogVideoXTransformer3DModel
 
-    return _seeded(seed, lambda: CogVideoXTransformer3DModel(**_TRANSFORMER))
+    _check_arch(arch)
+    return _seeded(seed, lambda: CogVideoXTransformer3DModel(**(_TRANSFORMER if arch == "tiny"
+                                                                else COGVIDEOX2B_TRANSFORMER)), dtype)
 
 
-def build_vae(seed: int = 0):
+def build_vae(seed: int = 0, arch: str = "tiny"):
     from diffusers import AutoencoderKLCogVideoX
 
-    return _seeded(seed, lambda: AutoencoderKLCogVideoX(**_VAE))
+    _check_arch(arch)
+    return _seeded(seed, lambda: AutoencoderKLCogVideoX(**(_VAE if arch == "tiny" else COGVIDEOX2B_VAE)))
 
 
 def build_scheduler():
@@ -115,14 +161,19 @@ def build_scheduler():
     return CogVideoXDDIMScheduler(**SCHEDULER_CONFIG)
 
 
-def build_components(seed: int = 0) -> dict[str, object]:
-    """{role: object} of a tiny CogVideoX: what `CogVideoXPipeline(**parts)` takes."""
+def build_components(seed: int = 0, arch: str = "tiny", text_layers: int = 24,
+                     dtype: torch.dtype | None = None) -> dict[str, object]:
+    """{role: object} of a CogVideoX with random weights: what `CogVideoXPipeline(**parts)` takes. `arch="tiny"`
+    (the tiny preset); `arch="cogvideox2b"`: CogVideoX-2b's real transformer (1.69B) and VAE and a T5-XXL encoder
+    of `text_layers` of its 24 layers (4.6B parameters with all 24: 9.3 GB in bfloat16, 18.6 GB in float32),
+    the text encoder and transformer made in `dtype` (the VAE stays float32, as the engine runs it)."""
     tokenizer = build_tokenizer()
     return {
         "tokenizer": tokenizer,
-        "text_encoder": build_text_encoder(len(tokenizer), seed=seed + 1),
-        "transformer": build_transformer(seed=seed),
-        "vae": build_vae(seed=seed + 2),
+        "text_encoder": build_text_encoder(len(tokenizer), seed=seed + 1, arch=arch, text_layers=text_layers,
+                                           dtype=dtype),
+        "transformer": build_transformer(seed=seed, arch=arch, dtype=dtype),
+        "vae": build_vae(seed=seed + 2, arch=arch),
         "scheduler": build_scheduler(),
     }
 
