@@ -165,7 +165,8 @@ def build(demo: gr.Blocks, studio) -> list:
                            sample_steps=sample_steps, guidance_scale=guidance_scale, seed=seed,
                            window=window(start, end, fps, resolution))
 
-    def tune_video(*values, progress=gr.Progress()):
+    def tune_video(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
+                   guidance_scale, seed, start, end, fps, resolution, progress=gr.Progress()):
         made_here: dict = {}
 
         def method(request, control):
@@ -173,7 +174,11 @@ def build(demo: gr.Blocks, studio) -> list:
             made_here["model"] = result.model
             return result.video
 
-        result = run_job(demo, method, lambda: tune_request_of(*values), progress, TAB,
+        def request() -> TuneRequest:
+            return tune_request_of(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt,
+                                   sample_steps, guidance_scale, seed, start, end, fps, resolution)
+
+        result = run_job(demo, method, request, progress, TAB,
                          done=lambda: f"The model is saved as **{made_here['model']}**: run it below.")
         return (*video_outputs(result), made_here["model"])
 
@@ -197,8 +202,13 @@ def build(demo: gr.Blocks, studio) -> list:
                                num_frames=num_frames, steps=steps, guidance_scale=guidance_scale, fps=fps, seed=seed,
                                inversion=inversion)
 
-    def run_tuned(*values, progress=gr.Progress()):
-        return video_outputs(run_job(demo, studio.run_tuned, lambda: run_request_of(*values), progress, RUN_TAB))
+    def run_tuned(tuned, prompt, negative_prompt, model, num_frames, steps, guidance_scale, fps, seed, inversion,
+                  progress=gr.Progress()):
+        def request() -> RunTunedRequest:
+            return run_request_of(tuned, prompt, negative_prompt, model, num_frames, steps, guidance_scale, fps, seed,
+                                  inversion)
+
+        return video_outputs(run_job(demo, studio.run_tuned, request, progress, RUN_TAB))
 
     run_inputs = [tuned, run_prompt, run_negative, run_model, run_frames, run_steps, run_guidance, run_fps, run_seed,
                   inversion]
@@ -232,9 +242,10 @@ def build(demo: gr.Blocks, studio) -> list:
                                       gr.update(choices=tuned_choices(studio), value=model)),
                        made, [tuned, share_model], queue=False, api_visibility="private")
 
-    def upload_tuned(tuned_name, repo_name, namespace, private, token) -> str:
+    def upload_tuned(tuned, repo_name, namespace, private, token) -> str:
+        """Push a model tuned here to the Hub; the token (or the server's HF_TOKEN) is never stored nor logged."""
         with gradio_errors("uploading the tuned model"):
-            repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned_name, repo_name=repo_name,
+            repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned, repo_name=repo_name,
                                                              namespace=namespace, private=private, token=token))
         return f"Uploaded as **{repo_id}**. Run it anywhere with its repo id."
 
