@@ -26,12 +26,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "video on random control maps (no annotator); animatediff / modelscope: those engines "
                         "against diffusers' AnimateDiffPipeline / TextToVideoSDPipeline (with --frames-sweep "
                         "16,32,64: FreeNoise's memory); switching: text2video -> edge -> depth -> pose -> edit -> "
-                        "text2video, ours vs a full reload per switch")
+                        "text2video, ours vs a full reload per switch; tune: Tune-A-Video training steps "
+                        "(modules/tuning) on a random clip, bf16 or fp32, gradient checkpointing: s/step, peak "
+                        "memory, trained parameters and their safetensors size, 300 steps at 8 x 512x512 scaled "
+                        "beside the published GPU figures")
     parser.add_argument("--arch", choices=ARCHS, default=DEFAULTS["arch"])
     parser.add_argument("--size", type=int, default=DEFAULTS["size"],
                         help="square frame size in pixels (default 64 tiny, 128 sd15)")
     parser.add_argument("--frames", type=int, default=DEFAULTS["frames"])
-    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"],
+                        help="denoising steps (--mode tune: training steps, --warmup of them untimed)")
     parser.add_argument("--dtype", choices=DTYPES, default=DEFAULTS["dtype"],
                         help="default float32 on CPU, float16 on CUDA")
     parser.add_argument("--device", choices=DEVICES, default=DEFAULTS["device"])
@@ -83,8 +87,16 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error("--frames-sweep takes comma-separated integers, e.g. 8,32,64")
         if not args.frames_sweep or min(args.frames_sweep) < 2:
             parser.error("--frames-sweep counts must be at least 2")
+    if args.mode == modes.TUNE:
+        extra = [flag for flag, given in (("--fast", args.fast), ("--frames-sweep", args.frames_sweep),
+                                          ("--compile", args.compile), ("--breakdown", args.breakdown),
+                                          ("--chunk-size", args.chunk_size)) if given]  # fmt: skip
+        if extra:
+            parser.error(f"--mode tune runs without {' and '.join(extra)}")
+        if args.steps <= args.warmup:
+            parser.error("--mode tune times the steps after the --warmup ones: give --steps > --warmup")
     args.engine = None
-    if args.mode != modes.SWITCHING:
+    if args.mode not in modes.SPECIAL:
         args.mode, args.engine, spec = modes.resolve_mode(args.mode)
         if spec is None:
             parser.error(f"no benchmark for engine {args.engine} yet (registered in modules/engines/, but "

@@ -18,6 +18,8 @@ from importlib import import_module
 from modules.engines.base import CONTROL_KINDS
 
 SWITCHING = "switching"  # the zero-shot engine's mode switching (ModelManager), benchmarks/switching.py
+TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/tuning), benchmarks/tune.py
+SPECIAL = (SWITCHING, TUNE)  # modes tied to no engine of the registry
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def engine_names() -> tuple[str, ...]:
 
 
 def mode_engines() -> dict[str, str]:
-    """Every `--mode` value but "switching" -> the name of the engine it benchmarks: each registered
+    """Every `--mode` value but the special ones -> the name of the engine it benchmarks: each registered
     engine's own name, and the modes of its benchmark."""
     mapping = {}
     for name in engine_names():
@@ -76,7 +78,7 @@ def mode_engines() -> dict[str, str]:
 
 
 def choices() -> tuple[str, ...]:
-    return (*mode_engines(), SWITCHING)
+    return tuple(dict.fromkeys((*mode_engines(), *SPECIAL)))
 
 
 def missing() -> tuple[str, ...]:
@@ -117,6 +119,10 @@ def run(args, log) -> tuple[dict, object]:
         from . import switching
 
         return switching.benchmark(args, log), switching.table
+    if args.mode == TUNE:
+        from . import tune
+
+        return tune.benchmark(args, log), tune.table
     from modules.engines import get
 
     spec = BENCHMARKS[args.engine]

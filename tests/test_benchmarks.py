@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import cli, modes
+from benchmarks import cli, harness, modes
 from modules import engines
 
 SLOW = pytest.mark.slow  # runs `python -m benchmarks` in a subprocess
@@ -170,6 +170,57 @@ def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default()
     for key in ("seconds_fast", "seconds_default", "seconds_default_measured", "seconds_per_default_step", "speedup_fast"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert "speed-up fast vs default" in stdout
+
+
+@SLOW
+def test_tune_benchmark_reports_step_time_memory_and_the_saved_parameters(tmp_path):
+    """--mode tune (tiny, 2 steps, the first a warm-up): Tune-A-Video training steps; the table with the
+    scaled 8 x 512x512 row beside the published GPU figures, then the JSON line with its fields."""
+    result, stdout = run_benchmark("--mode", "tune", "--steps", "2", "--warmup", "1", "--frames", "4")
+    assert (result["mode"], result["arch"], result["dtype"], result["steps"], result["frames"]) == (
+        "tune", "tiny", "float32", 2, 4)
+    assert result["gradient_checkpointing"] is True and len(result["step_seconds"]) == len(result["losses"]) == 2
+    assert result["seconds_per_step"] == result["step_seconds"][1] > 0
+    assert result["peak_mem_mb"] >= 0 and result["peak_mem_total_mb"] > 0
+    assert result["trained_parameters"] > 0
+    # The file save_tuned writes for these parameters: float32 tensors plus the safetensors header.
+    from modules import tiny
+    from modules.tuning.attention import add_video_layers
+    from modules.tuning.weights import WEIGHTS_NAME, save_tuned
+
+    layers = add_video_layers(tiny.build_unet(seed=1))
+    try:
+        parameters = layers.state_dict()
+    finally:
+        layers.remove()
+    assert sum(t.numel() for t in parameters.values()) == result["trained_parameters"]
+    save_tuned(tmp_path, parameters, base_model="random-weights tiny", training_prompt=harness.PROMPT, steps=2,
+               learning_rate=result["learning_rate"])
+    assert (tmp_path / WEIGHTS_NAME).stat().st_size == result["weights_file_bytes"]
+    assert result["weights_file_bytes"] > 4 * result["trained_parameters"]
+    assert result["scale_factor"] == 512 * 512 * 8 / (64 * 64 * 4) and result["scaled"] is True
+    assert result["scaled_seconds_300_steps"] == pytest.approx(300 * result["seconds_per_step"] * result["scale_factor"])
+    assert {(p["hardware"], p["minutes"]) for p in result["published"]} >= {("A100", "≈ 4"), ("T4", "≈ 20")}
+    for row in ("measured here", "SCALED to 8 frames x 512x512", "not measured", "published: Tune-A-Video Space, A100",
+                "published: Tune-A-Video Space, T4", "published: Tune-A-Video paper", "trained parameters",
+                "tune_a_video.safetensors", "peak memory"):  # fmt: skip
+        assert row in stdout, row
+
+
+def test_tune_is_a_special_mode_with_its_own_flags(capsys):
+    """`--mode tune` is listed and parsed without an engine (like switching); flags it has no use for are refused."""
+    assert {"tune", "switching"} <= set(modes.choices()) and len(set(modes.choices())) == len(modes.choices())
+    args = cli.parse_args(["--mode", "tune", "--arch", "sd15", "--dtype", "bfloat16", "--steps", "3"])
+    assert (args.mode, args.engine, args.steps) == ("tune", None, 3)
+    for argv, message in ((["--fast"], "--mode tune runs without --fast"),
+                          (["--chunk-size", "4"], "--mode tune runs without --chunk-size"),
+                          (["--steps", "2", "--warmup", "2"], "give --steps > --warmup")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            cli.parse_args(["--mode", "tune", *argv])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    assert "tune" in capsys.readouterr().out
 
 
 def test_every_registered_engine_has_a_benchmark_mode():
