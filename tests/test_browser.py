@@ -406,3 +406,50 @@ def test_the_estimate_follows_the_form(page):
     frames.press("Enter")
     page.wait_for_function("(b) => ![...document.querySelectorAll('[role=tabpanel] .prose')].some(e => e.innerText === b)",
                            arg=before, timeout=10_000)
+
+
+def test_tune_tab_tunes_runs_and_stops(page, served, monkeypatch, tmp_path):
+    """Tune on an uploaded clip, see where the model is saved, run it with a new prompt, then stop a long
+    training run and read that the model trained so far is kept."""
+    import numpy as np
+
+    from modules import video_io
+
+    frames = np.zeros((8, 64, 96, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i, 16:48, 4 + 6 * i: 28 + 6 * i] = (230, 120, 30)
+    clip = video_io.write_mp4(frames, tmp_path / "slide.mp4", 8)
+
+    tab = panel(page, "Tune on a clip")
+    tab.locator("input[type=file]").first.set_input_files(str(clip))
+    tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    tab.get_by_label("What the clip shows").fill("an orange box slides")
+    tab.get_by_label("Model name (empty = from the prompt)").fill("browser-box")
+    for label, value in (("Training steps", "2"), ("Frames (spread over the clip's window)", "3")):
+        tab.get_by_label(f"number input for {label}").fill(value)
+        tab.get_by_label(f"number input for {label}").press("Enter")
+    tab.get_by_role("button", name="Tune", exact=True).click()
+    tab.get_by_text(re.compile(r"saved as browser-box")).wait_for(timeout=JOB_TIMEOUT_MS)
+    tab.locator("video[src*='video.mp4']").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert tab.get_by_label("Tuned model (run it below, or by this name through /run_tuned)").input_value() == "browser-box"
+
+    # The Run part offers the new model at once.
+    assert tab.get_by_label("Tuned model (one tuned here, or a Hub repo id: owner/name)").input_value() == "browser-box"
+    tab.get_by_label("Prompt", exact=True).fill("a blue box slides")
+    tab.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[role=tabpanel] video')].filter(v => /video\\.mp4/.test(v.src)).length >= 2",
+        timeout=JOB_TIMEOUT_MS)
+
+    # A long training run, stopped: the box says where, and that the model so far is kept.
+    slow_steps(monkeypatch)
+    tab.get_by_label("Model name (empty = from the prompt)").fill("browser-stopped")
+    tab.get_by_label("number input for Training steps").fill("40")
+    tab.get_by_label("number input for Training steps").press("Enter")
+    tab.get_by_role("button", name="Tune", exact=True).click()
+    tab.get_by_text(re.compile(r"training · step \d+ of 40 · loss")).first.wait_for(timeout=JOB_TIMEOUT_MS)
+    tab.get_by_role("button", name="Stop", exact=True).first.click()
+    tab.get_by_text(re.compile(r"Stopped after step \d+ of 40 \(training\)\. The model as trained until the stop "
+                               r"is saved as browser-stopped")).wait_for(timeout=JOB_TIMEOUT_MS)
+    page.get_by_text("The worker is free.").first.wait_for(timeout=JOB_TIMEOUT_MS)  # it reached the stop, and saved
+    assert "browser-stopped" in [model["name"] for model in served[0].list_tuned()]

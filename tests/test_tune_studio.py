@@ -130,8 +130,8 @@ def test_stop_keeps_the_model_trained_so_far_and_says_so(studio, clip):
     first = next(text for text in seen if text.startswith("training"))
     assert first.startswith("training · step 1 of 50 · loss ") and first.endswith(" left"), first
     # The Stop came during step 3, whose update is kept: the message says what the saved model is.
-    assert control.stopped_message() == ("Stopped after step 3 of 50 (training). The model as trained for 3 of 50 "
-                                         "steps is saved as stopped: you can run it.")
+    assert control.stopped_message() == ("Stopped after step 3 of 50 (training). The model as trained until the stop "
+                                         "is saved as stopped: you can run it.")
     assert "training_steps: 3" in (Path(studio.settings.tuned_dir) / "stopped" / "README.md").read_text()
     assert "stopped" in [model["name"] for model in studio.list_tuned()]
     assert studio.run_tuned(RunTunedRequest(tuned="stopped", prompt="a box", steps=1)).num_frames == 4

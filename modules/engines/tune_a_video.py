@@ -94,11 +94,11 @@ class TuneAVideo(Engine):
         def save(step: int, parameters: dict) -> None:
             save_tuned(folder, parameters, base_model=request.model, training_prompt=request.prompt, steps=step,
                        learning_rate=request.learning_rate)
-            if step < request.steps:
-                control.stopped_note = (f"The model as trained for {step} of {request.steps} steps is saved as "
-                                        f"{folder.name}: you can run it.")
 
         def on_step(step: int, steps: int, loss: float) -> None:
+            # From the first step on, a Stop saves the model (said now: the page may explain the Stop
+            # before the worker reaches it).
+            control.stopped_note = f"The model as trained until the stop is saved as {folder.name}: you can run it."
             left = (time.monotonic() - started) / step * (steps - step)
             detail = f"loss {loss:.4f}" + (f" · about {duration_text(left)} left" if step < steps else "")
             control.step(step, calls, Place(step=step, steps=steps, part=TRAINING, detail=detail), kept=True)
