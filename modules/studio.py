@@ -34,6 +34,7 @@ from .job_control import JobControl
 from .jobs import Cost, JobRunner, VideoJob, VideoResult, user_errors
 from .outputs import Outputs, write_params
 from .request_types import (
+    HUB_REPO_ID,
     MAX_SEED,
     CompareRequest,
     ControlVideoRequest,
@@ -311,6 +312,20 @@ class Studio:
             request, _ = engine.fast_settings(request, "edit")
             shape = self._window_shape(request.video, request.window)
             return [self._sampling_cost(engine, request, "edit", *shape), self._writing_cost("edit", *shape)]
+        if isinstance(request, TuneRequest):
+            request = request.validate(settings)
+            engine = engines.default("tune")
+            _, width, height = self._window_shape(request.video, request.window, engine.rules.size_multiple)
+            shape = (request.num_frames, width, height)
+            return [self._sampling_cost(engine, request, "tune", *shape), self._writing_cost("tune", *shape)]
+        if isinstance(request, RunTunedRequest):
+            request = request.validate(settings)
+            if HUB_REPO_ID.fullmatch(request.tuned):
+                raise TypeError("a Hub model's size is known once it is fetched")  # no download for an estimate
+            info = self.tuned.find(request.tuned).info
+            shape = (request.num_frames or int(info["frames"]), int(info["width"]), int(info["height"]))
+            engine = engines.default("tuned")
+            return [self._sampling_cost(engine, request, "tuned", *shape), self._writing_cost("tuned", *shape)]
         raise TypeError(f"no estimate for a {type(request).__name__}")
 
     def _sampling_cost(self, engine: engines.Engine, request, tab: str, frames: int, width: int, height: int) -> Cost:
@@ -539,7 +554,7 @@ class Studio:
             source_limits=self._source_limits(),
         )
 
-    def _window_shape(self, path: str, window: VideoWindow) -> tuple[int, int, int]:
+    def _window_shape(self, path: str, window: VideoWindow, multiple: int = 8) -> tuple[int, int, int]:
         """(frames, width, height) that `_read` would give, from the upload's header (probed once per file)."""
         identity = upload_identity(path)
         probed = self._probes.get(identity)
@@ -556,7 +571,7 @@ class Studio:
             probed, window.start, window.end or None, window.fps or None, max_frames=limits.max_frames,
             max_seconds=limits.max_video_seconds, min_auto_fps=video_io.MIN_AUTO_FPS)
         width, height = video_io.output_size(probed.width, probed.height, long_side=window.resolution,
-                                             max_pixels=limits.max_pixels, multiple=8)
+                                             max_pixels=limits.max_pixels, multiple=multiple)
         return video_io._frame_count(start, end, fps), width, height  # noqa: SLF001
 
     @staticmethod

@@ -198,3 +198,14 @@ def test_upload_without_a_token_says_how_to_sign_in(studio, tuned, tmp_path):
             studio.upload_tuned(UploadTunedRequest(tuned=tuned.model))
     with pytest.raises(UserError, match="is a Hub repo already"):
         studio.upload_tuned(UploadTunedRequest(tuned="alice/box-slides"))
+
+
+def test_the_estimate_covers_training_and_tuned_runs_without_fetching(studio, clip, tuned):
+    """The page's estimate: a prior before any job, then scaled from the jobs measured here; no estimate (and no
+    download) for a Hub model not fetched yet."""
+    short, long = (studio.estimate(tune_request(clip, steps=steps)) for steps in (10, 100))
+    assert short is not None and long is not None and long.seconds > 3 * short.seconds
+    assert short.measured  # this module's tuning ran first
+    run = studio.estimate(RunTunedRequest(tuned=tuned.model, prompt="a box", steps=10))
+    assert run is not None and run.seconds > 0
+    assert studio.estimate(RunTunedRequest(tuned="someone/not-fetched", prompt="a box")) is None
