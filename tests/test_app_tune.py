@@ -98,3 +98,22 @@ def test_upload_to_the_hub_then_run_by_repo_id_from_a_fresh_cache(client_factory
         assert frames_of(video).shape[0] == 2
         assert hub.downloaded("studio-org/box-for-all") >= {"tune_a_video.safetensors", "source.safetensors"}
         assert TOKEN not in open(params).read()
+
+
+def test_two_tuning_jobs_and_a_generation_share_the_one_worker(served, client_factory, clip):
+    """Tuning is a GPU job like any other: the same queue, one at a time on the shared worker."""
+    studio, demo, _ = served
+    gpu = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
+    assert gpu["tune_video"] == gpu["run_tuned"] == gpu["text2video"] == "gpu"
+    worker = studio.pool.workers[0]
+    before = len(worker.busy_log)
+    jobs = [client_factory().submit(video=handle_file(clip), prompt="a box", name=f"queued-{i}", model="", steps=2,
+                                    learning_rate=1e-3, num_frames=2, sample_prompt="", sample_steps=1,
+                                    guidance_scale=12.5, seed=i, start=0, end=0, fps=0, resolution=64,
+                                    api_name="/tune_video") for i in range(2)]
+    jobs.append(client_factory().submit(**{k: v for k, v in TEXT2VIDEO.items() if k != "api_name"},
+                                        api_name="/text2video"))
+    results = [job.result(timeout=300) for job in jobs]
+    assert [result[4] for result in results[:2]] == ["queued-0", "queued-1"]
+    spans = sorted(worker.busy_log[before:])
+    assert len(spans) == 3 and all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:]))
