@@ -87,16 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error("--frames-sweep takes comma-separated integers, e.g. 8,32,64")
         if not args.frames_sweep or min(args.frames_sweep) < 2:
             parser.error("--frames-sweep counts must be at least 2")
-    if args.mode == modes.TUNE:
-        extra = [flag for flag, given in (("--fast", args.fast), ("--frames-sweep", args.frames_sweep),
-                                          ("--compile", args.compile), ("--breakdown", args.breakdown),
-                                          ("--chunk-size", args.chunk_size)) if given]  # fmt: skip
-        if extra:
-            parser.error(f"--mode tune runs without {' and '.join(extra)}")
-        if args.steps <= args.warmup:
-            parser.error("--mode tune times the steps after the --warmup ones: give --steps > --warmup")
     args.engine = None
-    if args.mode not in modes.SPECIAL:
+    if args.mode not in modes.special_modes():
         args.mode, args.engine, spec = modes.resolve_mode(args.mode)
         if spec is None:
             parser.error(f"no benchmark for engine {args.engine} yet (registered in modules/engines/, but "
@@ -109,6 +101,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         if unsupported:
             parser.error(f"--mode {args.mode} runs without {' and '.join(unsupported)} "
                          f"(engine {args.engine}'s benchmark has no such option)")
+    if args.mode == modes.TUNE:
+        extra = [flag for flag, given in (("--fast", args.fast), ("--frames-sweep", args.frames_sweep),
+                                          ("--compile", args.compile), ("--breakdown", args.breakdown),
+                                          ("--chunk-size", args.chunk_size)) if given]  # fmt: skip
+        if extra:
+            parser.error(f"--mode tune runs without {' and '.join(extra)}")
+        if args.steps <= args.warmup:
+            parser.error("--mode tune times the steps after the --warmup ones: give --steps > --warmup")
     return args
 
 

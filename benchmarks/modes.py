@@ -19,7 +19,8 @@ from modules.engines.base import CONTROL_KINDS
 
 SWITCHING = "switching"  # the zero-shot engine's mode switching (ModelManager), benchmarks/switching.py
 TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/tuning), benchmarks/tune.py
-SPECIAL = (SWITCHING, TUNE)  # modes tied to no engine of the registry
+# Modes of their own (no ours-vs-reference case): tied to no engine, unless an engine's benchmark lists one.
+SPECIAL = (SWITCHING, TUNE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class EngineBenchmark:
     case: str
     fast: tuple[str, str] | None = None
     chunks_and_compile: bool = False  # --chunk-size and --compile apply (our zero-shot loops)
+    # "module:table": `case` is then a benchmark of its own, taking (args, log) and returning the result dict.
+    table: str | None = None
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -51,6 +54,7 @@ BENCHMARKS: dict[str, EngineBenchmark] = {
     "modelscope": EngineBenchmark(tabs={"text2video": ("modelscope",)}, case="engines:build_modelscope_case"),
     "wan": EngineBenchmark(tabs={"text2video": ("wan",)}, case="wan:build_wan_case"),
     "cogvideox": EngineBenchmark(tabs={"text2video": ("cogvideox",)}, case="cogvideox:build_cogvideox_case"),
+    "tune-a-video": EngineBenchmark(tabs={"tune": (TUNE,)}, case="tune:benchmark", table="tune:table"),
 }
 
 
@@ -77,8 +81,14 @@ def mode_engines() -> dict[str, str]:
     return mapping
 
 
+def special_modes() -> tuple[str, ...]:
+    """The modes of SPECIAL that no registered engine's benchmark claims: they run tied to no engine."""
+    claimed = mode_engines()
+    return tuple(mode for mode in SPECIAL if mode not in claimed)
+
+
 def choices() -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*mode_engines(), *SPECIAL)))
+    return (*mode_engines(), *special_modes())
 
 
 def missing() -> tuple[str, ...]:
@@ -115,17 +125,21 @@ def run(args, log) -> tuple[dict, object]:
     """Run the benchmark `args` ask for (after `cli.parse_args`): (the result dict, its table function)."""
     from . import harness
 
-    if args.mode == SWITCHING:
+    if args.engine is None and args.mode == SWITCHING:
         from . import switching
 
         return switching.benchmark(args, log), switching.table
-    if args.mode == TUNE:
+    if args.engine is None and args.mode == TUNE:
         from . import tune
 
         return tune.benchmark(args, log), tune.table
     from modules.engines import get
 
     spec = BENCHMARKS[args.engine]
+    if spec.table is not None:
+        result = load(spec.case)(args, log)
+        result["engine"] = args.engine
+        return result, load(spec.table)
     if args.fast:
         bench, table_of = (load(name) for name in spec.fast)
         device, dtype = harness.resolve(args)

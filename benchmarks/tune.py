@@ -19,7 +19,8 @@ gradient checkpointing on, as the app tunes. Reported:
   the tokens of a frame), so at 512x512 the real time is likely longer still;
 - next to it, the published GPU figures (Tune-A-Video's Space and paper), as a reference.
 
-A special mode, tied to no engine of the registry (like "switching").
+The benchmark of the Tune-A-Video engine where the registry has one (benchmarks/modes.py lists it in
+BENCHMARKS, with its own table: no reference side); without it, a mode tied to no engine, like "switching".
 """
 
 from __future__ import annotations

@@ -207,17 +207,31 @@ def test_tune_benchmark_reports_step_time_memory_and_the_saved_parameters(tmp_pa
         assert row in stdout, row
 
 
-def test_tune_is_a_special_mode_with_its_own_flags(capsys):
-    """`--mode tune` is listed and parsed without an engine (like switching); flags it has no use for are refused."""
-    assert {"tune", "switching"} <= set(modes.choices()) and len(set(modes.choices())) == len(modes.choices())
-    args = cli.parse_args(["--mode", "tune", "--arch", "sd15", "--dtype", "bfloat16", "--steps", "3"])
-    assert (args.mode, args.engine, args.steps) == ("tune", None, 3)
-    for argv, message in ((["--fast"], "--mode tune runs without --fast"),
-                          (["--chunk-size", "4"], "--mode tune runs without --chunk-size"),
-                          (["--steps", "2", "--warmup", "2"], "give --steps > --warmup")):  # fmt: skip
-        with pytest.raises(SystemExit):
-            cli.parse_args(["--mode", "tune", *argv])
-        assert message in capsys.readouterr().err
+def test_tune_mode_is_the_tuning_engines_benchmark_or_a_special_mode_and_refuses_other_flags(capsys, monkeypatch):
+    """`--mode tune` is listed once and runs benchmarks/tune.py: as the benchmark of the engine whose
+    BENCHMARKS entry lists it (`--mode <that engine>` too), or, with none, tied to no engine like switching.
+    Flags it has no use for are refused."""
+    def tune_engine():
+        return next((name for name, spec in modes.BENCHMARKS.items() if modes.TUNE in spec.modes), None)
+
+    for claimed in (True, False):
+        if not claimed:
+            monkeypatch.setattr(modes, "BENCHMARKS", {k: v for k, v in modes.BENCHMARKS.items() if k != tune_engine()})
+        choices = modes.choices()
+        assert {"tune", "switching"} <= set(choices) and len(set(choices)) == len(choices)
+        assert ("tune" in modes.special_modes()) == (tune_engine() is None)
+        args = cli.parse_args(["--mode", "tune", "--arch", "sd15", "--dtype", "bfloat16", "--steps", "3"])
+        assert (args.mode, args.engine, args.steps) == ("tune", tune_engine(), 3)
+        if tune_engine() is not None:
+            assert cli.parse_args(["--mode", tune_engine()]).mode == "tune"
+            assert modes.BENCHMARKS[tune_engine()].table == "tune:table"
+        for argv, message in ((["--fast"], "--mode tune runs without --fast"),
+                              (["--chunk-size", "4"], "--mode tune runs without --chunk-size"),
+                              (["--breakdown"], "--mode tune runs without --breakdown"),
+                              (["--steps", "2", "--warmup", "2"], "give --steps > --warmup")):  # fmt: skip
+            with pytest.raises(SystemExit):
+                cli.parse_args(["--mode", "tune", *argv])
+            assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.parse_args(["--help"])
     assert "tune" in capsys.readouterr().out
