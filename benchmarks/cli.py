@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "against diffusers' AnimateDiffPipeline / TextToVideoSDPipeline (with --frames-sweep "
                         "16,32,64: FreeNoise's memory); switching: text2video -> edge -> depth -> pose -> edit -> "
                         "text2video, ours vs a full reload per switch; tune: Tune-A-Video training steps "
-                        "(modules/tuning) on a random clip, bf16 or fp32, gradient checkpointing: s/step, peak "
+                        "(modules/engines/tune_a_video) on a random clip, bf16 or fp32, gradient checkpointing: s/step, peak "
                         "memory, trained parameters and their safetensors size, 300 steps at 8 x 512x512 scaled "
                         "beside the published GPU figures")
     parser.add_argument("--arch", choices=ARCHS, default=DEFAULTS["arch"])

@@ -18,7 +18,7 @@ from importlib import import_module
 from modules.engines.base import CONTROL_KINDS
 
 SWITCHING = "switching"  # the zero-shot engine's mode switching (ModelManager), benchmarks/switching.py
-TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/tuning), benchmarks/tune.py
+TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/engines/tune_a_video), benchmarks/tune.py
 # Modes of their own (no ours-vs-reference case): tied to no engine, unless an engine's benchmark lists one.
 SPECIAL = (SWITCHING, TUNE)
 

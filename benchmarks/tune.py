@@ -1,8 +1,8 @@
-"""`--mode tune`: Tune-A-Video's one-shot training steps (modules/tuning) on this machine.
+"""`--mode tune`: Tune-A-Video's one-shot training steps (modules/engines/tune_a_video) on this machine.
 
     python -m benchmarks --mode tune --arch sd15 --size 128 --frames 8 --steps 5 --dtype bfloat16
 
-Runs `modules.tuning.train.tune` on a random clip with the components the other benchmarks build
+Runs `modules.engines.tune_a_video.train.tune` on a random clip with the components the other benchmarks build
 (`modules.tiny`: "tiny", or "sd15", the real SD 1.5 UNet, VAE and CLIP text encoder with random
 weights, so the real model's FLOPs and memory), placed in `--dtype` as the app holds them, with
 gradient checkpointing on, as the app tunes. Reported:
@@ -65,9 +65,9 @@ def benchmark(args, log) -> dict:
     import torch
 
     from modules import tiny
-    from modules.tuning.encoding import check_frame_size
-    from modules.tuning.train import DEFAULT_LEARNING_RATE, tune
-    from modules.tuning.weights import WEIGHTS_NAME, save_tuned
+    from modules.engines.tune_a_video.encoding import check_frame_size
+    from modules.engines.tune_a_video.train import DEFAULT_LEARNING_RATE, tune
+    from modules.engines.tune_a_video.weights import WEIGHTS_NAME, save_tuned
 
     device, dtype = resolve(args)
     if args.warmup >= args.steps:
@@ -159,7 +159,7 @@ def _duration(seconds: float) -> str:
 
 def table(r: dict) -> str:
     lines = header([
-        ("mode", "tune (Tune-A-Video one-shot training steps, modules.tuning.train.tune)"),
+        ("mode", "tune (Tune-A-Video one-shot training steps, modules.engines.tune_a_video.train.tune)"),
         ("arch", r["arch"]),
         ("device", device_text(r)),
         ("precision", f"{r['precision']}; gradient checkpointing on"),

@@ -185,8 +185,8 @@ def test_tune_benchmark_reports_step_time_memory_and_the_saved_parameters(tmp_pa
     assert result["trained_parameters"] > 0
     # The file save_tuned writes for these parameters: float32 tensors plus the safetensors header.
     from modules import tiny
-    from modules.tuning.attention import add_video_layers
-    from modules.tuning.weights import WEIGHTS_NAME, save_tuned
+    from modules.engines.tune_a_video.attention import add_video_layers
+    from modules.engines.tune_a_video.weights import WEIGHTS_NAME, save_tuned
 
     layers = add_video_layers(tiny.build_unet(seed=1))
     try:

@@ -1,4 +1,4 @@
-"""Tune-A-Video core (modules/tuning) on the app's tiny SD parts: each test runs in about a second."""
+"""Tune-A-Video core (modules/engines/tune_a_video) on the app's tiny SD parts: each test runs in about a second."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from modules import tiny
-from modules.tuning.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
-from modules.tuning.inference import ddim_invert, ddim_sample, generate
-from modules.tuning.train import tune
-from modules.tuning.weights import CARD_NAME, WEIGHTS_NAME, applied_to, load_tuned, save_tuned
+from modules.engines.tune_a_video.attention import SparseCausalAttnProcessor, TemporalAttention, add_video_layers
+from modules.engines.tune_a_video.inference import ddim_invert, ddim_sample, generate
+from modules.engines.tune_a_video.train import tune
+from modules.engines.tune_a_video.weights import CARD_NAME, WEIGHTS_NAME, applied_to, load_tuned, save_tuned
 
 TIMESTEP = torch.tensor(500)
 
@@ -236,7 +236,7 @@ def test_tuning_lowers_the_denoising_loss_on_the_clip(parts):
     """A fixed set of (noise, timestep) draws scores the model before and after 8 steps."""
     from diffusers import DDPMScheduler
 
-    from modules.tuning.encoding import encode_frames, encode_prompt
+    from modules.engines.tune_a_video.encoding import encode_frames, encode_prompt
 
     unet, vae = parts["unet"], parts["vae"]
     clip = tiny_clip(frames=4, side=64)
@@ -302,7 +302,7 @@ def test_periodic_checkpoints_and_bfloat16_autocast(parts):
 
 
 def test_tuning_checks_its_inputs(parts):
-    from modules.tuning.encoding import frames_to_pixels
+    from modules.engines.tune_a_video.encoding import frames_to_pixels
 
     clip = tiny_clip()
     torch.testing.assert_close(frames_to_pixels(clip), frames_to_pixels(clip / 255.0))  # uint8 or float in [0, 1]

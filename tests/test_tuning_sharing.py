@@ -1,4 +1,4 @@
-"""Sharing tuned models (modules/tuning/sharing.py) against the local Hub stand-in, offline.
+"""Sharing tuned models (modules/engines/tune_a_video/sharing.py) against the local Hub stand-in, offline.
 
 A tuned model made with `save_tuned` from the tiny UNet's video layers, plus its sample GIF and
 source clip, is pushed with huggingface_hub's own upload calls (whoami, create_repo,
@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 from modules import tiny
 from modules.errors import UserError
-from modules.tuning.attention import add_video_layers
-from modules.tuning.files import CARD_NAME, SAMPLE_NAME, SOURCE_NAME, WEIGHTS_NAME
-from modules.tuning.sharing import (
+from modules.engines.tune_a_video.attention import add_video_layers
+from modules.engines.tune_a_video.files import CARD_NAME, SAMPLE_NAME, SOURCE_NAME, WEIGHTS_NAME
+from modules.engines.tune_a_video.sharing import (
     TUNED_FILES,
     SharingError,
     check_repo_id,
@@ -29,7 +29,7 @@ from modules.tuning.sharing import (
     is_repo_id,
     upload_tuned,
 )
-from modules.tuning.weights import FORMAT, load_tuned, save_tuned
+from modules.engines.tune_a_video.weights import FORMAT, load_tuned, save_tuned
 from tests.hub_standin.server import HubStandIn, hub_env
 
 TOKEN = "hf_alice_secret_token_0123456789"  # alice: write, member of studio-org

@@ -1,11 +1,22 @@
 """Tune-A-Video (Wu et al. 2023, arXiv 2212.11565): tune SD 1.5 on one clip, then run it with any prompt.
 
-Two tabs: "tune" trains a model on a clip and its description, saves it (modules/tuning/weights.py)
-and makes a sample clip; "tuned" runs a saved model (one tuned here or a Hub repo) with a new
+Two tabs: "tune" trains a model on a clip and its description, saves it (`weights`) and makes a
+sample clip; "tuned" runs a saved model (one tuned here or a Hub repo) with a new
 prompt, starting from its source clip's DDIM inversion by default, which keeps the source's
 motion. Both run on the shared SD 1.5 base the other tabs use: the video layers and the tuned
 parameters are attached for the job only, and the base is bit for bit what it was afterwards
-(modules/tuning/attention.py). No maintained library ships the method; `modules/tuning` is ours.
+(`attention`). No maintained library ships the method; this folder is ours:
+
+- `attention`: sparse-causal spatial attention and temporal attention, attached by
+  `add_video_layers(unet, parameters=None)` and removed by `VideoLayers.remove()`;
+- `train`: `tune(unet, vae, text_encoder, tokenizer, frames, prompt, ...)`, returning only the
+  trained parameters;
+- `weights` and `files`: a tuned model's folder (safetensors, model card, source clip, sample);
+  `applied_to(unet, parameters)`, the tuned video UNet for one job;
+- `inference`: `generate(layers, ...)`, DDIM inversion of the source clip and sampling;
+- `sharing`: upload to and download from the Hub.
+
+Submodules that pull in torch and diffusers are imported on use.
 
 Numbers: the paper tunes 300-500 steps at 3e-5; the Hugging Face Space 300 at 3.5e-5 on 8 frames.
 Inference: 50 DDIM steps, guidance 12.5, inversion with the empty prompt.
@@ -15,9 +26,9 @@ from __future__ import annotations
 
 import time
 
-from ..job_control import INVERTING, TRAINING, Place, duration_text
-from ..tuning import files
-from .base import Defaults, Engine, FrameRule, JobInputs, MadeModel, Rules
+from ...job_control import INVERTING, TRAINING, Place, duration_text
+from . import files
+from ..base import Defaults, Engine, FrameRule, JobInputs, MadeModel, Rules
 
 CHECKPOINT_EVERY = 100  # training steps between saves: a crash or Stop keeps the last
 # Denoiser calls per training step, per frame: forward, backward (about twice a forward) and the forward
@@ -52,8 +63,8 @@ class TuneAVideo(Engine):
         return manager.components(request.model, scheduler="ddim")
 
     def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
-        from ..tuning.inference import generate
-        from ..tuning.weights import applied_to
+        from .inference import generate
+        from .weights import applied_to
 
         components = loaded
         parts = (components.vae, components.text_encoder, components.tokenizer)
@@ -85,8 +96,8 @@ class TuneAVideo(Engine):
     def _train(self, components, request, inputs: JobInputs, control, calls: int) -> dict:
         """Tune the base on the clip; the model is saved every CHECKPOINT_EVERY steps, at the end, and
         when a Stop ends the run (then the Stop's message says where)."""
-        from ..tuning.train import tune
-        from ..tuning.weights import save_tuned
+        from .train import tune
+        from .weights import save_tuned
 
         folder = inputs.save_to
         started = time.monotonic()
@@ -111,7 +122,7 @@ class TuneAVideo(Engine):
         return parameters
 
     def keep_source(self, folder, frames, fps: float) -> None:
-        from ..tuning.weights import save_source
+        from .weights import save_source
 
         save_source(folder, frames, fps)
 
@@ -122,20 +133,20 @@ class TuneAVideo(Engine):
         shutil.copyfile(gif, Path(folder) / files.SAMPLE_NAME)
 
     def read_model(self, folder) -> MadeModel:
-        from ..tuning.weights import load_source, load_tuned
+        from .weights import load_source, load_tuned
 
         weights, card = load_tuned(folder)
         frames, fps = load_source(folder)
         return MadeModel(weights=weights, base_model=str(card.get("base_model") or ""), frames=frames, fps=fps)
 
     def upload_model(self, folder, files, *, repo_name, namespace, token, private) -> str:
-        from ..tuning.sharing import upload_tuned
+        from .sharing import upload_tuned
 
         return upload_tuned(folder, repo_name=repo_name, namespace=namespace, token=token, private=private,
                             files=files)
 
     def download_model(self, repo_id, files, *, token=None):
-        from ..tuning.sharing import download_tuned
+        from .sharing import download_tuned
 
         return download_tuned(repo_id, token=token, files=files)
 

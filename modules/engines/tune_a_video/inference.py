@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler
 
-from ..tiny import SD15_SCHEDULER_CONFIG
+from ...tiny import SD15_SCHEDULER_CONFIG
 from .attention import VideoLayers
 from .encoding import check_frame_size, check_frames, decode_latents, encode_frames, encode_prompt, vae_scale_factor
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from tqdm.std import tqdm
 
-from ..errors import UserError, unexpected
-from ..hub import DownloadProgress, Report, _short, offline
+from ...errors import UserError, unexpected
+from ...hub import DownloadProgress, Report, _short, offline
 from .files import CARD_NAME, FILES, WEIGHTS_NAME
 from .weights import FORMAT, is_trained_key
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
-from ..tiny import SD15_SCHEDULER_CONFIG
+from ...tiny import SD15_SCHEDULER_CONFIG
 from .attention import add_video_layers
 from .encoding import check_frames, encode_frames, encode_prompt
 
