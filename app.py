@@ -16,7 +16,8 @@ except ImportError:
 
 from modules import quiet  # noqa: E402
 from modules.engines import all_engines  # noqa: E402
-from modules.settings import ENV_VARS, PRESETS, Settings  # noqa: E402
+from modules.errors import UserError  # noqa: E402
+from modules.settings import BACKENDS, ENV_VARS, PRESETS, Settings  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to serve on (default 127.0.0.1; 0.0.0.0 for a LAN or a container)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", default=None, help="also serve through a public gradio.live link")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="where the GPU workers run: local (this process, default) or ray (Ray Serve replicas)")
+    parser.add_argument("--ray-address", help="the Ray cluster for --backend ray (e.g. auto); default: start a local one")
     parser.add_argument(
         "--download",
         nargs="?",
@@ -123,7 +127,8 @@ def serve(settings: Settings, studio, demo) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share)
+    settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, share=args.share,
+                                 backend=args.backend, ray_address=args.ray_address)
     quiet.install()
     if args.download:
         from modules.download import download
@@ -132,7 +137,10 @@ def main(argv=None) -> None:
     problem = port_problem(settings.host, settings.port)
     if problem:
         raise SystemExit(problem)  # the sentence on stderr, status 1, no traceback
-    studio, demo = create_app(settings)
+    try:
+        studio, demo = create_app(settings)
+    except UserError as error:  # the Ray cluster can't be reached: one sentence, as for a busy port
+        raise SystemExit(str(error)) from None
     serve(settings, studio, demo)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PRESETS = ("real", "tiny")
+BACKENDS = ("local", "ray")  # where the GPU workers run: this process, or Ray Serve replicas
 
 # Base models a user may pick (SD 1.5 family, safetensors on the Hub). The first is the default.
 DEFAULT_BASE_MODELS = (
@@ -86,6 +87,13 @@ class Settings:
     devices: tuple[str, ...] = ()
     dtype: str = "auto"  # auto = fp16 on CUDA; on CPU bf16 where a probe finds it faster, else fp32
 
+    # Workers: "local" (threads of this process, one per device) or "ray" (Ray Serve replicas,
+    # modules/ray_backend.py). ray_address "" starts a local cluster; ray_replicas 0 = one per GPU
+    # of the cluster (2 on a CPU-only one).
+    backend: str = "local"
+    ray_address: str = ""
+    ray_replicas: int = 0
+
     base_models: tuple[str, ...] = DEFAULT_BASE_MODELS
     edge_style_models: tuple[str, ...] = EDGE_STYLE_MODELS
     controlnets: dict = field(default_factory=lambda: dict(DEFAULT_CONTROLNETS))
@@ -148,6 +156,9 @@ class Settings:
             device=_env("DEVICE", defaults.device),
             devices=_env_list("DEVICES", ()),
             dtype=_env("DTYPE", defaults.dtype),
+            backend=_env("BACKEND", defaults.backend),
+            ray_address=_env("RAY_ADDRESS", defaults.ray_address),
+            ray_replicas=int(_env("RAY_REPLICAS", str(defaults.ray_replicas))),
             base_models=_env_list("BASE_MODELS", defaults.base_models),
             edit_model=_env("EDIT_MODEL", defaults.edit_model),
             annotators=_env("ANNOTATORS", defaults.annotators),
@@ -166,6 +177,8 @@ class Settings:
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if settings.preset not in PRESETS:
             raise ValueError(f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}.")
+        if settings.backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}.")
         return settings
 
 
@@ -189,6 +202,11 @@ ENV_VARS = (
     ("T2VZ_HOST / T2VZ_PORT / T2VZ_SHARE", "where to serve (also GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)"),
     ("T2VZ_DEVICE", "`auto` (CUDA if present), `cpu`, `cuda`, `cuda:1`, ..."),
     ("T2VZ_DEVICES", "comma list, one worker per device, e.g. `cuda:0,cuda:1`"),
+    ("T2VZ_BACKEND", "`local` (workers in this process, default) or `ray` (Ray Serve replicas, one GPU each)"),
+    ("T2VZ_RAY_ADDRESS", "the Ray cluster for `--backend ray` (`auto`, `ray://host:10001`, `host:6379`); empty "
+     "(default) starts a local cluster"),
+    ("T2VZ_RAY_REPLICAS", "worker replicas for `--backend ray`; 0 (default) = one per GPU of the cluster, 2 on a "
+     "CPU-only one"),
     ("T2VZ_DTYPE", "`auto` (fp16 on CUDA; on a CPU bfloat16 where a short cached probe finds it at least 1.2x faster, else fp32; the status line says which and why), `float32`, `float16`, `bfloat16`"),
     ("T2VZ_DTYPE_PROBE_CACHE", "where the CPU dtype probe caches its result (default ~/.cache/text2video-zero-studio/cpu_dtype_probe.json)"),
     ("T2VZ_BASE_MODELS", "comma list of allowed SD 1.5 base models; the first is the default"),

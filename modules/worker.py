@@ -189,7 +189,19 @@ class Worker:
 
 
 class WorkerPool:
-    """One worker per device; a job takes whichever is free (FIFO among waiters)."""
+    """One worker per device; a job takes whichever is free (FIFO among waiters).
+
+    With `settings.backend == "ray"`, `WorkerPool(settings)` is a `RayWorkerPool`
+    (modules/ray_backend.py: one worker per Ray Serve replica, the same interface); Ray is
+    imported only then.
+    """
+
+    def __new__(cls, settings: Settings):
+        if cls is WorkerPool and getattr(settings, "backend", "local") == "ray":
+            from .ray_backend import RayWorkerPool
+
+            return RayWorkerPool(settings)
+        return super().__new__(cls)
 
     def __init__(self, settings: Settings):
         devices = settings.devices or (settings.device,)
