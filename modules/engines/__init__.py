@@ -58,7 +58,8 @@ def find(name) -> Engine | None:
 
 
 def with_fast(tab: str) -> list[Engine]:
-    return [engine for engine in for_tab(tab) if engine.fast is not None]
+    """The tab's engines whose few-step weights serve it (a recipe may serve some of its engine's tabs only)."""
+    return [engine for engine in for_tab(tab) if engine.fast is not None and engine.fast.serves(tab)]
 
 
 def model_specs() -> list[tuple[Engine, ModelSpec]]:

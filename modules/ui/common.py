@@ -588,7 +588,7 @@ def fast_label() -> str:
     fast = [e for e in engines.all_engines() if e.fast is not None]
     steps = "/".join(sorted({str(e.fast.for_tab(min(e.tabs))["steps"]) for e in fast}))
     recipes = [e.fast.name if i == 0 else f"{e.fast.name} on {e.title}" for i, e in enumerate(fast)]
-    return f"Fast ({steps} steps: {', or '.join(recipes)}; TAESD decoder)"
+    return f"Fast ({steps} steps: {', or '.join(recipes)})"
 
 
 def fast_checkbox() -> gr.Checkbox:
