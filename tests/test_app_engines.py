@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
@@ -159,3 +160,48 @@ def test_fast_animatediff_runs_lightning_for_the_step_count(client_factory, serv
     record = json.load(open(params))
     assert record["scheduler"] == "lightning" and record["request"]["steps"] == 2
     assert record["motion_adapter"].endswith("_2step_diffusers.safetensors")
+
+
+def test_modern_engines_through_the_api(client_factory, tmp_path):
+    """Wan 2.1 and CogVideoX through the endpoints a script calls: CogVideoX's text to video (8k+1 frames),
+    Wan in the Pose, Edge and Depth endpoints (VACE, fitted to 4k+1 frames with a note) and with a first frame,
+    and Fast: AnyFlow on Wan's text to video, a sentence where an engine or a tab has no few-step weights."""
+    client = client_factory()
+    video, _, params, _ = text2video(client, engine="cogvideox", num_frames=9, width=64, height=64)
+    assert video_io.read_video(video_path(video)).frames.shape == (9, 64, 64, 3)
+    assert json.load(open(params))["mode"] == "text2video-cogvideox"
+    with pytest.raises(AppError, match=r"CogVideoX makes clips of 8k\+1 frames, e\.g\. 1; got 8\."):
+        text2video(client, engine="cogvideox", num_frames=8)
+
+    common = dict(prompt="a robot", negative_prompt="", model="dreamlike-art/dreamlike-photoreal-2.0", start=0, end=1,
+                  fps=6, resolution=64, steps=2, guidance_scale=5.0, conditioning_scale=1.0, seed=3, chunk_size=8,
+                  engine="wan", fast=False)
+    for kind, clip, options in (("edge", "edge_box.mp4", dict(canny_low=100, canny_high=200)),
+                                ("depth", "depth_ball.mp4", {}),
+                                ("pose", "pose_walk.mp4", dict(is_skeleton=True, pose_hands=False, pose_face=False))):
+        video, _, params, _, control = client.predict(video=handle_file(str(ASSETS / clip)), **common, **options,
+                                                      api_name=f"/{kind}2video")
+        frames = video_io.read_video(video_path(video)).frames
+        record = json.load(open(params))
+        assert record["engine"] == "wan" and (len(frames) - 1) % 4 == 0, (kind, frames.shape)
+        assert record["model"] == "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+        # 1 s at 6 fps is 6 frames: VACE takes the first 5 (4k+1), and the notes say so.
+        assert len(frames) == 5 and any("used the first 5 of the window's 6 frames" in n for n in record["notes"])
+    with pytest.raises(AppError, match="no few-step weights for Wan 2.1 in the Pose, Edge and Depth tabs"):
+        client.predict(video=handle_file(str(ASSETS / "edge_box.mp4")), **{**common, "fast": True}, canny_low=100,
+                       canny_high=200, api_name="/edge2video")
+
+    picture = tmp_path / "first.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), (200, 40, 40), np.uint8)).save(picture)
+    video, _, params, _ = text2video(client, engine="wan", num_frames=5, image=handle_file(str(picture)))
+    record = json.load(open(params))
+    assert record["model"] == "Wan-AI/Wan2.1-VACE-1.3B-diffusers" and record["request"]["image"]
+
+    video, _, params, _ = text2video(client, engine="wan", num_frames=5, fast=True, steps=50, guidance_scale=5.0)
+    record = json.load(open(params))
+    assert record["request"]["steps"] == 4 and record["request"]["guidance_scale"] == 1.0
+    assert any("AnyFlow" in note for note in record["notes"])
+    with pytest.raises(AppError, match="no few-step weights for CogVideoX"):
+        text2video(client, engine="cogvideox", num_frames=9, fast=True)

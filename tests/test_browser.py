@@ -155,7 +155,7 @@ def test_window_note_is_shown_on_the_page(page):
 
 
 @pytest.mark.parametrize("engine, label, frames", [("animatediff", "AnimateDiff", 3), ("modelscope", "ModelScope", 3),
-                                                   ("wan", "Wan 2.1", 5)])  # Wan: 4k+1 frames
+                                                   ("wan", "Wan 2.1", 5), ("cogvideox", "CogVideoX", 9)])  # 4k+1, 8k+1
 def test_each_engine_makes_a_video_in_the_page(page, engine, label, frames):
     tab = panel(page, "Text to video")
     pick_engine(page, tab, label)
@@ -453,3 +453,27 @@ def test_tune_tab_tunes_runs_and_stops(page, served, monkeypatch, tmp_path):
                                r"is saved as browser-stopped")).wait_for(timeout=JOB_TIMEOUT_MS)
     page.get_by_text("The worker is free.").first.wait_for(timeout=JOB_TIMEOUT_MS)  # it reached the stop, and saved
     assert "browser-stopped" in [model["name"] for model in served[0].list_tuned()]
+
+
+def test_wan_in_the_edge_tab_and_its_fast_mode_in_text_to_video(page):
+    """Wan 2.1 through VACE from the Edge tab's example, and AnyFlow's few steps from Text to video's Fast."""
+    tab = panel(page, "Edge")
+    tab.locator(".gallery-item, [data-testid='dataset'] tr, table tbody tr").first.click()
+    tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    pick_engine(page, tab, "Wan 2.1")
+    tab.get_by_label("Prompt", exact=True).fill("a golden robot")
+    tab.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[role=tabpanel] video')].some(v => /control\\.mp4/.test(v.src))",
+        timeout=JOB_TIMEOUT_MS)
+    tab.get_by_text(re.compile(r"Done in [\d.]+ s")).wait_for(timeout=10_000)
+
+    tab = panel(page, "Text to video")
+    pick_engine(page, tab, "Wan 2.1")
+    tab.get_by_role("checkbox", name=re.compile(r"^Fast \(")).check()
+    tab.get_by_label("Prompt", exact=True).fill("a red balloon")
+    tab.get_by_label("number input for Frames").fill("5")
+    tab.get_by_label("number input for Frames").press("Enter")
+    tab.get_by_role("button", name="Generate").click()
+    tab.get_by_text(re.compile(r"Done in [\d.]+ s")).wait_for(timeout=JOB_TIMEOUT_MS)
+    assert tab.get_by_text(re.compile("AnyFlow")).count() >= 1
