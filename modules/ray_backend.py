@@ -51,6 +51,7 @@ APP_NAME = "t2vz"
 DEPLOYMENT = "StudioWorker"
 REPLICA_STOPPED = "The worker running your job stopped; please retry."
 CANCEL_POLL_S = 0.05
+CONNECT_TIMEOUT_S = 5.0  # the reachability check of a named cluster address
 DEFAULT_CPU_REPLICAS = 2  # a CPU-only cluster without T2VZ_RAY_REPLICAS
 ROOT = Path(__file__).resolve().parent.parent
 # What a remote cluster's replicas need of this folder (a `working_dir` upload), and what not.
@@ -70,18 +71,23 @@ class _JobPickler:
     def dumps(obj: Any, control: JobControl) -> bytes:
         from ray import cloudpickle  # Ray's own copy
 
+        from .video_io import VideoClip
+
+        class Pickler(cloudpickle.CloudPickler):
+            def persistent_id(self, value):
+                if value is control:
+                    return "control"
+                if type(value).__name__ == "Studio" and type(value).__module__ == "modules.studio":
+                    return "studio"
+                return None
+
+            def reducer_override(self, value):
+                if type(value) is VideoClip:  # a tuple of two that carries a third field: pickle all three
+                    return VideoClip, (value[0], value[1], value.used)
+                return super().reducer_override(value)
+
         buffer = io.BytesIO()
-        pickler = cloudpickle.CloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-
-        def persistent_id(value):
-            if value is control:
-                return "control"
-            if type(value).__name__ == "Studio" and type(value).__module__ == "modules.studio":
-                return "studio"
-            return None
-
-        pickler.persistent_id = persistent_id
-        pickler.dump(obj)
+        Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
         return buffer.getvalue()
 
     @staticmethod
@@ -131,6 +137,7 @@ class StudioWorkerReplica:
             self.replica = f"pid-{os.getpid()}"
         self._studio = None
         self._studio_lock = threading.Lock()
+        self.last_cancel: dict = {}  # the step the last cancelled job was at when cancelled, and when it stopped
 
     def _get_studio(self):
         """A Studio of this replica's own, for jobs whose steps are Studio methods (control maps)."""
@@ -151,6 +158,7 @@ class StudioWorkerReplica:
             "device": str(manager.device) if manager is not None else "",
             "dtype": str(getattr(manager, "dtype", "")) if manager is not None else "",
             "resident": manager.resident() if manager is not None else {},
+            "last_cancel": dict(self.last_cancel),
         }
 
     async def run(self, payload: bytes):
@@ -166,7 +174,11 @@ class StudioWorkerReplica:
             loop.call_soon_threadsafe(messages.put_nowait, message)
 
         control.progress = progress
-        job, fallback, options = _JobPickler.loads(payload, control, self._get_studio)
+        try:
+            job, fallback, options = _JobPickler.loads(payload, control, self._get_studio)
+        except Exception as error:  # noqa: BLE001 - e.g. a module this replica's code lacks
+            yield ("error", portable_error(error), self.info())
+            return
         yield ("started", self.info())
 
         def work():
@@ -190,9 +202,15 @@ class StudioWorkerReplica:
                 yield future.result()
                 return
         except asyncio.CancelledError:
+            at_cancel = _step(control)
             control.cancel()  # the worker thread stops at its next step
             await asyncio.shield(future)  # free within one step: the next job waits for this one
+            self.last_cancel = {"step_at_cancel": at_cancel, "step_at_stop": _step(control)}
             raise
+
+
+def _step(control: JobControl) -> int:
+    return control.last_step.step if control.last_step is not None else 0
 
 
 def _deployment(settings: Settings, replicas: int, gpus_each: float):
@@ -301,7 +319,7 @@ class RayWorkerPool:
 
     def run(self, job, control: JobControl, *, fallback=None, **options) -> T:
         """Run `job` (and `fallback` after an OOM) on a free replica; same options as `Worker.run`."""
-        from ray.exceptions import RayError
+        from ray.exceptions import RayError, RayTaskError
         from ray.serve.exceptions import RequestCancelledError
 
         control.check()
@@ -338,6 +356,10 @@ class RayWorkerPool:
             raise RuntimeError("The Ray replica ended the job without a result.")
         except (RequestCancelledError, asyncio.CancelledError) as error:
             raise Cancelled() from error
+        except RayTaskError as error:  # the replica's code raised outside the job: not a dead replica
+            if relay.cancelled:
+                raise Cancelled() from error
+            raise RuntimeError(f"the Ray replica failed: {error}") from None
         except RayError as error:
             if relay.cancelled:
                 raise Cancelled() from error
@@ -417,6 +439,9 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
         ) from error
     address = settings.ray_address or None
     if not ray.is_initialized():
+        problem = _unreachable(address)
+        if problem:  # Ray itself would retry for minutes
+            raise BackendUnavailable(problem)
         env_vars = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
         if address is None:  # a local cluster: the replicas import this folder from where it is
             runtime_env = {"env_vars": {**env_vars, "PYTHONPATH": os.pathsep.join(
@@ -442,6 +467,27 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
     context = ray.get_runtime_context()
     where = getattr(context, "gcs_address", None) or address or "local"
     return str(where), replicas, gpus_each
+
+
+def _unreachable(address: str | None) -> str | None:
+    """Why the cluster at `address` can't be reached, as a sentence; None when its port answers (or none is named).
+
+    `auto` and a local start are Ray's own quick checks; a host:port (or ray://host:port) is tried here
+    with a short timeout.
+    """
+    if not address or address in ("auto", "local"):
+        return None
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        return (f"Could not reach the Ray cluster at {address} ({why}): start it with `ray start --head` there, "
+                "check --ray-address / T2VZ_RAY_ADDRESS, or use --backend local.")
 
 
 def _start(settings: Settings, replicas: int, gpus_each: float):
