@@ -29,7 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "text2video, ours vs a full reload per switch; tune: Tune-A-Video training steps "
                         "(modules/engines/tune_a_video) on a random clip, bf16 or fp32, gradient checkpointing: s/step, peak "
                         "memory, trained parameters and their safetensors size, 300 steps at 8 x 512x512 scaled "
-                        "beside the published GPU figures")
+                        "beside the published GPU figures; backend: the Ray backend's per-job overhead against the "
+                        "local one on the tiny preset (--frames, --size, --steps, --repeats jobs per side)")
     parser.add_argument("--arch", choices=ARCHS, default=DEFAULTS["arch"])
     parser.add_argument("--size", type=int, default=DEFAULTS["size"],
                         help="square frame size in pixels (default 64 tiny, 128 sd15)")

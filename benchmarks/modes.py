@@ -19,8 +19,9 @@ from modules.engines.base import CONTROL_KINDS
 
 SWITCHING = "switching"  # the zero-shot engine's mode switching (ModelManager), benchmarks/switching.py
 TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/engines/tune_a_video), benchmarks/tune.py
+BACKEND = "backend"  # the Ray backend's per-job overhead against the local one (tiny preset), benchmarks/backend.py
 # Modes of their own (no ours-vs-reference case): tied to no engine, unless an engine's benchmark lists one.
-SPECIAL = (SWITCHING, TUNE)
+SPECIAL = (SWITCHING, TUNE, BACKEND)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ def run(args, log) -> tuple[dict, object]:
         from . import tune
 
         return tune.benchmark(args, log), tune.table
+    if args.engine is None and args.mode == BACKEND:
+        from . import backend
+
+        return backend.benchmark(args, log), backend.table
     from modules.engines import get
 
     spec = BENCHMARKS[args.engine]

@@ -182,9 +182,11 @@ class StudioWorkerReplica:
         yield ("started", self.info())
 
         def work():
+            started = time.monotonic()
             try:
                 value = self.worker.run(job, control, fallback=fallback, **options)
-                return ("done", value, _closure_lists(job, fallback), {**self.info(), **control.ran_on})
+                ran = {**self.info(), **control.ran_on, "job_s": time.monotonic() - started}
+                return ("done", value, _closure_lists(job, fallback), ran)
             except BaseException as error:  # noqa: BLE001 - every error goes back as a value
                 return ("error", portable_error(error), {**self.info(), **control.ran_on})
 

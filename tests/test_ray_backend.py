@@ -182,3 +182,10 @@ def test_the_local_backend_needs_no_ray():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "T2VZ_BACKEND": "local"})
     assert done.returncode == 0, done.stderr
+
+
+def test_the_backend_benchmark_is_a_mode_of_its_own():
+    from benchmarks import cli, modes
+
+    args = cli.parse_args(["--mode", "backend", "--repeats", "2"])
+    assert (args.mode, args.engine) == ("backend", None) and "backend" in modes.special_modes()
