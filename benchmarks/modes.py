@@ -53,7 +53,8 @@ BENCHMARKS: dict[str, EngineBenchmark] = {
         fast=("engines:lightning_benchmark", "engines:lightning_table"),
     ),
     "modelscope": EngineBenchmark(tabs={"text2video": ("modelscope",)}, case="engines:build_modelscope_case"),
-    "wan": EngineBenchmark(tabs={"text2video": ("wan",)}, case="wan:build_wan_case"),
+    "wan": EngineBenchmark(tabs={"text2video": ("wan",)}, case="wan:build_wan_case",
+                           fast=("wan:anyflow_benchmark", "wan:anyflow_table")),
     "cogvideox": EngineBenchmark(tabs={"text2video": ("cogvideox",)}, case="cogvideox:build_cogvideox_case"),
     "tune-a-video": EngineBenchmark(tabs={"tune": (TUNE,)}, case="tune:benchmark", table="tune:table"),
 }

@@ -173,6 +173,17 @@ def test_animatediff_fast_benchmark_times_lightning_against_the_scaled_default()
 
 
 @SLOW
+def test_wan_fast_benchmark_times_anyflow_against_the_scaled_default():
+    result, stdout = run_benchmark("--mode", "wan", "--frames", "5", "--size", "32", "--steps", "2", "--fast",
+                                   "--repeats", "1", timeout=300)
+    assert result["fast"] is True and result["scheduler_fast"] == "flowmap_euler" and result["steps_fast"] == 4
+    assert (result["transformer_calls_fast"], result["transformer_calls_default"],
+            result["transformer_calls_default_measured"]) == (4, 100, 4)  # guidance: two calls a default step
+    assert result["seconds_default_scaled"] is True and result["speedup_fast"] > 0
+    assert "speed-up fast vs default" in stdout
+
+
+@SLOW
 def test_tune_benchmark_reports_step_time_memory_and_the_saved_parameters(tmp_path):
     """--mode tune (tiny, 2 steps, the first a warm-up): Tune-A-Video training steps; the table with the
     scaled 8 x 512x512 row beside the published GPU figures, then the JSON line with its fields."""
