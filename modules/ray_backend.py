@@ -236,11 +236,11 @@ class _Device:
     """A replica's device as the status line reads it (`str`, `.type`), without torch here."""
 
     def __init__(self, name: str):
-        self.name = name or "cpu"
-        self.type = self.name.split(":")[0]
+        self.name = name
+        self.type = (name or "cpu").split(":")[0]
 
     def __str__(self) -> str:
-        return self.name
+        return self.name or "a Ray replica (no job yet)"
 
 
 class RemoteManager:
@@ -459,9 +459,14 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
                 f"Could not reach {where} ({type(error).__name__}): start it with `ray start --head`, check "
                 "--ray-address / T2VZ_RAY_ADDRESS, or use --backend local."
             ) from error
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
     replicas = settings.ray_replicas or gpus or DEFAULT_CPU_REPLICAS
     gpus_each = 1 if gpus else 0
+    if not gpus and replicas > resources.get("CPU", 0):
+        raise BackendUnavailable(
+            f"T2VZ_RAY_REPLICAS asks for {replicas} CPU replicas of one core each, but the Ray cluster has "
+            f"{resources.get('CPU', 0):g} CPUs.")
     if gpus and replicas > gpus:
         raise BackendUnavailable(
             f"T2VZ_RAY_REPLICAS asks for {replicas} replicas of one GPU each, but the Ray cluster has {gpus} GPUs."
