@@ -51,6 +51,7 @@ APP_NAME = "t2vz"
 DEPLOYMENT = "StudioWorker"
 REPLICA_STOPPED = "The worker running your job stopped; please retry."
 CANCEL_POLL_S = 0.05
+UPSCALE_DELAY_S, DOWNSCALE_DELAY_S = 5.0, 600.0  # autoscaling: up soon, down only after 10 idle minutes
 CONNECT_TIMEOUT_S = 5.0  # the reachability check of a named cluster address
 DEFAULT_CPU_REPLICAS = 2  # a CPU-only cluster without T2VZ_RAY_REPLICAS
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,12 +217,24 @@ def _step(control: JobControl) -> int:
 
 
 def _deployment(settings: Settings, replicas: int, gpus_each: float):
+    """The workers' deployment: `replicas` of them, or with T2VZ_RAY_MAX_REPLICAS above that, autoscaled.
+
+    Autoscaling: one job per replica is the target (a replica runs one at a time); scale up after a
+    few seconds of jobs waiting, down only after 10 minutes idle, since a new replica loads its
+    weights again before its first job.
+    """
     from ray import serve
 
+    scaling = dict(num_replicas=replicas)
+    if settings.ray_max_replicas > replicas:
+        scaling = dict(autoscaling_config={
+            "min_replicas": replicas, "initial_replicas": replicas, "max_replicas": settings.ray_max_replicas,
+            "target_ongoing_requests": 1, "upscale_delay_s": UPSCALE_DELAY_S, "downscale_delay_s": DOWNSCALE_DELAY_S,
+        })
     return serve.deployment(
         StudioWorkerReplica,
         name=DEPLOYMENT,
-        num_replicas=replicas,
+        **scaling,
         max_ongoing_requests=1,
         max_queued_requests=-1,
         ray_actor_options={"num_gpus": gpus_each, "num_cpus": 0 if gpus_each else 1},
@@ -294,7 +307,8 @@ class RayWorkerPool:
         self.settings = settings
         self.address, replicas, gpus_each = _connect(settings)
         self.handle = _start(settings, replicas, gpus_each)
-        self.workers = [RemoteWorker(self) for _ in range(replicas)]
+        # One page worker per replica there may be: the page lets that many jobs through at once.
+        self.workers = [RemoteWorker(self) for _ in range(max(replicas, settings.ray_max_replicas))]
         self.last_info: dict = {}
         self.running: dict[int, dict] = {}  # id(control) -> the replica's info, while a job runs there
         self._slots: dict[str, RemoteWorker] = {}
@@ -467,6 +481,9 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
         raise BackendUnavailable(
             f"T2VZ_RAY_REPLICAS asks for {replicas} CPU replicas of one core each, but the Ray cluster has "
             f"{resources.get('CPU', 0):g} CPUs.")
+    if settings.ray_max_replicas and settings.ray_max_replicas < replicas:
+        raise BackendUnavailable(f"T2VZ_RAY_MAX_REPLICAS ({settings.ray_max_replicas}) is below the replicas to start "
+                                 f"with ({replicas}).")
     if gpus and replicas > gpus:
         raise BackendUnavailable(
             f"T2VZ_RAY_REPLICAS asks for {replicas} replicas of one GPU each, but the Ray cluster has {gpus} GPUs."

@@ -93,6 +93,7 @@ class Settings:
     backend: str = "local"
     ray_address: str = ""
     ray_replicas: int = 0
+    ray_max_replicas: int = 0  # above ray_replicas: Serve autoscales between the two
 
     base_models: tuple[str, ...] = DEFAULT_BASE_MODELS
     edge_style_models: tuple[str, ...] = EDGE_STYLE_MODELS
@@ -159,6 +160,7 @@ class Settings:
             backend=_env("BACKEND", defaults.backend),
             ray_address=_env("RAY_ADDRESS", defaults.ray_address),
             ray_replicas=int(_env("RAY_REPLICAS", str(defaults.ray_replicas))),
+            ray_max_replicas=int(_env("RAY_MAX_REPLICAS", str(defaults.ray_max_replicas))),
             base_models=_env_list("BASE_MODELS", defaults.base_models),
             edit_model=_env("EDIT_MODEL", defaults.edit_model),
             annotators=_env("ANNOTATORS", defaults.annotators),
@@ -207,6 +209,8 @@ ENV_VARS = (
      "(default) starts a local cluster"),
     ("T2VZ_RAY_REPLICAS", "worker replicas for `--backend ray`; 0 (default) = one per GPU of the cluster, 2 on a "
      "CPU-only one"),
+    ("T2VZ_RAY_MAX_REPLICAS", "above T2VZ_RAY_REPLICAS: Ray Serve autoscales the replicas between the two (one "
+     "job per replica; up after 5 s of waiting jobs, down after 10 idle minutes); 0 (default) = a fixed number"),
     ("T2VZ_DTYPE", "`auto` (fp16 on CUDA; on a CPU bfloat16 where a short cached probe finds it at least 1.2x faster, else fp32; the status line says which and why), `float32`, `float16`, `bfloat16`"),
     ("T2VZ_DTYPE_PROBE_CACHE", "where the CPU dtype probe caches its result (default ~/.cache/text2video-zero-studio/cpu_dtype_probe.json)"),
     ("T2VZ_BASE_MODELS", "comma list of allowed SD 1.5 base models; the first is the default"),

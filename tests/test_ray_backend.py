@@ -189,3 +189,17 @@ def test_the_backend_benchmark_is_a_mode_of_its_own():
 
     args = cli.parse_args(["--mode", "backend", "--repeats", "2"])
     assert (args.mode, args.engine) == ("backend", None) and "backend" in modes.special_modes()
+
+
+def test_the_deployment_is_one_job_per_replica_one_gpu_each_and_autoscales_on_request():
+    """No cluster needed: the deployment's options as Serve will read them."""
+    from modules.ray_backend import _deployment
+    from modules.settings import Settings
+
+    fixed = _deployment(Settings.from_env(preset="tiny", backend="ray"), 3, 1)._bound_deployment
+    assert fixed.num_replicas == 3 and fixed.ray_actor_options["num_gpus"] == 1
+    assert fixed._deployment_config.max_ongoing_requests == 1
+    scaled = _deployment(Settings.from_env(preset="tiny", backend="ray", ray_max_replicas=8), 2, 1)._bound_deployment
+    autoscaling = scaled._deployment_config.autoscaling_config
+    assert (autoscaling.min_replicas, autoscaling.max_replicas, autoscaling.target_ongoing_requests) == (2, 8, 1)
+    assert autoscaling.downscale_delay_s >= 300  # a new replica loads its weights again
