@@ -469,6 +469,11 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
                      log_to_driver=False, runtime_env=runtime_env)
         except Exception as error:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError...
             where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            if "AuthToken" in str(error) or "Authentication" in type(error).__name__ or _auth_error(error):
+                raise BackendUnavailable(
+                    f"{where[0].upper()}{where[1:]} asks for its token: set RAY_AUTH_MODE=token, and the cluster's "
+                    "token in RAY_AUTH_TOKEN or ~/.ray/auth_token, as on its hosts."
+                ) from error
             raise BackendUnavailable(
                 f"Could not reach {where} ({type(error).__name__}): start it with `ray start --head`, check "
                 "--ray-address / T2VZ_RAY_ADDRESS, or use --backend local."
@@ -491,6 +496,17 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
     context = ray.get_runtime_context()
     where = getattr(context, "gcs_address", None) or address or "local"
     return str(where), replicas, gpus_each
+
+
+def _auth_error(error: BaseException) -> bool:
+    """Whether `error` or what caused it is Ray's token authentication refusing this process."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "InvalidAuthToken" in str(error) or type(error).__name__ == "AuthenticationError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _unreachable(address: str | None) -> str | None:
