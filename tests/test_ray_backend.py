@@ -64,6 +64,7 @@ def test_ray_backend_end_to_end(ray_served, client, sample_videos):
     """One test, so that `-n 2` never starts a second cluster for a share of this module's tests."""
     four_clients_at_once_all_get_videos_from_both_replicas(ray_served, client)
     a_control_job_runs_its_detector_on_a_replica(ray_served, client, sample_videos)
+    the_other_endpoints_answer_as_locally(client, sample_videos)
     cancel_frees_the_replica_within_a_step(ray_served, client)
     a_killed_replica_fails_its_job_with_a_sentence_and_the_next_job_succeeds(ray_served, client)
 
@@ -110,6 +111,23 @@ def a_control_job_runs_its_detector_on_a_replica(ray_served, client, sample_vide
     assert video_io.read_video(video_path(video))[0].shape == (4, 80, 128, 3)
     assert video_io.read_video(video_path(control))[0].shape == (4, 80, 128, 3)
     assert json.load(open(params))["replica"]
+
+
+def the_other_endpoints_answer_as_locally(client, sample_videos):
+    """A CPU job (edges drawn, no GPU slot), an edit of a clip, a comparison: the same answers as locally."""
+    from gradio_client import handle_file
+
+    preview = client().predict(handle_file(sample_videos["mp4"]), 0, 1, 4, 96, 100, 200, api_name="/edge_preview")
+    assert video_io.read_video(video_path(preview))[0].shape[2] == 96
+    video, _, params, seed = client().predict(
+        handle_file(sample_videos["mp4"]), "make it snow", "", 1.5, 7.5, 2, "euler_ancestral", 5, 0, 0.5, 4, 96, 4,
+        api_name="/edit_video")
+    assert video_io.read_video(video_path(video))[0].shape == (2, 56, 96, 3) and seed == 5
+    assert json.load(open(params))["replica"]
+    video, videos, seconds, seed = client().predict(
+        "a lighthouse in a storm", ["text2video-zero"], "", "dreamlike-art/dreamlike-photoreal-2.0", 3, 64, 64, 2,
+        11, 4, api_name="/compare")
+    assert len(videos) == 1 and set(seconds) == {"text2video-zero"} and seed == 11
 
 
 def cancel_frees_the_replica_within_a_step(ray_served, client):
