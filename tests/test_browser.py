@@ -431,6 +431,7 @@ def test_tune_tab_tunes_runs_and_stops(page, served, monkeypatch, tmp_path):
     tab.get_by_role("button", name="Tune", exact=True).click()
     tab.get_by_text(re.compile(r"saved as browser-box")).wait_for(timeout=JOB_TIMEOUT_MS)
     tab.locator("video[src*='video.mp4']").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / "tune.png"), full_page=True)
     assert tab.get_by_label("Tuned model (run it below, or by this name through /run_tuned)").input_value() == "browser-box"
 
     # The Run part offers the new model at once.

@@ -40,7 +40,8 @@ from .common import (
 
 TAB = "Tune"  # the training part's status box
 RUN_TAB = "Run a tuned model"
-EXAMPLE_PROMPTS = ["a man is skiing", "a car is driving on the road"]
+# The app's own clips (assets/), each with a sentence that describes it, as tuning needs.
+EXAMPLES = [("edit_sea.mp4", "a sailboat on the sea"), ("edit_landscape.mp4", "clouds over a mountain landscape")]
 
 
 def intro(engine) -> str:
@@ -111,6 +112,9 @@ def build(demo: gr.Blocks, studio) -> list:
                 tune_run, tune_stop, tune_estimate = run_buttons()
                 tune_run.value = "Tune"
                 tune_load = params_upload()
+                examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).is_file()]
+                if examples:
+                    gr.Examples(examples, [video_in, prompt])
             with gr.Column():
                 tune_status, tune_out, tune_gif, tune_params, tune_seed = output_column()
                 made = gr.Textbox(label="Tuned model (run it below, or by this name through /run_tuned)",
@@ -251,8 +255,4 @@ def build(demo: gr.Blocks, studio) -> list:
 
     upload.click(upload_tuned, [share_model, repo_name, namespace, private, token], shared, api_name="upload_tuned",
                  concurrency_limit=1, concurrency_id="hub")
-    clips = sorted(ASSETS.glob("edit_*.mp4"))
-    if clips:
-        gr.Examples([[str(p), EXAMPLE_PROMPTS[i % len(EXAMPLE_PROMPTS)]] for i, p in enumerate(clips[:2])],
-                    [video_in, prompt])
     return [tune_event, run_event]
