@@ -26,7 +26,7 @@ def test_every_env_var_and_flag_is_documented():
     for names, _ in ENV_VARS:
         for name in re.findall(r"T2VZ_\w+", names):
             assert name in README, name
-    for flag in ("--preset", "--host", "--port", "--share", "--download"):
+    for flag in ("--preset", "--host", "--port", "--share", "--download", "--backend", "--ray-address"):
         assert flag in README
 
 
