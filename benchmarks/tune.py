@@ -143,7 +143,7 @@ def benchmark(args, log) -> dict:
         weights_file=WEIGHTS_NAME, save_seconds=save_s, other_cpu_share=others,
         scaled_to=dict(frames=PUBLISHED_FRAMES, size=PUBLISHED_SIZE, steps=PUBLISHED_STEPS),
         scale_factor=factor, scaled_seconds_per_step=per_step * factor,
-        scaled_seconds_300_steps=per_step * factor * PUBLISHED_STEPS, scaled=True, scaling_note=SCALING_NOTE,
+        scaled_seconds_300_steps=per_step * factor * PUBLISHED_STEPS, scaled=factor != 1, scaling_note=SCALING_NOTE,
         published=[dict(p) for p in PUBLISHED],
     )  # fmt: skip
     return finish(result, device, load_before, build_seconds=build_s)
@@ -178,11 +178,10 @@ def table(r: dict) -> str:
     if r["seconds_per_step_quiet"] is not None and r["quiet_steps"] < r["steps"] - r["warmup"]:
         rows.append((f"  (median of its {r['quiet_steps']} steps with others < {QUIET_SHARE:.0%} of the CPU)",
                      f"{r['seconds_per_step_quiet']:.3f}", _duration(PUBLISHED_STEPS * r["seconds_per_step_quiet"])))
-    rows += [
-        (f"SCALED to {scaled_to['frames']} frames x {scaled_to['size']}x{scaled_to['size']} "
-         f"(x{r['scale_factor']:.0f}; not measured)",
-         f"{r['scaled_seconds_per_step']:.1f}", _duration(r["scaled_seconds_300_steps"])),
-    ]  # fmt: skip
+    if r["scaled"]:  # at the published size the measured row is the figure itself
+        rows.append((f"SCALED to {scaled_to['frames']} frames x {scaled_to['size']}x{scaled_to['size']} "
+                     f"(x{r['scale_factor']:g}; not measured)",
+                     f"{r['scaled_seconds_per_step']:.1f}", _duration(r["scaled_seconds_300_steps"])))
     for p in r["published"]:
         label = f"published: {p['source']}, {p['hardware']}, {p['frames']} frames x {p['size']}x{p['size']}"
         per = "" if p["seconds_per_step"] is None else f"≈ {p['seconds_per_step']:.1f}"
@@ -200,7 +199,8 @@ def table(r: dict) -> str:
     lines.append(f"trained parameters: {r['trained_parameters']:,} "
                  f"(query projections + temporal attention layers)")
     lines.append(f"saved {r['weights_file']}: {r['weights_file_bytes']:,} bytes ({r['weights_file_mb']:.1f} MB)")
-    lines.append(f"scaled row: {r['scaling_note']}; the spatial attention grows faster than the pixels, "
-                 "so the real time at 512x512 is likely longer")
+    if r["scaled"]:
+        lines.append(f"scaled row: {r['scaling_note']}; the spatial attention grows faster than the pixels, "
+                     "so the real time at 512x512 is likely longer")
     lines.extend(load_warning(r))
     return "\n".join(lines)
