@@ -68,6 +68,17 @@ def components(tiny_parts):
     return Components(p["tokenizer"], p["text_encoder"], p["unet"], p["vae"], tiny.build_scheduler())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_xdist_worker():
+    """With several xdist workers (`-n 2` on this 2-core machine) each takes one core: more torch threads than
+    cores make every op hand work to threads that wait for a core. (Subprocesses keep OMP_NUM_THREADS.)"""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 and len(os.sched_getaffinity(0)) <= 2:
+        import torch
+
+        torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Torch on one thread for a module of tiny-model tests: their ops are too small to share, and with

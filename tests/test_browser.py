@@ -111,7 +111,7 @@ def test_size_sliders_offer_only_sizes_that_fit(page):
     height.fill("1024")
     height.press("Enter")
     width_max = tab.get_by_label("range slider for Width")
-    page.wait_for_function("(e) => e.getAttribute('max') === '576'", arg=width_max.element_handle(), timeout=10_000)
+    page.wait_for_function("(e) => e.getAttribute('max') === '576'", arg=width_max.element_handle(), timeout=30_000)
     assert tab.get_by_label("number input for Height").input_value() == "1024"  # 576 x 1024 fits 768 x 768
 
 

@@ -116,7 +116,10 @@ def test_anchor_is_the_same_in_every_chunk(tiny_parts, monkeypatch, mode, schedu
     monkeypatch.setattr(module, "decode_latents", recording_decode)
     _run(mode, scheduler, tiny_parts, chunk_size=8)  # chunks [0..7] and [0, 8, 9]
     assert len(anchors) == 2
-    assert (anchors[1] - anchors[0]).abs().max() < CHUNK_TOLERANCE
+    # Latents reach about 40 here: float32 rounding of a batch of 8 against one of 3 is relative (it depends
+    # on how many threads split the work), so the tolerance scales with the values.
+    scale = max(1.0, anchors[0].abs().max().item())
+    assert (anchors[1] - anchors[0]).abs().max() < CHUNK_TOLERANCE * scale
 
 
 # ---------------------------------------------------------------- the noise itself, exactly
