@@ -74,6 +74,7 @@ def test_mode_switching_benchmark_runs_and_reports_both_engines():
 
 
 @SLOW
+@pytest.mark.experiment  # 1.5 min of inductor on 2 cores for an experiment: `-m experiment` runs it, CI does not
 @pytest.mark.skipif(shutil.which("g++") is None, reason="inductor on CPU needs a C++ compiler")
 def test_compiled_engine_makes_the_reference_frames():
     """--compile (an experiment the README reports on): torch.compile'd UNet, same frames. The editing mode
