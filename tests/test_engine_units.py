@@ -1,5 +1,6 @@
 """Unit tests of the engine's parts: motion warping, cross-frame attention, t0/t1, chunks, decoding."""
 
+import inspect
 import types
 
 import numpy as np
@@ -175,3 +176,21 @@ def test_float32_decode_fallback_always_gives_the_shared_vae_its_dtype_back(floa
         with pytest.raises(torch.OutOfMemoryError):
             decode_latents(c, latents)
     assert vae.dtype == torch.float16  # the next job's VAE is as it was, not left in float32
+
+
+def test_on_device_overrides_diffusers_private_execution_device():
+    """`engine.common.OnDevice` is the one place that relies on diffusers' private `_execution_device`:
+    this fails if diffusers renames it."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from modules.engine.common import OnDevice
+
+    assert isinstance(inspect.getattr_static(DiffusionPipeline, "_execution_device"), property)
+
+    class Toy(OnDevice, DiffusionPipeline):
+        pass
+
+    toy = Toy()
+    toy._t2vz_device = torch.device("meta")
+    assert toy._execution_device == torch.device("meta")

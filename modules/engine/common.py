@@ -322,3 +322,23 @@ def guidance_embeds(c: Components, prompt: str, negative_prompt: str, guidance_s
     if guidance_scale <= 1.0:
         return cond
     return torch.cat([encode_prompt(c, negative_prompt or ""), cond])
+
+
+class OnDevice:
+    """Mixin for diffusers pipelines built around the manager's parts: they run on the device the parts
+    run on (with CPU offload the modules' own `.device` is the CPU they wait on). diffusers has no public
+    way to say so; its private `_execution_device` is overridden here, in one place."""
+
+    _t2vz_device: torch.device | None = None
+
+    @property
+    def _execution_device(self):
+        return self._t2vz_device or super()._execution_device
+
+
+def run_on(pipe, device: torch.device | None):
+    """`pipe` (an `OnDevice` pipeline) running on `device`, without diffusers' progress bar (ours reports)."""
+    pipe._t2vz_device = device
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+

@@ -41,7 +41,8 @@ from diffusers.models.attention import BasicTransformerBlock, FreeNoiseTransform
 from diffusers.pipelines.free_noise_utils import SplitInferenceModule
 from torch import nn
 
-from ...engine.common import Components, StepCallback, decode_latents, make_generator, step_end_callback
+from ...engine.common import (Components, OnDevice, StepCallback, decode_latents, make_generator, run_on,
+                              step_end_callback)
 from ...engine.storyboard import StoryboardError, check_storyboard, parse_storyboard  # noqa: F401 - re-exported
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
@@ -243,21 +244,11 @@ def _free_noise_settings(free_noise, num_frames: int, storyboard: bool, adapter:
 # Generation
 
 
-class _OnDevice:
-    """Pipelines run where the Components say (with CPU offload the models' .device lies)."""
-
-    _t2vz_device: torch.device | None = None
-
-    @property
-    def _execution_device(self):
-        return self._t2vz_device or super()._execution_device
-
-
-class _AnimateDiffPipeline(_OnDevice, AnimateDiffPipeline):
+class _AnimateDiffPipeline(OnDevice, AnimateDiffPipeline):
     pass
 
 
-class _AnimateDiffControlNetPipeline(_OnDevice, AnimateDiffControlNetPipeline):
+class _AnimateDiffControlNetPipeline(OnDevice, AnimateDiffControlNetPipeline):
     pass
 
 
@@ -332,8 +323,7 @@ def generate_animatediff(
         pipe = _AnimateDiffControlNetPipeline(**parts, controlnet=controlnet)
         maps = torch.from_numpy(np.ascontiguousarray(control)).permute(0, 3, 1, 2).float() / 255.0
         extra = dict(conditioning_frames=list(maps), controlnet_conditioning_scale=float(conditioning_scale))
-    pipe._t2vz_device = c.device
-    pipe.set_progress_bar_config(disable=True)
+    run_on(pipe, c.device)
     if settings is not None:
         _free_noise_blocks(unet)
         pipe.enable_free_noise(**settings)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from diffusers import CogVideoXPipeline
 
-from ...engine.common import StepCallback, make_generator, step_end_callback
+from ...engine.common import OnDevice, StepCallback, make_generator, run_on, step_end_callback
 
 ROLES = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
 DEFAULT_NUM_FRAMES = 49
@@ -42,14 +42,8 @@ DEFAULT_GUIDANCE = 6.0
 FRAME_MULTIPLE = 8  # frames 8k+1
 
 
-class _Pipeline(CogVideoXPipeline):
-    """Runs where it is told (with CPU offload the modules' own .device is the CPU they wait on)."""
-
-    _t2vz_device: torch.device | None = None
-
-    @property
-    def _execution_device(self):
-        return self._t2vz_device or super()._execution_device
+class _Pipeline(OnDevice, CogVideoXPipeline):
+    """diffusers' CogVideoXPipeline, running where it is told."""
 
 
 def size_multiple(parts: Mapping[str, object]) -> int:
@@ -71,9 +65,7 @@ def make_pipeline(parts: Mapping[str, object], device: torch.device | None = Non
     scheduler = parts["scheduler"]
     modules = {role: parts[role] for role in ROLES if role != "scheduler"}
     pipe = _Pipeline(**modules, scheduler=type(scheduler).from_config(scheduler.config))
-    pipe._t2vz_device = device
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return run_on(pipe, device)
 
 
 def decode(vae, latents: torch.Tensor) -> np.ndarray:

@@ -17,27 +17,19 @@ import numpy as np
 import torch
 from diffusers import AnyFlowPipeline
 
-from ...engine.common import StepCallback, make_generator, step_end_callback
+from ...engine.common import OnDevice, StepCallback, make_generator, run_on, step_end_callback
 from ..base import ModelComponents
 from .sampling import check_clip, check_steps
 
 
-class _AnyFlowPipeline(AnyFlowPipeline):
+class _AnyFlowPipeline(OnDevice, AnyFlowPipeline):
     """diffusers' AnyFlowPipeline, running where the manager's components run."""
-
-    _t2vz_device: torch.device | None = None
-
-    @property
-    def _execution_device(self):
-        return self._t2vz_device or super()._execution_device
 
 
 def anyflow_pipeline(c: ModelComponents) -> AnyFlowPipeline:
     pipe = _AnyFlowPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], transformer=c["transformer"],
                             vae=c["vae"], scheduler=c["scheduler"])
-    pipe._t2vz_device = c.device
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return run_on(pipe, c.device)
 
 
 @torch.no_grad()

@@ -19,31 +19,22 @@ import numpy as np
 import torch
 from diffusers import WanPipeline
 
-from ...engine.common import StepCallback, make_generator, step_end_callback
+from ...engine.common import OnDevice, StepCallback, make_generator, run_on, step_end_callback
 from ..base import ModelComponents
 
 FRAME_MULTIPLE = 4  # the VAE's temporal scale: frames 4k+1
 SIZE_MULTIPLE = 16  # the VAE's 8x times the transformer's 2x2 patches
 
 
-class _WanPipeline(WanPipeline):
-    """diffusers' WanPipeline, running where the manager's components run (with CPU offload the
-    models' own `.device` is the CPU they wait on)."""
-
-    _t2vz_device: torch.device | None = None
-
-    @property
-    def _execution_device(self):
-        return self._t2vz_device or super()._execution_device
+class _WanPipeline(OnDevice, WanPipeline):
+    """diffusers' WanPipeline, running where the manager's components run."""
 
 
 def wan_pipeline(c: ModelComponents) -> WanPipeline:
     """A WanPipeline on `c`'s loaded parts (the scheduler is `c`'s fresh one: it carries state)."""
     pipe = _WanPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], transformer=c["transformer"],
                         vae=c["vae"], scheduler=c["scheduler"])
-    pipe._t2vz_device = c.device
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return run_on(pipe, c.device)
 
 
 @torch.no_grad()

@@ -23,30 +23,23 @@ import torch
 from diffusers import WanPipeline, WanVACEPipeline
 from PIL import Image
 
-from ...engine.common import make_generator, step_end_callback
+from ...engine.common import OnDevice, make_generator, run_on, step_end_callback
 from ..base import ModelComponents
 from .sampling import FRAME_MULTIPLE, SIZE_MULTIPLE, StepCallback, check_clip, check_steps
 
 GREY = 128  # the "nothing here" value of VACE's frames to generate (0 after the VAE's [-1, 1] scaling)
 
 
-class _WanVACEPipeline(WanVACEPipeline):
+class _WanVACEPipeline(OnDevice, WanVACEPipeline):
     """diffusers' WanVACEPipeline, on the manager's device, with WanPipeline's prompt cleaning (no ftfy needed)."""
 
-    _t2vz_device: torch.device | None = None
     _get_t5_prompt_embeds = WanPipeline._get_t5_prompt_embeds
-
-    @property
-    def _execution_device(self):
-        return self._t2vz_device or super()._execution_device
 
 
 def vace_pipeline(c: ModelComponents) -> WanVACEPipeline:
     pipe = _WanVACEPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], transformer=c["transformer"],
                             vae=c["vae"], scheduler=c["scheduler"])
-    pipe._t2vz_device = c.device
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return run_on(pipe, c.device)
 
 
 def _uint8(image: np.ndarray) -> np.ndarray:
