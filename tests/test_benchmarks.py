@@ -2,14 +2,27 @@
 
 No timing asserts (CI machines are noisy); only that the report is complete and that our
 engine made the reference pipeline's frames.
+
+The benchmark runs (`run_benchmark`) call `benchmarks.cli.main(argv)` in this test process, with
+the argv `python -m benchmarks` would get (flag parsing and checks included), and read its stdout:
+a subprocess per run spent 7-10 s of its 10-20 s importing torch, diffusers and transformers again.
+What a run changes in the process (warnings filters, diffusers/transformers logging and progress
+bars, os.environ, torch's threads, default dtype, grad mode and RNG) is put back after it, so the
+tests after it in the same (xdist) worker see the process as it was. Two runs stay subprocesses:
+the --json-only case of `test_benchmark_reports_and_matches_reference`, which keeps the real
+`python -m benchmarks` entry point covered and checks that nothing else in the process writes to
+its stdout, and the --compile experiment (not in CI), whose inductor state outlives a run.
 """
 
 import ast
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +30,7 @@ import pytest
 from benchmarks import cli, harness, modes
 from modules import engines
 
-SLOW = pytest.mark.slow  # runs `python -m benchmarks` in a subprocess
+SLOW = pytest.mark.slow  # end-to-end benchmark runs (in this process, or `python -m benchmarks` in a subprocess)
 ROOT = Path(__file__).resolve().parents[1]
 NUMBERS = (
     "size", "frames", "steps", "seconds_ours", "seconds_reference", "speedup", "unet_steps_per_s_ours",
@@ -26,16 +39,59 @@ NUMBERS = (
 STRINGS = ("mode", "arch", "device", "dtype", "torch", "diffusers", "date")
 
 
-def run_benchmark(*args: str, timeout: int = 120) -> tuple[dict, str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--arch", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0",
-         "--steps", "3", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    return json.loads(lines[-1]), proc.stdout
+def run_benchmark(*args: str, timeout: int = 120, subprocess_run: bool = False) -> tuple[dict, str]:
+    """The benchmark with these flags (after the tiny, CPU, one-repeat defaults): (its last stdout line as
+    JSON, all of stdout). In this process (`cli.main`), or with `subprocess_run` as `python -m benchmarks`
+    in a subprocess, where `timeout` applies."""
+    argv = ["--arch", "tiny", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--steps", "3", *args]
+    if subprocess_run:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+        proc = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stdout = proc.stdout
+    else:
+        stdout = run_cli_in_process(argv)
+    lines = stdout.strip().splitlines()
+    return json.loads(lines[-1]), stdout
+
+
+def run_cli_in_process(argv: list[str]) -> str:
+    """`cli.main(argv)` here, its stdout captured (its progress lines on stderr go to pytest's capture); then
+    the process-wide state a run changes is put back, whether it passed or failed."""
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    environ = dict(os.environ)  # cli.main: HF_HUB_OFFLINE (setdefault); --mode backend: OMP_NUM_THREADS
+    threads = torch.get_num_threads()  # --mode backend: 1
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()  # CogVideoX's builders; training
+    # cli.main: diffusers logs errors only; --mode switching: no transformers progress bars
+    libs = (diffusers_logging, transformers_logging)
+    logs = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libs]
+    stdout = io.StringIO()
+    try:
+        # catch_warnings: cli.main's filterwarnings; fork_rng: the builders' torch.manual_seed (CPU generator)
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(stdout):
+            try:
+                code = cli.main(argv)
+            except SystemExit as exit_info:  # a flag refused (argparse), or a run's own check
+                code = exit_info.code
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        for lib, verbosity, bars in logs:
+            lib.set_verbosity(verbosity)
+            (lib.enable_progress_bar if bars else lib.disable_progress_bar)()
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        for name, value in environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+    # `python -m benchmarks` exits 0 on a return of 0 or SystemExit(None)
+    assert code in (0, None), f"python -m benchmarks {' '.join(argv)}: exit {code!r}\n{stdout.getvalue()[-3000:]}"
+    return stdout.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -44,7 +100,10 @@ def run_benchmark(*args: str, timeout: int = 120) -> tuple[dict, str]:
 )
 @SLOW
 def test_benchmark_reports_and_matches_reference(mode, frames, json_only):
-    result, stdout = run_benchmark("--mode", mode, "--frames", str(frames), *(["--json-only"] if json_only else []))
+    # The --json-only case runs `python -m benchmarks` in a subprocess: the module entry point (as .ci/run runs it),
+    # and a check that nothing else in the process writes to its stdout; the others run in this process.
+    result, stdout = run_benchmark("--mode", mode, "--frames", str(frames), *(["--json-only"] if json_only else []),
+                                   subprocess_run=json_only)
     for key in STRINGS:
         assert isinstance(result[key], str) and result[key], key
     for key in NUMBERS:
@@ -80,8 +139,10 @@ def test_compiled_engine_makes_the_reference_frames():
     """--compile (an experiment the README reports on): torch.compile'd UNet, same frames. The editing mode
     runs one UNet shape (text to video runs two: the first frame alone, then all), so inductor compiles one
     graph: about 2 min instead of 3 on 2 cores with a cold inductor cache."""
+    # A subprocess: the run sets inductor's global config (freezing) and leaves dynamo's caches and inductor's
+    # compile workers behind in its process; an experiment outside CI, so the imports it repeats cost CI nothing.
     result, stdout = run_benchmark("--mode", "edit", "--frames", "2", "--steps", "2", "--warmup", "1", "--compile",
-                                   timeout=600)
+                                   timeout=600, subprocess_run=True)
     assert result["compile"] is True and "torch.compile'd" in stdout
     assert result["unet_calls_ours"] == result["unet_calls_reference"] > 0
     assert 0 <= result["max_abs_diff"] < 1e-4
