@@ -152,16 +152,23 @@ class JobControl:
         self.publish(low + min(max(float(fraction), 0.0), 1.0) * (high - low), text)
 
     def publish(self, fraction: float, text: str, last_step: Place | None = None,
-                last_frames: tuple[str, int, int] | None = None) -> None:
-        """Record and show a report already placed on the job's bar (the ZeroGPU relay's, from its child)."""
+                last_frames: tuple[str, int, int] | None = None, stopped_note: str = "") -> None:
+        """Record and show a report already placed on the job's bar (the relay's of a job that runs in another
+        process: a ZeroGPU child, a Ray replica; `report_message` makes them there)."""
         self.last_fraction = max(self.last_fraction, float(fraction))
         self.last_text = text
         if last_step is not None:
             self.last_step = last_step
         if last_frames is not None:
             self.last_frames = last_frames
+        if stopped_note:
+            self.stopped_note = stopped_note
         if self.progress is not None:
             self.progress(self.last_fraction, text)
+
+    def report_message(self, fraction: float, text: str) -> tuple:
+        """A report as it crosses to the caller's process: ("progress", *publish's arguments)."""
+        return ("progress", float(fraction), str(text), self.last_step, self.last_frames, self.stopped_note)
 
     def step(self, done: int, total: int, phase: Place | str = "", *, kept: bool = False) -> None:
         """The engine's per-step callback: stop here if cancelled, else say where the job stands.

@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,7 +172,7 @@ class StudioWorkerReplica:
         control = JobControl()
 
         def progress(fraction: float, text: str) -> None:
-            message = ("progress", float(fraction), str(text), control.last_step, control.last_frames)
+            message = control.report_message(fraction, text)
             loop.call_soon_threadsafe(messages.put_nowait, message)
 
         control.progress = progress
@@ -335,6 +336,16 @@ class RayWorkerPool:
 
     def run(self, job, control: JobControl, *, fallback=None, **options) -> T:
         """Run `job` (and `fallback` after an OOM) on a free replica; same options as `Worker.run`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # Gradio's worker threads, a script: no event loop in this thread
+            return self._run(job, control, fallback=fallback, **options)
+        # Serve's response can't be read synchronously in a thread whose event loop runs (a notebook, a
+        # caller inside async code): read it in a thread of its own.
+        with ThreadPoolExecutor(1, thread_name_prefix="ray-job") as reader:
+            return reader.submit(self._run, job, control, fallback=fallback, **options).result()
+
+    def _run(self, job, control: JobControl, *, fallback=None, **options) -> T:
         from ray.exceptions import RayError, RayTaskError
         from ray.serve.exceptions import RequestCancelledError
 

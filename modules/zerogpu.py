@@ -201,7 +201,7 @@ def _attach(call: _Call) -> None:
     def progress(fraction: float, text: str) -> None:
         try:
             with lock:  # the fraction is on the job's bar already; where it stands goes along for Stop's message
-                sender.send(("progress", float(fraction), str(text), control.last_step, control.last_frames))
+                sender.send(control.report_message(fraction, text))
         except (OSError, ValueError):
             pass  # the parent stopped listening; sampling goes on
 

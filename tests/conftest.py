@@ -26,19 +26,33 @@ for _name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XE
     os.environ.pop(_name, None)  # all follow HF_HOME
 os.environ["T2VZ_DTYPE_PROBE_CACHE"] = os.path.join(_SCRATCH, "cpu_dtype_probe.json")
 os.environ["T2VZ_TUNED_DIR"] = os.path.join(_SCRATCH, "tuned")  # Tune-A-Video models tuned by tests
+# While this file exists, a Ray replica of the test cluster slows every step (tests/ray_faults.py).
+os.environ["T2VZ_TEST_SLOW_STEPS_FLAG"] = os.path.join(_SCRATCH, "slow-steps")
 
 import pytest  # noqa: E402
 
 # Tests using these fixtures are `slow` wherever they are (`-m "not slow"` is the inner loop): the
 # ZeroGPU scenario runs the app's ZeroGPU path through the real `spaces` package in a subprocess.
 SLOW_FIXTURES = {"zerogpu_results"}
+# Tests of the launched app (gradio_client, Chromium) are `app` tests: T2VZ_TEST_BACKEND=ray runs them
+# against the app on the Ray backend (2 Serve replicas on a local cluster), local is the default.
+APP_FIXTURES = {"served", "client_factory"}
+TEST_BACKEND = os.environ.get("T2VZ_TEST_BACKEND", "local")
+if TEST_BACKEND not in ("local", "ray"):
+    raise SystemExit(f"T2VZ_TEST_BACKEND={TEST_BACKEND!r}: use local or ray")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        if APP_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.app)
+        if TEST_BACKEND == "ray" and item.get_closest_marker("local_backend"):
+            reason = item.get_closest_marker("local_backend").kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"local backend only: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -99,19 +113,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory):
-    """The app with the tiny preset, launched once on a free local port: (studio, demo, url)."""
+def launch_app(outputs_dir, **overrides):
+    """The app with the tiny preset, launched on a free local port: (studio, demo, url)."""
     from app import create_app, launch_options
     from modules.settings import Settings
 
-    settings = Settings.from_env(
-        preset="tiny", outputs_dir=str(tmp_path_factory.mktemp("outputs")), host="127.0.0.1", port=free_port()
-    )
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(outputs_dir), host="127.0.0.1", port=free_port(),
+                                 **overrides)
     studio, demo = create_app(settings)
     demo.launch(**launch_options(settings, studio), prevent_thread_lock=True, quiet=True)
-    yield studio, demo, f"http://{settings.host}:{settings.port}/"
+    return studio, demo, f"http://{settings.host}:{settings.port}/"
+
+
+def start_local_ray() -> bool:
+    """A local Ray cluster of 2 CPUs and 2 logical GPUs (2 replicas), unless one runs here already: whether this
+    call started it. Its workers import this folder and run tests/ray_faults.py's hook at start."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": root,
+                                       "T2VZ_TUNED_DIR": os.environ["T2VZ_TUNED_DIR"],
+                                       "T2VZ_TEST_SLOW_STEPS_FLAG": os.environ["T2VZ_TEST_SLOW_STEPS_FLAG"]},
+                          "worker_process_setup_hook": "tests.ray_faults.install"})
+    return True
+
+
+def stop_local_ray() -> None:
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """The app with the tiny preset, launched once on a free local port: (studio, demo, url); its workers
+    are local, or with T2VZ_TEST_BACKEND=ray 2 Ray Serve replicas on a local cluster."""
+    started = TEST_BACKEND == "ray" and start_local_ray()
+    studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend=TEST_BACKEND)
+    yield studio, demo, url
     demo.close()
+    if TEST_BACKEND == "ray":
+        studio.pool.close()
+    if started:
+        stop_local_ray()
 
 
 @pytest.fixture
@@ -155,18 +204,13 @@ def app_factory(tmp_path_factory):
 
     Each gets its own port, outputs folder and worker; all are closed after the module.
     """
-    from app import create_app, launch_options
-    from modules.settings import Settings
-
     launched = []
 
     def launch(**overrides):
-        overrides.setdefault("outputs_dir", str(tmp_path_factory.mktemp("outputs")))
-        settings = Settings.from_env(preset="tiny", host="127.0.0.1", port=free_port(), **overrides)
-        studio, demo = create_app(settings)
-        demo.launch(**launch_options(settings, studio), prevent_thread_lock=True, quiet=True)
+        studio, demo, url = launch_app(overrides.pop("outputs_dir", None) or tmp_path_factory.mktemp("outputs"),
+                                       **overrides)
         launched.append(demo)
-        return studio, demo, f"http://{settings.host}:{settings.port}/"
+        return studio, demo, url
 
     yield launch
     for demo in launched:

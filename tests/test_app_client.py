@@ -104,6 +104,7 @@ def test_cleared_fields_take_defaults_and_numbers_may_be_text(client_factory):
     assert len(video_io.read_video(video_path(video))[0]) == 3
 
 
+@pytest.mark.local_backend(reason="patches the engine in this process")
 def test_unexpected_failure_is_a_sentence_with_what_to_do(client_factory, monkeypatch, caplog):
     """A bug deep down reaches the user as a sentence with a reference, never an exception name."""
     from modules import engine

@@ -10,6 +10,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from modules import video_io
+from tests.conftest import TEST_BACKEND
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -116,7 +117,8 @@ def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_facto
     a, b = video_io.read_video(video_path(before))[0], video_io.read_video(video_path(after))[0]
     assert (a == b).all()  # the LoRA is off again: exactly the frames of before
     assert not (video_io.read_video(video_path(fast_video))[0] == a).all()
-    assert not lora_enabled(served[0].manager.components().unet)
+    if TEST_BACKEND == "local":  # the Ray replicas' UNets are in their own processes; the frames above show it
+        assert not lora_enabled(served[0].manager.components().unet)
     clip = ASSETS / "edge_box.mp4"
     video, _, params, _, _ = client.predict(
         handle_file(str(clip)), "a robot", "", "dreamlike-art/dreamlike-photoreal-2.0", 0, 1, 4, 64, 20, 9.0, 1.0, 3, 8,

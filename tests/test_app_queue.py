@@ -28,6 +28,7 @@ def unet_calls(studio):
     return calls, handle
 
 
+@pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
 def test_three_concurrent_jobs_run_one_at_a_time_with_progress(served, client_factory):
     studio = served[0]
     worker = studio.pool.workers[0]
@@ -48,6 +49,7 @@ def test_three_concurrent_jobs_run_one_at_a_time_with_progress(served, client_fa
     assert any(progress is not None and progress > 0 for log in seen for _, _, progress in log)
 
 
+@pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
 def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(served, client_factory):
     studio = served[0]
     worker = studio.pool.workers[0]
@@ -74,6 +76,7 @@ def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(served, 
         hook.remove()
 
 
+@pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
 def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(served, client_factory, monkeypatch):
     from modules import engine
 

@@ -100,6 +100,7 @@ def test_upload_to_the_hub_then_run_by_repo_id_from_a_fresh_cache(client_factory
         assert TOKEN not in open(params).read()
 
 
+@pytest.mark.local_backend(reason="reads the one in-process worker's spans")
 def test_two_tuning_jobs_and_a_generation_share_the_one_worker(served, client_factory, clip):
     """Tuning is a GPU job like any other: the same queue, one at a time on the shared worker."""
     studio, demo, _ = served

@@ -6,6 +6,8 @@ import threading
 
 import pytest
 
+from tests.conftest import TEST_BACKEND
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -87,7 +89,8 @@ def test_bad_input_shows_an_error_not_a_traceback(page):
 
 
 def test_edge_example_preview_then_generate(page, served):
-    served[0].manager.evict("all-extras")  # so that the status line has something to follow
+    if TEST_BACKEND == "local":  # (the Ray replicas' managers are in their own processes)
+        served[0].manager.evict("all-extras")  # so that the status line has something to follow
     tab = panel(page, "Edge")
     tab.locator(".gallery-item, [data-testid='dataset'] tr, table tbody tr").first.click()
     tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)  # the example is in the input before we go on
@@ -100,7 +103,8 @@ def test_edge_example_preview_then_generate(page, served):
         timeout=JOB_TIMEOUT_MS,
     )
     # The status line above the tabs follows what each job loaded: now the edge ControlNet alone.
-    page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)
+    if TEST_BACKEND == "local":
+        page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)
 
 
 def test_size_sliders_offer_only_sizes_that_fit(page):
@@ -258,19 +262,29 @@ def test_fast_switch_follows_the_engine(page):
 # --------------------------------------------------------------------------- what the page tells the user
 
 
-def slow_steps(monkeypatch, seconds: float = 0.4) -> None:
-    """Every denoising step of every job takes `seconds` longer: time to watch and to press Stop."""
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Call it, and every denoising step of every job takes 0.4 s longer until the test ends: time to watch and
+    to press Stop. Here, and on the Ray replicas of T2VZ_TEST_BACKEND=ray through a flag file (tests/ray_faults.py)."""
     import time
+    from pathlib import Path
 
     from modules.job_control import JobControl
+    from tests.ray_faults import SLOW_STEP_S, SLOW_STEPS_FLAG
 
+    flag = Path(os.environ[SLOW_STEPS_FLAG])
     step = JobControl.step
 
     def slow(self, *args, **kwargs):
-        time.sleep(seconds)
+        time.sleep(SLOW_STEP_S)
         return step(self, *args, **kwargs)
 
-    monkeypatch.setattr(JobControl, "step", slow)
+    def start() -> None:
+        monkeypatch.setattr(JobControl, "step", slow)
+        flag.touch()
+
+    yield start
+    flag.unlink(missing_ok=True)
 
 
 def generate(tab, prompt: str, frames: int, steps: int | None = None) -> None:
@@ -311,7 +325,7 @@ def test_an_error_stays_in_the_result_area_and_is_logged(page, served, monkeypat
     assert logged and re.search(r"reference [0-9a-f]{8}", logged[0])
 
 
-def test_stop_says_where_it_stopped_and_keeps_the_last_result(page, served, monkeypatch):
+def test_stop_says_where_it_stopped_and_keeps_the_last_result(page, slow_steps):
     tab = panel(page, "Text to video")
     generate(tab, "a first clip", 2)
     video = tab.locator("video[src*='video.mp4']").first
@@ -319,7 +333,7 @@ def test_stop_says_where_it_stopped_and_keeps_the_last_result(page, served, monk
     first_src, first_seed = video.get_attribute("src"), tab.get_by_label("Seed used").input_value()
     tab.get_by_text(re.compile(r"Done in [\d.]+ s")).wait_for(timeout=10_000)
 
-    slow_steps(monkeypatch)
+    slow_steps()
     generate(tab, "a long clip", 2, steps=20)
     status = tab.get_by_text(re.compile(r"step \d+ of 20")).first
     status.wait_for(timeout=JOB_TIMEOUT_MS)
@@ -408,7 +422,7 @@ def test_the_estimate_follows_the_form(page):
                            arg=before, timeout=10_000)
 
 
-def test_tune_tab_tunes_runs_and_stops(page, served, monkeypatch, tmp_path):
+def test_tune_tab_tunes_runs_and_stops(page, served, slow_steps, tmp_path):
     """Tune on an uploaded clip, see where the model is saved, run it with a new prompt, then stop a long
     training run and read that the model trained so far is kept."""
     import numpy as np
@@ -443,7 +457,7 @@ def test_tune_tab_tunes_runs_and_stops(page, served, monkeypatch, tmp_path):
         timeout=JOB_TIMEOUT_MS)
 
     # A long training run, stopped: the box says where, and that the model so far is kept.
-    slow_steps(monkeypatch)
+    slow_steps()
     tab.get_by_label("Model name (empty = from the prompt)").fill("browser-stopped")
     tab.get_by_label("number input for Training steps").fill("40")
     tab.get_by_label("number input for Training steps").press("Enter")

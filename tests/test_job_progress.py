@@ -298,3 +298,21 @@ def test_the_control_map_cache_is_bounded_in_entries_and_bytes():
     assert cache.get(0) is None and cache.get(4) is not None and cache.get(2) is None  # 250 bytes: the last two
     cache.put("large", (np.zeros(1000, np.uint8), "the preview"))
     assert cache.get("large") is not None and cache.get(4) is None  # the newest stays, alone
+
+
+def test_a_job_in_another_process_sends_where_it_stands_and_its_stop_note():
+    """A ZeroGPU child's or a Ray replica's reports carry the step, the frames and the job's own Stop note, so
+    that the page's Stop message there reads as locally ("... saved as X: you can run it.")."""
+    from modules.job_control import TRAINING, Place
+
+    there, here = JobControl(), JobControl()
+    sent = []
+    there.progress = lambda fraction, text: sent.append(there.report_message(fraction, text))
+    there.stopped_note = "The model as trained until the stop is saved as box: you can run it."
+    there.step(3, 40, Place(step=3, steps=40, part=TRAINING), kept=True)
+    for message in sent:
+        assert message[0] == "progress"
+        here.publish(*message[1:])
+    assert here.stopped_message() == ("Stopped after step 3 of 40 (training). The model as trained until the stop "
+                                      "is saved as box: you can run it.")
+    assert here.last_text == there.last_text and here.last_fraction == there.last_fraction

@@ -24,29 +24,21 @@ from tests.test_app_video_endpoints import video_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ray_served(tmp_path_factory):
-    """(studio, demo, url) of one tiny-preset app whose workers are 2 Ray Serve replicas."""
-    from app import create_app, launch_options
-    from modules.settings import Settings
-    from tests.conftest import free_port
+def ray_served(request, tmp_path_factory):
+    """(studio, demo, url) of one tiny-preset app whose workers are 2 Ray Serve replicas: the session's app
+    when the whole run is on Ray (T2VZ_TEST_BACKEND=ray), else one launched here for this module."""
+    from tests.conftest import TEST_BACKEND, launch_app, start_local_ray, stop_local_ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                                           "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))}})
-    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path_factory.mktemp("outputs")),
-                                 host="127.0.0.1", port=free_port(), backend="ray")
-    studio, demo = create_app(settings)
-    demo.launch(**launch_options(settings, studio), prevent_thread_lock=True, quiet=True)
-    yield studio, demo, f"http://{settings.host}:{settings.port}/"
+    if TEST_BACKEND == "ray":
+        yield request.getfixturevalue("served")
+        return
+    started = start_local_ray()
+    studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend="ray")
+    yield studio, demo, url
     demo.close()
     studio.pool.close()
-    if started_here:
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
+    if started:
+        stop_local_ray()
 
 
 @pytest.fixture
@@ -65,6 +57,8 @@ def test_ray_backend_end_to_end(ray_served, client, sample_videos):
     four_clients_at_once_all_get_videos_from_both_replicas(ray_served, client)
     a_control_job_runs_its_detector_on_a_replica(ray_served, client, sample_videos)
     the_other_endpoints_answer_as_locally(client, sample_videos)
+    out_of_memory_on_a_replica_retries_with_half_the_chunk_as_locally(client)
+    a_model_is_tuned_and_run_on_replicas(ray_served, client, sample_videos)
     cancel_frees_the_replica_within_a_step(ray_served, client)
     a_killed_replica_fails_its_job_with_a_sentence_and_the_next_job_succeeds(ray_served, client)
 
@@ -128,6 +122,39 @@ def the_other_endpoints_answer_as_locally(client, sample_videos):
         "a lighthouse in a storm", ["text2video-zero"], "", "dreamlike-art/dreamlike-photoreal-2.0", 3, 64, 64, 2,
         11, 4, api_name="/compare")
     assert len(videos) == 1 and set(seconds) == {"text2video-zero"} and seed == 11
+
+
+def out_of_memory_on_a_replica_retries_with_half_the_chunk_as_locally(client):
+    """A replica out of memory retries once with half the chunk (params.json records what ran), then says so;
+    a bug on a replica is the same sentence with a reference as locally (tests/ray_faults.py makes both)."""
+    from tests.ray_faults import BUG, OOM_ALWAYS, OOM_ONCE
+
+    with pytest.raises(AppError, match="Out of GPU memory"):
+        client().predict(**text2video_args(prompt=f"{OOM_ALWAYS} a horse", chunk_size=4), api_name="/text2video")
+    video, _, params, _ = client().predict(**text2video_args(prompt=f"{OOM_ONCE} a horse", chunk_size=4),
+                                           api_name="/text2video")
+    record = json.load(open(params))
+    assert video_io.read_video(video_path(video))[0].shape[0] == 5 and record["replica"]
+    assert record["request"]["chunk_size"] == 2 and record["chunk_size_used"] == 2
+    assert record["chunk_size_requested"] == 4 and "chunks of 2" in record["notes"][0]
+    with pytest.raises(AppError) as error:
+        client().predict(**text2video_args(prompt=f"{BUG} a horse"), api_name="/text2video")
+    text = str(error.value)
+    assert "Something went wrong on the server" in text and "(reference " in text
+    assert "KeyError" not in text and "unet.down_blocks" not in text and "Traceback" not in text
+
+
+def a_model_is_tuned_and_run_on_replicas(ray_served, client, sample_videos):
+    """Tuning trains on a replica, which saves into the app's tuned-models folder (shared: one host here); the
+    model runs on a replica, and the page lists it."""
+    from tests.test_app_tune import run_tuned, tune
+
+    video, _, params, _, model = tune(client(), sample_videos["mp4"], name="ray-box", steps=2, num_frames=3)
+    assert model == "ray-box" and video_io.read_video(video_path(video))[0].shape[0] == 3
+    assert json.load(open(params))["replica"]
+    assert "ray-box" in [entry["name"] for entry in client().predict(api_name="/list_tuned")]
+    video, _, params, _ = run_tuned(client(), model, num_frames=2)
+    assert video_io.read_video(video_path(video))[0].shape[0] == 2 and json.load(open(params))["replica"]
 
 
 def cancel_frees_the_replica_within_a_step(ray_served, client):

@@ -146,6 +146,21 @@ def test_a_stop_before_the_first_step_leaves_no_model(studio, clip):
     assert "never" not in [model["name"] for model in studio.list_tuned()]
 
 
+def test_a_worker_that_cannot_see_the_tuned_models_folder_says_to_share_it(studio, clip, monkeypatch, tmp_path):
+    """A Ray replica on another machine sees none of the app's folders: training says to share T2VZ_TUNED_DIR."""
+    run = studio.pool.run
+
+    def on_another_machine(job, control, **options):
+        (Path(studio.settings.tuned_dir) / "elsewhere").rename(tmp_path / "elsewhere")  # not there for this worker
+        return run(job, control, **options)
+
+    monkeypatch.setattr(studio.pool, "run", on_another_machine)
+    with pytest.raises(UserError, match="This worker can't see the tuned-models folder .*T2VZ_TUNED_DIR must be one "
+                                        "folder that every host mounts at the same path"):
+        studio.tune_video(tune_request(clip, name="elsewhere", steps=1))
+    assert "elsewhere" not in [model["name"] for model in studio.list_tuned()]
+
+
 def test_a_short_clip_is_tuned_on_what_it_has_with_a_note(studio, clip):
     made = studio.tune_video(tune_request(clip, steps=1, num_frames=16, window=VideoWindow(resolution=SIDE, fps=3)))
     assert made.video.num_frames == 16

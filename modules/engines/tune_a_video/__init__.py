@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 
+from ...errors import UserError
 from ...job_control import INVERTING, TRAINING, Place, duration_text
 from . import files
 from ..base import Defaults, Engine, FrameRule, JobInputs, MadeModel, Rules
@@ -100,6 +101,10 @@ class TuneAVideo(Engine):
         from .weights import save_tuned
 
         folder = inputs.save_to
+        if not folder.is_dir():  # made by the app's process: a worker on another machine must share it
+            raise UserError(f"This worker can't see the tuned-models folder {folder.parent}. With workers on other "
+                            "machines (the Ray backend), T2VZ_TUNED_DIR must be one folder that every host mounts "
+                            "at the same path (README, Scaling).")
         started = time.monotonic()
 
         def save(step: int, parameters: dict) -> None:
