@@ -1,6 +1,7 @@
 """Test-wide setup: offline, no analytics, tiny components built once per session."""
 
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -34,12 +35,27 @@ import pytest  # noqa: E402
 # Tests using these fixtures are `slow` wherever they are (`-m "not slow"` is the inner loop): the
 # ZeroGPU scenario runs the app's ZeroGPU path through the real `spaces` package in a subprocess.
 SLOW_FIXTURES = {"zerogpu_results"}
-# Tests of the launched app (gradio_client, Chromium) are `app` tests: T2VZ_TEST_BACKEND=ray runs them
-# against the app on the Ray backend (2 Serve replicas on a local cluster), local is the default.
-APP_FIXTURES = {"served", "client_factory"}
+# Tests of the launched app (gradio_client, Chromium) are `app` tests. The gradio_client tests of
+# BOTH_BACKENDS run twice, [local] and [ray] (the app on 2 Ray Serve replicas of a local cluster, one
+# cluster for the run: the Ray tests share one xdist worker, `--dist loadgroup`); the others use the
+# T2VZ_TEST_BACKEND app (local by default; ray moves the browser, docs and load tests there too).
+# `local_backend` tests read the in-process worker or patch the engine here: they take the local app.
+APP_FIXTURES = {"served", "client_factory", "app", "local_app", "ray_app"}
+BOTH_BACKENDS = {"test_app_answers", "test_app_client", "test_app_engines", "test_app_tune", "test_app_uploads",
+                 "test_app_video_endpoints"}
 TEST_BACKEND = os.environ.get("T2VZ_TEST_BACKEND", "local")
 if TEST_BACKEND not in ("local", "ray"):
     raise SystemExit(f"T2VZ_TEST_BACKEND={TEST_BACKEND!r}: use local or ray")
+RAY_INSTALLED = importlib.util.find_spec("ray") is not None
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("local_backend"):
+        metafunc.parametrize("backend", ["local"])
+    elif metafunc.module.__name__.rpartition(".")[2] in BOTH_BACKENDS and RAY_INSTALLED:
+        metafunc.parametrize("backend", ["local", "ray"])
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
@@ -50,9 +66,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if APP_FIXTURES & fixtures:
             item.add_marker(pytest.mark.app)
-        if TEST_BACKEND == "ray" and item.get_closest_marker("local_backend"):
-            reason = item.get_closest_marker("local_backend").kwargs.get("reason", "")
-            item.add_marker(pytest.mark.skip(reason=f"local backend only: {reason}"))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_ray = "ray_app" in fixtures or params.get("backend") == "ray" or (
+            TEST_BACKEND == "ray" and {"served", "app"} & fixtures and "backend" not in params)
+        if on_ray:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+    # The Ray tests first and together (in one process too): one cluster, up for as long as they run, and
+    # under xdist the group (minutes of work) starts at once rather than last, while the other worker goes on.
+    items[:] = sorted(items, key=lambda item: not _in_ray_group(item))
 
 
 @pytest.fixture(scope="session")
@@ -150,26 +171,78 @@ def stop_local_ray() -> None:
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory):
-    """The app with the tiny preset, launched once on a free local port: (studio, demo, url); its workers
-    are local, or with T2VZ_TEST_BACKEND=ray 2 Ray Serve replicas on a local cluster."""
-    started = TEST_BACKEND == "ray" and start_local_ray()
-    studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend=TEST_BACKEND)
+def local_app(tmp_path_factory):
+    """The app with the tiny preset and the local backend, launched once on a free port: (studio, demo, url)."""
+    studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend="local")
     yield studio, demo, url
     demo.close()
-    if TEST_BACKEND == "ray":
-        studio.pool.close()
-    if started:
-        stop_local_ray()
+
+
+_ray_app: dict = {}  # the run's Ray-backed app while it is up: studio, demo, url, started (the cluster)
 
 
 @pytest.fixture
-def client_factory(served, tmp_path):
-    """New gradio_client Clients (one per job that may be cancelled: cancel is per session)."""
+def ray_app(tmp_path_factory):
+    """The app with the tiny preset on the Ray backend: 2 Serve replicas on a local cluster, started for the
+    first Ray test and stopped after the last one of the run's (contiguous) Ray group, since an idle cluster
+    takes about a tenth of a core (`pytest_runtest_teardown`)."""
+    pytest.importorskip("ray")
+    if not _ray_app:
+        started = start_local_ray()
+        studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend="ray")
+        _ray_app.update(studio=studio, demo=demo, url=url, started=started)
+    return _ray_app["studio"], _ray_app["demo"], _ray_app["url"]
+
+
+def _stop_ray_app() -> None:
+    if _ray_app:
+        _ray_app["demo"].close()
+        _ray_app["studio"].pool.close()
+        if _ray_app["started"]:
+            stop_local_ray()
+        _ray_app.clear()
+
+
+def _in_ray_group(item) -> bool:
+    group = item.get_closest_marker("xdist_group")
+    return bool(group and group.args and group.args[0] == "ray")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    if _ray_app and (nextitem is None or not _in_ray_group(nextitem)):
+        _stop_ray_app()
+
+
+def pytest_sessionfinish(session):
+    _stop_ray_app()
+
+
+@pytest.fixture
+def served(request):
+    """The T2VZ_TEST_BACKEND app (local by default): (studio, demo, url)."""
+    return request.getfixturevalue(f"{TEST_BACKEND}_app")
+
+
+@pytest.fixture
+def backend():
+    """The backend of the app a test calls: [local] and [ray] for BOTH_BACKENDS, else T2VZ_TEST_BACKEND."""
+    return TEST_BACKEND
+
+
+@pytest.fixture
+def app(request, backend):
+    """(studio, demo, url) of the launched app on `backend`."""
+    return request.getfixturevalue(f"{backend}_app")
+
+
+@pytest.fixture
+def client_factory(app, tmp_path):
+    """New gradio_client Clients of `app` (one per job that may be cancelled: cancel is per session)."""
     from gradio_client import Client
 
     def make():
-        return Client(served[2], analytics_enabled=False, verbose=False, download_files=str(tmp_path))
+        return Client(app[2], analytics_enabled=False, verbose=False, download_files=str(tmp_path))
 
     return make
 

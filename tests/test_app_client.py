@@ -60,11 +60,11 @@ def test_same_seed_same_video_and_outputs_never_overwrite(client_factory):
     assert json.load(open(first[2]))["request"] == json.load(open(second[2]))["request"]
 
 
-def test_params_json_repeats_the_run(served, client_factory):
+def test_params_json_repeats_the_run(app, client_factory):
     """params.json holds what is needed to make the same video again."""
     from modules.request_types import Text2VideoRequest, request_from_dict
 
-    studio = served[0]
+    studio = app[0]
     client = client_factory()
     video, _, params, seed = client.predict(**text2video_args(num_frames=3), api_name="/text2video")
     request = request_from_dict(Text2VideoRequest, json.load(open(params))["request"])

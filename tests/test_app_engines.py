@@ -10,7 +10,6 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from modules import video_io
-from tests.conftest import TEST_BACKEND
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -103,7 +102,7 @@ def test_zero_shot_storyboard_and_first_frame_image(client_factory, tmp_path):
         text2video(client, engine="animatediff", image=handle_file(str(picture)))
 
 
-def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_factory, served):
+def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_factory, app, backend):
     """Fast: LCM-LoRA on the shared base for the job only, TAESD decoding; the next normal job is as before."""
     from modules.engine.fast import lora_enabled
 
@@ -117,8 +116,8 @@ def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_facto
     a, b = video_io.read_video(video_path(before))[0], video_io.read_video(video_path(after))[0]
     assert (a == b).all()  # the LoRA is off again: exactly the frames of before
     assert not (video_io.read_video(video_path(fast_video))[0] == a).all()
-    if TEST_BACKEND == "local":  # the Ray replicas' UNets are in their own processes; the frames above show it
-        assert not lora_enabled(served[0].manager.components().unet)
+    if backend == "local":  # the Ray replicas' UNets are in their own processes; the frames above show it
+        assert not lora_enabled(app[0].manager.components().unet)
     clip = ASSETS / "edge_box.mp4"
     video, _, params, _, _ = client.predict(
         handle_file(str(clip)), "a robot", "", "dreamlike-art/dreamlike-photoreal-2.0", 0, 1, 4, 64, 20, 9.0, 1.0, 3, 8,
@@ -138,7 +137,7 @@ def test_fast_mode_in_every_tab_and_a_normal_run_after_is_unchanged(client_facto
 
 
 @pytest.mark.slow  # five jobs through the launched app, three Lightning adapters
-def test_fast_animatediff_runs_lightning_for_the_step_count(client_factory, served):
+def test_fast_animatediff_runs_lightning_for_the_step_count(client_factory, app):
     """AnimateDiff + Fast: AnimateDiff-Lightning's adapter for 2/4/8 steps, its Euler recipe, TAESD;
     the normal adapter's frames are unchanged after."""
     client = client_factory()

@@ -29,8 +29,8 @@ def unet_calls(studio):
 
 
 @pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
-def test_three_concurrent_jobs_run_one_at_a_time_with_progress(served, client_factory):
-    studio = served[0]
+def test_three_concurrent_jobs_run_one_at_a_time_with_progress(app, client_factory):
+    studio = app[0]
     worker = studio.pool.workers[0]
     before = len(worker.busy_log)
     jobs = [client_factory().submit(**text2video_args(steps=12, seed=i), api_name="/text2video") for i in range(3)]
@@ -50,8 +50,8 @@ def test_three_concurrent_jobs_run_one_at_a_time_with_progress(served, client_fa
 
 
 @pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
-def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(served, client_factory):
-    studio = served[0]
+def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(app, client_factory):
+    studio = app[0]
     worker = studio.pool.workers[0]
     calls, hook = unet_calls(studio)
     try:
@@ -77,7 +77,7 @@ def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(served, 
 
 
 @pytest.mark.local_backend(reason="reads the one in-process worker and its UNet, or patches the engine here")
-def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(served, client_factory, monkeypatch):
+def test_simulated_out_of_memory_is_a_clear_error_and_the_next_job_succeeds(app, client_factory, monkeypatch):
     from modules import engine
 
     real = engine.generate_text2video

@@ -101,9 +101,9 @@ def test_upload_to_the_hub_then_run_by_repo_id_from_a_fresh_cache(client_factory
 
 
 @pytest.mark.local_backend(reason="reads the one in-process worker's spans")
-def test_two_tuning_jobs_and_a_generation_share_the_one_worker(served, client_factory, clip):
+def test_two_tuning_jobs_and_a_generation_share_the_one_worker(app, client_factory, clip):
     """Tuning is a GPU job like any other: the same queue, one at a time on the shared worker."""
-    studio, demo, _ = served
+    studio, demo, _ = app
     gpu = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
     assert gpu["tune_video"] == gpu["run_tuned"] == gpu["text2video"] == "gpu"
     worker = studio.pool.workers[0]

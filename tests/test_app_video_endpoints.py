@@ -113,7 +113,7 @@ def test_out_of_range_values_are_clear_errors(client_factory, sample_videos):
         )
 
 
-def test_window_note_reaches_the_page_and_params_json(served, client_factory, sample_videos):
+def test_window_note_reaches_the_page_and_params_json(app, client_factory, sample_videos):
     """A size lowered to fit the pixel cap is said (a gr.Info on the page) and recorded in params.json."""
     from gradio_client.utils import StatusUpdate
 
@@ -128,6 +128,6 @@ def test_window_note_reaches_the_page_and_params_json(served, client_factory, sa
         updates.append(job.communicator.updates.get_nowait())
     logs = [u.log for u in updates if isinstance(u, StatusUpdate) and u.log]
     assert any("1024x616" in text and "pixels per frame" in text for text, level in logs), logs
-    records = [json.load(open(folder / "params.json")) for folder in served[0].outputs.root.glob("*-control-preview-*")]
+    records = [json.load(open(folder / "params.json")) for folder in app[0].outputs.root.glob("*-control-preview-*")]
     record = next(r for r in records if r["request"]["window"] == dict(start=0, end=0.5, fps=2, resolution=1024))
     assert "pixels per frame" in record["window_used"]["note"] and record["notes"] == [record["window_used"]["note"]]

@@ -221,6 +221,8 @@ def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monk
         monkeypatch.setattr(studio, "compare_engine", watched)
     tab = panel(page, "Compare engines")
     tab.get_by_label("Prompt").fill("a windmill")
+    tab.get_by_label("number input for Frames").fill("2")  # each engine fits its own count to it
+    tab.get_by_label("number input for Frames").press("Enter")
     tab.get_by_role("button", name="Compare").click()
     if when != "before its job exists":
         assert running.wait(JOB_TIMEOUT_MS / 1000)

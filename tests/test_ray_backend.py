@@ -23,22 +23,10 @@ from tests.test_app_client import text2video_args  # noqa: E402
 from tests.test_app_video_endpoints import video_path  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ray_served(request, tmp_path_factory):
-    """(studio, demo, url) of one tiny-preset app whose workers are 2 Ray Serve replicas: the session's app
-    when the whole run is on Ray (T2VZ_TEST_BACKEND=ray), else one launched here for this module."""
-    from tests.conftest import TEST_BACKEND, launch_app, start_local_ray, stop_local_ray
-
-    if TEST_BACKEND == "ray":
-        yield request.getfixturevalue("served")
-        return
-    started = start_local_ray()
-    studio, demo, url = launch_app(tmp_path_factory.mktemp("outputs"), backend="ray")
-    yield studio, demo, url
-    demo.close()
-    studio.pool.close()
-    if started:
-        stop_local_ray()
+@pytest.fixture
+def ray_served(ray_app):
+    """(studio, demo, url) of the run's tiny-preset app whose workers are 2 Ray Serve replicas (tests/conftest.py)."""
+    return ray_app
 
 
 @pytest.fixture
