@@ -37,7 +37,7 @@ import pytest  # noqa: E402
 SLOW_FIXTURES = {"zerogpu_results"}
 # Tests of the launched app (gradio_client, Chromium) are `app` tests. The gradio_client tests of
 # BOTH_BACKENDS run twice, [local] and [ray] (the app on 2 Ray Serve replicas of a local cluster, one
-# cluster for the run: the Ray tests share one xdist worker, `--dist loadgroup`); the others use the
+# cluster for the run: the Ray tests share one xdist worker, `pytest_xdist_make_scheduler`); the others use the
 # T2VZ_TEST_BACKEND app (local by default; ray moves the browser, docs and load tests there too).
 # `local_backend` tests read the in-process worker or patch the engine here: they take the local app.
 APP_FIXTURES = {"served", "client_factory", "app", "local_app", "ray_app"}
@@ -58,6 +58,30 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", ["local", "ray"])
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` as xdist means it: tests that share an expensive set-up on one worker. xdist 3.8 marks a
+    group by editing `item._nodeid`, which pytest 9 no longer reads (every test ran where it fell), so the
+    groups are read here from the test ids: the Ray app's tests (`[ray]` in their ids), the ZeroGPU scenario's
+    module; any other test is a unit of its own, as with `--dist load`."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _xdist_group(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
+def _xdist_group(nodeid: str) -> str | None:
+    if "[ray]" in nodeid or "[ray-" in nodeid:
+        return "ray"
+    if nodeid.startswith("tests/test_zerogpu.py::"):
+        return "zerogpu"
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -66,11 +90,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if APP_FIXTURES & fixtures:
             item.add_marker(pytest.mark.app)
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        on_ray = "ray_app" in fixtures or params.get("backend") == "ray" or (
-            TEST_BACKEND == "ray" and {"served", "app"} & fixtures and "backend" not in params)
-        if on_ray:
-            item.add_marker(pytest.mark.xdist_group("ray"))
     # The Ray tests first and together (in one process too): one cluster, up for as long as they run, and
     # under xdist the group (minutes of work) starts at once rather than last, while the other worker goes on.
     items[:] = sorted(items, key=lambda item: not _in_ray_group(item))
@@ -204,13 +223,12 @@ def _stop_ray_app() -> None:
 
 
 def _in_ray_group(item) -> bool:
-    group = item.get_closest_marker("xdist_group")
-    return bool(group and group.args and group.args[0] == "ray")
+    return _xdist_group(item.nodeid) == "ray"
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item, nextitem):
-    if _ray_app and (nextitem is None or not _in_ray_group(nextitem)):
+    if _ray_app and TEST_BACKEND != "ray" and (nextitem is None or not _in_ray_group(nextitem)):
         _stop_ray_app()
 
 

@@ -40,7 +40,8 @@ def client(ray_served, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_backend_end_to_end(ray_served, client, sample_videos):
+@pytest.mark.parametrize("backend", ["ray"])  # "[ray]" in its id: the run's Ray tests go together (conftest.py)
+def test_ray_backend_end_to_end(ray_served, client, sample_videos, backend):
     """One test, so that `-n 2` never starts a second cluster for a share of this module's tests."""
     four_clients_at_once_all_get_videos_from_both_replicas(ray_served, client)
     a_control_job_runs_its_detector_on_a_replica(ray_served, client, sample_videos)

@@ -25,9 +25,6 @@ from pathlib import Path
 
 import pytest
 
-# One worker runs the module, so its ZeroGPU scenario (a subprocess, ~15 s) runs once under xdist.
-pytestmark = pytest.mark.xdist_group("zerogpu")
-
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO_TIMEOUT_S = 300
 
