@@ -27,6 +27,9 @@ for _name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XE
     os.environ.pop(_name, None)  # all follow HF_HOME
 os.environ["T2VZ_DTYPE_PROBE_CACHE"] = os.path.join(_SCRATCH, "cpu_dtype_probe.json")
 os.environ["T2VZ_TUNED_DIR"] = os.path.join(_SCRATCH, "tuned")  # Tune-A-Video models tuned by tests
+# Gradio's uploads and result copies: one folder per test process, since an app that closes (or sweeps after
+# its TTL) deletes the files it keeps there, which another process's app may hold under the same content hash.
+os.environ["GRADIO_TEMP_DIR"] = os.path.join(_SCRATCH, "gradio")
 # While this file exists, a Ray replica of the test cluster slows every step (tests/ray_faults.py).
 os.environ["T2VZ_TEST_SLOW_STEPS_FLAG"] = os.path.join(_SCRATCH, "slow-steps")
 
