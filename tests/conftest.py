@@ -161,6 +161,7 @@ def launch_app(outputs_dir, **overrides):
     from app import create_app, launch_options
     from modules.settings import Settings
 
+    overrides.setdefault("tuned_dir", tempfile.mkdtemp(prefix="tuned-", dir=_SCRATCH))  # each app its own models
     settings = Settings.from_env(preset="tiny", outputs_dir=str(outputs_dir), host="127.0.0.1", port=free_port(),
                                  **overrides)
     studio, demo = create_app(settings)
