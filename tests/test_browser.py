@@ -176,11 +176,26 @@ def test_each_engine_makes_a_video_in_the_page(page, engine, label, frames):
     assert re.search(r"video\.mp4", video.get_attribute("src") or "")
 
 
-def test_compare_tab_returns_the_side_by_side_video(page):
-    tab = panel(page, "Compare engines")
-    tab.get_by_label("Prompt").fill("a lighthouse")
+def fill_compare(tab, prompt: str, engines_kept: list[str] | None = None) -> None:
+    """The Compare form at 2 frames (each engine fits its own count to it) and 2 steps for every engine (0 would
+    be each one's default, up to 50), with only `engines_kept` ticked when given."""
+    from modules import engines
+
+    tab.get_by_label("Prompt").fill(prompt)
+    if engines_kept is not None:
+        for name in engines.names("text2video"):
+            if name not in engines_kept:
+                tab.get_by_label(engines.get(name).label, exact=True).uncheck()
     tab.get_by_label("number input for Frames").fill("2")
     tab.get_by_label("number input for Frames").press("Enter")
+    tab.get_by_role("button", name="Advanced").click()
+    tab.get_by_label("Steps (0 = each engine's default)").fill("2")
+    tab.get_by_label("Steps (0 = each engine's default)").press("Enter")
+
+
+def test_compare_tab_returns_the_side_by_side_video(page):
+    tab = panel(page, "Compare engines")
+    fill_compare(tab, "a lighthouse")
     tab.get_by_role("button", name="Compare").click()
     tab.locator("video[src*='compare.mp4']").wait_for(timeout=3 * JOB_TIMEOUT_MS)
     from modules import engines
@@ -197,7 +212,7 @@ def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monk
     from modules import engines
 
     studio = served[0]
-    names = engines.names("text2video")
+    names = list(engines.names("text2video")[:3])  # three engines, the Stop's place among them is what matters
     first = names[0]
     stopped = names[-1] if when == "before its turn" else first
     running, pressed = threading.Event(), threading.Event()
@@ -220,9 +235,7 @@ def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monk
 
         monkeypatch.setattr(studio, "compare_engine", watched)
     tab = panel(page, "Compare engines")
-    tab.get_by_label("Prompt").fill("a windmill")
-    tab.get_by_label("number input for Frames").fill("2")  # each engine fits its own count to it
-    tab.get_by_label("number input for Frames").press("Enter")
+    fill_compare(tab, "a windmill", names)
     tab.get_by_role("button", name="Compare").click()
     if when != "before its job exists":
         assert running.wait(JOB_TIMEOUT_MS / 1000)
