@@ -1,5 +1,5 @@
-"""ModelScope text-to-video engine: equal to diffusers' deprecated TextToVideoSDPipeline, seeded,
-stoppable, and the UNet calls a video costs."""
+"""ModelScope text-to-video engine: equal to diffusers' deprecated TextToVideoSDPipeline (with the repo's
+DDIM and with the model card's DPM-Solver++), seeded, stoppable, and the UNet calls a video costs."""
 
 import numpy as np
 import pytest
@@ -7,9 +7,14 @@ import torch
 
 from modules.engines.modelscope import tiny as modelscope_tiny
 
+from diffusers import DPMSolverMultistepScheduler
+
 from modules import tiny
-from modules.engine import Components
-from modules.engines.modelscope.sampling import generate_modelscope, initial_latents, reference_pipeline
+from modules.engine import Components, make_scheduler
+from modules.engines.modelscope import ENGINE
+from modules.engines.modelscope.sampling import SCHEDULER, generate_modelscope, initial_latents, reference_pipeline
+from modules.models import ModelManager
+from modules.settings import Settings
 
 PROMPT = "a panda playing guitar"
 
@@ -22,9 +27,11 @@ def unet3d():
     return modelscope_tiny.build_unet3d(seed=4)
 
 
-def make_components(tiny_parts, unet3d) -> Components:
+def make_components(tiny_parts, unet3d, scheduler: str = "ddim") -> Components:
+    """The tiny parts with a fresh scheduler `scheduler` made from the repo's (DDIM) scheduler config."""
     p = tiny_parts
-    return Components(p["tokenizer"], p["text_encoder"], unet3d, p["vae"], tiny.build_scheduler(), vae_decode_batch=3)
+    scheduler = make_scheduler(scheduler, dict(tiny.build_scheduler().config))
+    return Components(p["tokenizer"], p["text_encoder"], unet3d, p["vae"], scheduler, vae_decode_batch=3)
 
 
 class CallCounter:
@@ -39,18 +46,26 @@ class CallCounter:
 
 
 @pytest.mark.parametrize(
-    "steps, height, width, guidance, negative",
-    [(2, 64, 48, 9.0, "blurry"), (3, 48, 72, 1.0, "")],  # with and without classifier-free guidance
+    "scheduler, steps, height, width, guidance, negative",
+    [
+        ("ddim", 2, 64, 48, 9.0, "blurry"), ("ddim", 3, 48, 72, 1.0, ""),  # with and without guidance
+        # The model card's recipe: DPM-Solver++ (2M), 25 steps (second order throughout), and short
+        # runs where `lower_order_final` makes the last step first order.
+        (SCHEDULER, 25, 64, 48, 9.0, "blurry"), (SCHEDULER, 4, 64, 48, 9.0, ""), (SCHEDULER, 3, 48, 72, 1.0, ""),
+    ],
 )
-def test_modelscope_matches_reference_pipeline(tiny_parts, unet3d, steps, height, width, guidance, negative):
+def test_modelscope_matches_reference_pipeline(tiny_parts, unet3d, scheduler, steps, height, width, guidance, negative):
     frames, seed = 4, 7
-    c = make_components(tiny_parts, unet3d)
+    c = make_components(tiny_parts, unet3d, scheduler)
     ours = generate_modelscope(
         c, prompt=PROMPT, negative_prompt=negative, num_frames=frames, height=height, width=width,
         steps=steps, guidance_scale=guidance, seed=seed,
     )
-    ref_c = make_components(tiny_parts, unet3d)
-    reference = reference_pipeline(ref_c)(
+    ref_c = make_components(tiny_parts, unet3d)  # the repo's DDIMScheduler, as the pipeline loads it
+    pipe = reference_pipeline(ref_c)
+    if scheduler == SCHEDULER:  # the model card's line, on the pipeline's (the repo's) scheduler config
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    reference = pipe(
         PROMPT, negative_prompt=negative or None, num_frames=frames, height=height, width=width,
         num_inference_steps=steps, guidance_scale=guidance,
         latents=initial_latents(ref_c, seed, frames, height, width), output_type="np",
@@ -67,13 +82,13 @@ def test_seed_repeats_on_step_counts_and_stops(tiny_parts, unet3d):
     seen = []
     counter = CallCounter(unet3d)
     try:
-        first = generate_modelscope(make_components(tiny_parts, unet3d), on_step=lambda *a: seen.append(a), **kwargs)
+        first = generate_modelscope(make_components(tiny_parts, unet3d, SCHEDULER), on_step=lambda *a: seen.append(a), **kwargs)
         # One UNet call per timestep, both guidance branches batched into it: on_step's total.
         assert counter.calls == 3 and seen == [(1, 3, ""), (2, 3, ""), (3, 3, "")]
         assert counter.batches[0] == (2, 4, 3, 6, 8)  # ([negative, positive], C, F, h, w)
 
-        again = generate_modelscope(make_components(tiny_parts, unet3d), **kwargs)
-        other = generate_modelscope(make_components(tiny_parts, unet3d), seed=1, **kwargs)
+        again = generate_modelscope(make_components(tiny_parts, unet3d, SCHEDULER), **kwargs)
+        other = generate_modelscope(make_components(tiny_parts, unet3d, SCHEDULER), seed=1, **kwargs)
         assert np.array_equal(first, again)
         assert np.abs(first - other).max() > 1e-3
 
@@ -86,10 +101,30 @@ def test_seed_repeats_on_step_counts_and_stops(tiny_parts, unet3d):
 
         counter.calls = 0
         with pytest.raises(Stop):
-            generate_modelscope(make_components(tiny_parts, unet3d), on_step=stop_at_two, **kwargs)
+            generate_modelscope(make_components(tiny_parts, unet3d, SCHEDULER), on_step=stop_at_two, **kwargs)
         assert counter.calls == 2
     finally:
         counter.handle.remove()
+
+
+def test_engine_loads_the_model_cards_dpm_solver_fresh_per_job(tmp_path, tiny_parts, unet3d):
+    """`load` gives DPMSolverMultistepScheduler.from_config(the repo's scheduler config), options as the
+    card leaves them, a new one per job; params.json records "dpm++_2m"."""
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
+    manager = ModelManager(settings)
+    first, second = ENGINE.load(manager, None, "text2video"), ENGINE.load(manager, None, "text2video")
+    card = DPMSolverMultistepScheduler.from_config(tiny.build_scheduler().config)
+    for c in (first, second):
+        assert type(c.scheduler) is DPMSolverMultistepScheduler and dict(c.scheduler.config) == dict(card.config)
+    assert (first.scheduler.config.solver_order, first.scheduler.config.algorithm_type) == (2, "dpmsolver++")
+    assert first.scheduler is not second.scheduler and first.unet is second.unet  # fresh state, same weights
+    assert ENGINE.record(None, "text2video", settings)["scheduler"] == SCHEDULER == "dpm++_2m"
+
+    # The multistep state (previous model outputs, step index) starts over with every video, so even
+    # one scheduler reused gives the same frames again.
+    c = make_components(tiny_parts, unet3d, SCHEDULER)
+    kwargs = dict(prompt=PROMPT, num_frames=2, height=48, width=64, steps=4, seed=3)
+    np.testing.assert_array_equal(generate_modelscope(c, **kwargs), generate_modelscope(c, **kwargs))
 
 
 def test_initial_noise_is_per_frame_on_cpu(tiny_parts, unet3d):
