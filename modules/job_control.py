@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Cancelled(Exception):
@@ -109,7 +110,7 @@ class JobControl:
     should_stop: Callable[[], bool] = lambda: False
     progress: Callable[[float, str], None] | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    ran_on: dict[str, str] = field(default_factory=dict)
+    ran_on: dict[str, Any] = field(default_factory=dict)
     running: bool = False
     last_text: str = ""
     last_fraction: float = 0.0

@@ -138,6 +138,9 @@ class VideoJob:
     notes: list[str] = field(default_factory=list)  # what the server changed, for the page and params.json
     costs: dict[str, Cost] = field(default_factory=dict)  # timed stage (JobControl.timings) -> what it ran
     keep: Callable[[np.ndarray, np.ndarray | None], None] | None = None  # given (frames, maps) in this process
+    # What params.json records of the loaded objects (the scheduler's class and config), read where they load:
+    # on the worker, a Ray replica or (ZeroGPU) the parent, so it travels back with `control.ran_on`.
+    ran_with: Callable[[Any], dict] | None = None
 
 
 @contextmanager
@@ -173,6 +176,8 @@ class JobRunner:
                     ran_with.append(chunk_size)  # here, not in sample: on ZeroGPU that runs in a child
                     with control.within(*LOADING):
                         loaded = job.load(manager)
+                    if job.ran_with is not None:
+                        control.ran_on.update(job.ran_with(loaded))
 
                     def sample():  # on ZeroGPU in a forked child: its timings travel back with the frames
                         control.timings.clear()

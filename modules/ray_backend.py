@@ -421,8 +421,12 @@ def _replica_stopped(error: BaseException) -> UserError:
 
 
 def _ran_on(info: dict) -> dict[str, str]:
-    """params.json's record of where the job ran: device, dtype, host and replica."""
-    return {key: str(info[key]) for key in ("device", "dtype", "host", "replica") if info.get(key) not in (None, "")}
+    """params.json's record of where the job ran (device, dtype, host and replica) and with what (the loaded
+    scheduler's config, `VideoJob.ran_with`)."""
+    ran_on = {key: str(info[key]) for key in ("device", "dtype", "host", "replica") if info.get(key) not in (None, "")}
+    if isinstance(info.get("scheduler_config"), dict):
+        ran_on["scheduler_config"] = info["scheduler_config"]
+    return ran_on
 
 
 class _CancelRelay:

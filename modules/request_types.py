@@ -19,13 +19,12 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from .errors import UserError
 from . import engines, video_io
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
+from .forms import SIZE_MULTIPLE, frame_cap, tab_frame_cap, with_recipe
 from .settings import Settings
 
-DEFAULT_NEGATIVE_PROMPT = (
-    "longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
-    "worst quality, low quality, deformed body, bloated, ugly, unrealistic"
-)
-SIZE_MULTIPLE = 8  # the VAE's down-scaling; SD's UNet pads other sizes itself
+# The tabs' default engine's negative prompt (Text2Video-Zero's demo): what the text-to-video and ControlNet forms
+# start with; another engine's recipe brings its own (forms.with_recipe).
+DEFAULT_NEGATIVE_PROMPT = engines.default("text2video").recipe("text2video").negative_prompt
 MAX_SEED = 2**32 - 1
 CONTROL_KINDS = engines.CONTROL_KINDS
 MAX_GUIDANCE = 30.0
@@ -174,7 +173,7 @@ def _engine(value, tab: str) -> engines.Engine:
     return engine
 
 
-def _check_engine_inputs(engine: engines.Engine, values: dict, tab: str) -> None:
+def _check_engine_inputs(engine: engines.Engine, values: dict, tab: str, settings: Settings) -> None:
     """The engine takes what the request gives (a first frame, a storyboard), frames and size by its rules."""
     def offer(input_name: str) -> str:
         return " or ".join(e.title for e in engines.for_tab(tab) if input_name in e.inputs)
@@ -187,8 +186,8 @@ def _check_engine_inputs(engine: engines.Engine, values: dict, tab: str) -> None
     rules = engine.rules
     frames = values.get("num_frames")
     if frames is not None and not rules.frames.fits(frames):
-        raise RequestError(f"{name} makes clips of {rules.frames} frames, e.g. {rules.frames.nearest(frames)}; "
-                           f"got {frames}.")
+        suggestion = rules.frames.closest(frames, frame_cap(engine, tab, settings))
+        raise RequestError(f"{name} makes clips of {rules.frames} frames, e.g. {suggestion}; got {frames}.")
     for side in ("width", "height"):
         if side in values and values[side] % rules.size_multiple:
             raise RequestError(f"{name} needs a {side} that is a multiple of {rules.size_multiple}; got {values[side]}.")
@@ -216,7 +215,7 @@ def _check_prompt(prompt) -> str:
     return prompt
 
 
-def _common(r, settings: Settings, *, min_steps: int = 1) -> dict:
+def _common(r, settings: Settings, tab: str, *, min_steps: int = 1) -> dict:
     """Steps, guidance, seed and chunk size: the fields every generating request has."""
     limits = settings.limits
     cls = type(r)
@@ -227,18 +226,21 @@ def _common(r, settings: Settings, *, min_steps: int = 1) -> dict:
         ),
         seed=_number(r.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
         chunk_size=_number(
-            r.chunk_size, "Chunk size", 2, max(2, limits.max_frames), default=_default(cls, "chunk_size"), whole=True
+            r.chunk_size, "Chunk size", 2, max(2, tab_frame_cap(tab, settings)), default=_default(cls, "chunk_size"),
+            whole=True
         ),
     )
 
 
-def _clip_shape(r, settings: Settings) -> dict:
-    """Base model, frame count and size: the fields of every request that makes a clip from text."""
+def _clip_shape(r, settings: Settings, max_frames: int, whose: str = "") -> dict:
+    """Base model, frame count (up to `max_frames`: the cap of the engine `whose` is) and size: the fields of
+    every request that makes a clip from text."""
     limits = settings.limits
     cls = type(r)
     return dict(
         model=_choice(r.model, "Model", settings.base_models, default=settings.default_base_model, what=" here"),
-        num_frames=_number(r.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
+        num_frames=_number(r.num_frames, "Frames", 1, max_frames, default=8, whole=True,
+                           hint=f" ({whose}'s longest clip here)" if whose else ""),
         width=_number(r.width, "Width", limits.min_side, limits.max_side, default=_default(cls, "width"),
                       whole=True, hint=" pixels"),
         height=_number(r.height, "Height", limits.min_side, limits.max_side, default=_default(cls, "height"),
@@ -284,26 +286,27 @@ class Text2VideoRequest:
 
     def validate(self, settings: Settings) -> "Text2VideoRequest":
         limits = settings.limits
+        engine = _engine(self.engine, "text2video")
+        self = with_recipe(replace(self, engine=engine.name), "text2video", settings)  # noqa: PLW0642
         fast = _flag(self.fast, "Fast", default=False)
         values = dict(
             prompt=_check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
-            **_clip_shape(self, settings),
+            **_clip_shape(self, settings, frame_cap(engine, "text2video", settings), engine.title),
             # The schedule needs 2 steps; fast mode runs its recipe's steps instead of 1, with a note.
-            **_common(self, settings, min_steps=1 if fast else 2),
+            **_common(self, settings, "text2video", min_steps=1 if fast else 2),
             motion_x=_number(self.motion_x, "Motion x", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
             motion_y=_number(self.motion_y, "Motion y", -MAX_MOTION, MAX_MOTION, default=12.0, whole=False),
             t0=_number(self.t0, "t0", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             t1=_number(self.t1, "t1", -1, limits.max_steps, default=-1, whole=True, hint=" (-1 = default)"),
             fps=_number(self.fps, "FPS", 0, MAX_FPS, default=4.0, whole=False),
-            engine=_engine(self.engine, "text2video").name,
+            engine=engine.name,
             fast=fast,
         )
         values["image"] = _check_image_path(self.image, settings)
         board = _check_storyboard(values["prompt"], values["num_frames"])
         check_size(values["width"], values["height"], settings)
-        engine = engines.get(values["engine"])
-        _check_engine_inputs(engine, {**values, "storyboard": board}, "text2video")
+        _check_engine_inputs(engine, {**values, "storyboard": board}, "text2video", settings)
         _check(values["fps"] > 0, f"FPS must be above 0 and at most {MAX_FPS:g}; got 0.")
         runs = _as_run(engine, replace(self, **values), "text2video")
         try:
@@ -452,6 +455,8 @@ class ControlVideoRequest:
         )
         if preview:
             return replace(self, **values)
+        engine = _engine(self.engine, "control")
+        self = with_recipe(replace(self, engine=engine.name), "control", settings)  # noqa: PLW0642
         allowed = replace(self, kind=kind).allowed_models(settings)
         values.update(
             prompt=_check_prompt(self.prompt),
@@ -459,11 +464,11 @@ class ControlVideoRequest:
             model=_choice(self.model, "Model", allowed, default=allowed[0], what=" here"),
             conditioning_scale=_number(self.conditioning_scale, "ControlNet conditioning scale", 0,
                                        MAX_CONDITIONING, default=1.0, whole=False),
-            engine=_engine(self.engine, "control").name,
+            engine=engine.name,
             fast=_flag(self.fast, "Fast", default=False),
-            **_common(self, settings),
+            **_common(self, settings, "control"),
         )
-        _check_engine_inputs(engines.get(values["engine"]), values, "control")
+        _check_engine_inputs(engine, values, "control", settings)
         return replace(self, **values)
 
 
@@ -487,7 +492,7 @@ class EditVideoRequest:
             prompt=_check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
             window=_check_window(self.window, settings),
-            **_common(self, settings),
+            **_common(self, settings, "edit"),
             image_guidance_scale=_number(self.image_guidance_scale, "Image guidance", 0, MAX_IMAGE_GUIDANCE,
                                          default=1.0, whole=False),
             scheduler=_choice(self.scheduler, "Scheduler", SCHEDULER_NAMES, default="euler_ancestral"),
@@ -525,7 +530,7 @@ class CompareRequest:
             prompt=_check_prompt(self.prompt),
             engines=chosen,
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
-            **_clip_shape(self, settings),
+            **_clip_shape(self, settings, tab_frame_cap("text2video", settings)),
             steps=_number(self.steps, "Steps", 0, limits.max_steps, default=0, whole=True,
                           hint=" (0 = each engine's default)"),
             seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
@@ -547,7 +552,8 @@ class CompareRequest:
             below = value - value % rules.size_multiple
             return below if below >= low else below + rules.size_multiple
 
-        return rules.frames.closest(self.num_frames, settings.limits.max_frames), side(self.width), side(self.height)
+        cap = frame_cap(engines.get(engine), "text2video", settings)
+        return rules.frames.closest(min(self.num_frames, cap), cap), side(self.width), side(self.height)
 
     def notes_for(self, engine: str, settings: Settings) -> list[str]:
         """What `engine`'s clip changed of the shared frames and size to fit its model, in sentences."""
@@ -564,13 +570,14 @@ class CompareRequest:
 
     def for_engine(self, engine: str, settings: Settings) -> Text2VideoRequest:
         """The text-to-video request one engine runs: shared prompt, seed, frames and size (fitted to the
-        engine's rules, `notes_for` says how); the engine's own steps and guidance."""
-        defaults = engines.get(engine).defaults
+        engine's rules, `notes_for` says how); the engine's own steps, guidance and, where the comparison gives
+        none, negative prompt (its recipe's)."""
+        recipe = engines.get(engine).recipe("text2video")
         frames, width, height = self.fitted(engine, settings)
         return Text2VideoRequest(
-            prompt=self.prompt, negative_prompt=self.negative_prompt, model=self.model, num_frames=frames,
-            width=width, height=height, steps=self.steps or settings.default_steps(defaults.steps),
-            guidance_scale=defaults.guidance_scale, seed=self.seed, fps=self.fps, engine=engine,
+            prompt=self.prompt, negative_prompt=self.negative_prompt or recipe.negative_prompt, model=self.model,
+            num_frames=frames, width=width, height=height, steps=self.steps or settings.default_steps(recipe.steps),
+            guidance_scale=recipe.guidance_scale, seed=self.seed, fps=self.fps, engine=engine,
         )
 
 
@@ -579,6 +586,7 @@ _TUNING = engines.default("tune").defaults
 TUNE_STEPS, TUNE_LEARNING_RATE = _TUNING.training_steps, _TUNING.learning_rate
 TUNED_STEPS, TUNED_GUIDANCE = engines.default("tuned").defaults.steps, engines.default("tuned").defaults.guidance_scale
 MAX_LEARNING_RATE = 1e-2
+MAX_STRIDE = 16  # source frames between the frames tuned on (the authors' configs use 2; their Space 1)
 MAX_TUNED_NAME = 96  # the Hub's limit on a repo name
 TUNED_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 HUB_REPO_ID = re.compile(rf"{TUNED_NAME.pattern}/{TUNED_NAME.pattern}")
@@ -615,15 +623,17 @@ class TuneRequest:
     model: str = ""  # the SD 1.5 base ("" = the default base model)
     steps: int = TUNE_STEPS  # training steps
     learning_rate: float = TUNE_LEARNING_RATE
-    num_frames: int = 8  # frames tuned on, spread over the window
+    num_frames: int = 8  # frames tuned on: consecutive (at `stride`) from the window's start
     seed: int = -1
     window: VideoWindow = VideoWindow()
     sample_prompt: str = ""  # the sample clip's prompt ("" = the training prompt)
     sample_steps: int = TUNED_STEPS
     guidance_scale: float = TUNED_GUIDANCE
+    stride: int = 1  # source frames between picks, at the clip's own rate (the authors' sample_frame_rate)
 
     def validate(self, settings: Settings) -> "TuneRequest":
         limits = settings.limits
+        max_frames = frame_cap(engines.default("tune"), "tune", settings)
         values = dict(
             video=_check_video_path(self.video, settings),
             prompt=_check_prompt(self.prompt),
@@ -633,9 +643,11 @@ class TuneRequest:
             steps=_number(self.steps, "Training steps", 1, limits.max_tune_steps, default=TUNE_STEPS, whole=True),
             learning_rate=_number(self.learning_rate, "Learning rate", 0, MAX_LEARNING_RATE,
                                   default=TUNE_LEARNING_RATE, whole=False),
-            num_frames=_number(self.num_frames, "Frames", 1, limits.max_frames, default=8, whole=True),
+            num_frames=_number(self.num_frames, "Frames", 1, max_frames, default=8, whole=True),
             seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
             window=_check_window(self.window, settings),
+            stride=_number(self.stride, "Stride", 1, MAX_STRIDE, default=1, whole=True,
+                           hint=" (source frames between the frames tuned on; 1 = every frame)"),
             sample_prompt=_text(self.sample_prompt, "The sample prompt"),
             sample_steps=_number(self.sample_steps, "Sample steps", 1, limits.max_steps, default=TUNED_STEPS,
                                  whole=True),
@@ -661,15 +673,19 @@ class RunTunedRequest:
     fps: float = 0.0  # 0 = the source clip's
     seed: int = -1
     inversion: bool = True  # start from the source's inverted latents (off: from noise)
+    # Set by the job, not asked: the base the model was tuned on, where it differs from `model` and is offered
+    # here (the tuning's changes are then added to `model`'s weights).
+    tuned_on: str = ""
 
     def validate(self, settings: Settings) -> "RunTunedRequest":
         limits = settings.limits
+        max_frames = frame_cap(engines.default("tuned"), "tuned", settings)
         values = dict(
             tuned=_tuned(self.tuned),
             prompt=_check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
             model=_choice(self.model, "Model", settings.base_models, default="", what=" here") if self.model else "",
-            num_frames=_number(self.num_frames, "Frames", 0, limits.max_frames, default=0, whole=True,
+            num_frames=_number(self.num_frames, "Frames", 0, max_frames, default=0, whole=True,
                                hint=" (0 = the source clip's)"),
             steps=_number(self.steps, "Steps", 1, limits.max_steps, default=TUNED_STEPS, whole=True),
             guidance_scale=_number(self.guidance_scale, "Guidance scale", 0, MAX_GUIDANCE, default=TUNED_GUIDANCE,
@@ -677,6 +693,7 @@ class RunTunedRequest:
             fps=_number(self.fps, "FPS", 0, MAX_FPS, default=0.0, whole=False, hint=" (0 = the source clip's)"),
             seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
             inversion=_flag(self.inversion, "DDIM inversion", default=True),
+            tuned_on=_text(self.tuned_on, "Tuned on"),  # the job sets it from the model
         )
         return replace(self, **values)
 

@@ -61,7 +61,7 @@ def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
 class Limits:
     """Per-job caps: what one request may ask of the shared worker."""
 
-    max_frames: int = 64
+    max_frames: int = 0  # 0: each engine's own cap in each tab (its published clip: RECIPES.md)
     min_side: int = 64
     max_side: int = 1024
     max_pixels: int = 768 * 768
@@ -226,7 +226,9 @@ ENV_VARS = (
     ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
     ("T2VZ_TUNED_DIR", "where models tuned here (the Tune tab) are kept, a folder each (default "
      "~/.cache/text2video-zero-studio/tuned; never swept)"),
-    ("T2VZ_MAX_FRAMES / T2VZ_MAX_STEPS", "per-job caps on frames and denoising steps"),
+    ("T2VZ_MAX_FRAMES", "per-job cap on frames for every engine (default: each engine's own, from its published "
+                        "clip: RECIPES.md)"),
+    ("T2VZ_MAX_STEPS", "per-job cap on denoising steps"),
     ("T2VZ_MAX_TUNE_STEPS", "per-job cap on training steps in the Tune tab (default 1000)"),
     ("T2VZ_MIN_SIDE / T2VZ_MAX_SIDE / T2VZ_MAX_PIXELS", "per-job caps on output size"),
     ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on an upload's file size and on the part of it one job uses"),

@@ -30,6 +30,7 @@ from . import engines, video_io
 from .compare import side_by_side
 from .engines import JobInputs
 from .errors import UserError
+from .forms import frame_cap, tab_frame_cap
 from .job_control import JobControl
 from .jobs import Cost, JobRunner, VideoJob, VideoResult, user_errors
 from .outputs import Outputs, write_params
@@ -294,7 +295,7 @@ class Studio:
                     self._writing_cost("text2video", *shape)]
         if isinstance(request, ControlVideoRequest):
             request = request.validate(settings, preview=preview)
-            shape = self._window_shape(request.video, request.window)
+            shape = self._window_shape(request.video, request.window, max_frames=self._control_cap(request))
             costs = []
             if self.control_maps.get(self._maps_key(request)) is None:
                 costs.append(self._detection_cost(request, *shape))
@@ -310,7 +311,7 @@ class Studio:
             request = request.validate(settings)
             engine = engines.default("edit")
             request, _ = engine.fast_settings(request, "edit")
-            shape = self._window_shape(request.video, request.window)
+            shape = self._window_shape(request.video, request.window, max_frames=frame_cap(engine, "edit", settings))
             return [self._sampling_cost(engine, request, "edit", *shape), self._writing_cost("edit", *shape)]
         if isinstance(request, TuneRequest):
             request = request.validate(settings)
@@ -389,7 +390,7 @@ class Studio:
             request = request.validate(self.settings, preview=True)
         else:
             request = self._validated(request)
-        clip = self._read(request.window, request.video)
+        clip = self._read(request.window, request.video, max_frames=self._control_cap(request))
         frames, fps = clip
         height, width = frames.shape[1:3]
         maps_key = self._maps_key(request)
@@ -447,23 +448,35 @@ class Studio:
                 return sample_engine(engine_parts, chunk_size, control, JobInputs(maps=maps)), maps
 
         return replace(job, load=load, sample=sample, record={**job.record, **record}, costs={**job.costs, **costs},
-                       keep=keep("an earlier run"))
+                       keep=keep("an earlier run"), ran_with=lambda loaded: job.ran_with(loaded[1]))
 
     def _edit_job(self, request: EditVideoRequest) -> VideoJob:
         request = self._validated(request)
-        clip = self._read(request.window, request.video)
+        clip = self._read(request.window, request.video, max_frames=frame_cap(engines.default("edit"), "edit",
+                                                                              self.settings))
         frames, fps = clip
         height, width = frames.shape[1:3]
         return self._engine_job(engines.default("edit"), request, "edit", JobInputs(frames=frames), frames=len(frames),
                                 width=width, height=height, fps=fps, clip=clip)
 
     def _tune_job(self, request: TuneRequest, made: dict) -> VideoJob:
-        """Read the clip, spread the frames asked for over it, claim the model's folder (its source clip
-        kept there first: a model saved by a Stop can be run too)."""
+        """Read the frames the authors' recipe tunes on (`tune_frames`: consecutive at the stride from the
+        window's start, at the clip's own rate; the model plays at that rate over the stride), claim the
+        model's folder (its source clip kept there first: a model saved by a Stop can be run too)."""
         request = self._validated(request)
         engine = engines.default("tune")
-        clip = self._read(request.window, request.video, multiple=engine.rules.size_multiple)
-        frames, fps, notes = spread_frames(clip.frames, clip.fps, request.num_frames)
+        info = video_io.probe_video(request.video, self._source_limits())
+        longest = request.window.start + self.settings.limits.max_video_seconds  # what one job may read
+        picks, end = tune_frames(info, request.window.start, request.window.end or longest, request.num_frames,
+                                 request.stride)
+        window = replace(request.window, end=end, fps=info.fps / request.stride)  # every stride-th source frame
+        clip = self._read(window, request.video, multiple=engine.rules.size_multiple, max_frames=request.num_frames)
+        frames, fps, notes = spread_frames(clip.frames, clip.fps, request.num_frames,
+                                           hint=" a longer window or a smaller stride gives more")
+        source_frames = [picks[i] for i in spread(len(picks), len(frames))]
+        if request.window.fps:
+            notes.append(f"Tuning takes the clip's frames at its own rate ({info.fps:g} fps) with Stride "
+                         f"{request.stride}, so the FPS setting ({request.window.fps:g}) is not used.")
         wanted = request.name or name_from_prompt(request.prompt)
         name, folder = self.tuned.new_folder(wanted)
         made.update(name=name, folder=folder)
@@ -474,13 +487,16 @@ class Studio:
         self.tuned.write_info(folder, {
             "base_model": request.model, "training_prompt": request.prompt, "steps": request.steps,
             "learning_rate": request.learning_rate, "frames": len(frames), "width": width, "height": height,
-            "fps": fps, "created": time.time()})
+            "fps": fps, "stride": request.stride, "created": time.time()})
         job = self._engine_job(engine, request, "tune", JobInputs(frames=frames, save_to=folder), frames=len(frames),
                                width=width, height=height, fps=fps, clip=clip)
-        return replace(job, notes=[*job.notes, *notes], record={**job.record, "tuned_model": name})
+        return replace(job, notes=[*job.notes, *notes], record={
+            **job.record, "tuned_model": name, "source_frames": source_frames, "stride": request.stride})
 
     def _tuned_job(self, request: RunTunedRequest) -> VideoJob:
-        """The tuned model's parameters and source clip (the frames asked for, spread over it) and the base it runs on."""
+        """The tuned model's parameters, its source clip's first frames (as many as asked, at the model's own
+        rate, which its motion was tuned at) and the base it runs on (another than its own: the tuning's
+        changes are added to that base's weights, `tuned_on`)."""
         request = self._validated(request)
         engine = engines.default("tuned")
         model = self.tuned.find(request.tuned)
@@ -495,8 +511,18 @@ class Studio:
             raise UserError(f"{request.tuned} was tuned on {base or 'an unnamed base'}, which this server does not "
                             f"offer; pick a base model to run it on: {', '.join(self.settings.base_models)}.")
         asked = request.num_frames or len(made.frames)
-        frames, fps, notes = spread_frames(made.frames, made.fps, asked, what="source clip", hint="")
-        request = replace(request, model=base, num_frames=len(frames), fps=request.fps or fps)
+        if asked <= len(made.frames):
+            frames, notes = made.frames[:asked], []
+        else:
+            frames, _, notes = spread_frames(made.frames, made.fps, asked, what="source clip", hint="")
+        offered = made.base_model in self.settings.base_models
+        if base != made.base_model:
+            notes.append(f"{request.tuned} was tuned on {made.base_model}, run on {base}: the tuning's changes were "
+                         f"added to {base}'s weights." if offered else
+                         f"{request.tuned} was tuned on {made.base_model or 'an unnamed base'}, which this server "
+                         f"does not offer, so its tuned weights replace {base}'s as they are.")
+        request = replace(request, model=base, tuned_on=made.base_model if offered else "", num_frames=len(frames),
+                          fps=request.fps or made.fps)
         height, width = frames.shape[1:3]
         job = self._engine_job(engine, request, "tuned", JobInputs(frames=frames, weights=made.weights),
                                frames=len(frames), width=width, height=height, fps=request.fps)
@@ -516,6 +542,7 @@ class Studio:
             mode=engine.mode(tab, kind),
             request=request,
             load=lambda manager: engine.load(manager, request, tab),
+            ran_with=lambda loaded: engine.ran_with(loaded, request, tab),
             sample=sample,
             fps=fps,
             chunk_size=engine.chunk_size(request, tab),
@@ -539,7 +566,13 @@ class Studio:
         return video_io.SourceLimits(max_mb=limits.max_upload_mb, max_pixels=limits.max_source_pixels,
                                      max_frames=limits.max_source_frames, max_seconds=limits.max_source_seconds)
 
-    def _read(self, window: VideoWindow, path: str, multiple: int = 8) -> video_io.VideoClip:
+    def _control_cap(self, request: ControlVideoRequest) -> int:
+        """The most frames a control job's window gives: its engine's cap in the ControlNet tabs."""
+        return frame_cap(engines.find(request.engine) or engines.default("control"), "control", self.settings)
+
+    def _read(self, window: VideoWindow, path: str, multiple: int = 8, max_frames: int | None = None
+              ) -> video_io.VideoClip:
+        """The window of an upload, at most `max_frames` (the job's engine's cap; None: the largest any tab has)."""
         limits = self.settings.limits
         return video_io.read_video(
             path,
@@ -548,13 +581,17 @@ class Studio:
             fps=window.fps or None,
             long_side=window.resolution,
             multiple=multiple,
-            max_frames=limits.max_frames,
+            max_frames=max_frames or self._largest_cap(),
             max_seconds=limits.max_video_seconds,
             max_pixels=limits.max_pixels,
             source_limits=self._source_limits(),
         )
 
-    def _window_shape(self, path: str, window: VideoWindow, multiple: int = 8) -> tuple[int, int, int]:
+    def _largest_cap(self) -> int:
+        return max(tab_frame_cap(tab, self.settings) for tab in engines.TABS)
+
+    def _window_shape(self, path: str, window: VideoWindow, multiple: int = 8, max_frames: int | None = None
+                      ) -> tuple[int, int, int]:
         """(frames, width, height) that `_read` would give, from the upload's header (probed once per file)."""
         identity = upload_identity(path)
         probed = self._probes.get(identity)
@@ -568,7 +605,7 @@ class Studio:
             raise video_io.VideoError("The video cannot be read.")
         limits = self.settings.limits
         start, end, fps, _ = video_io._fit_window(  # noqa: SLF001 - read_video's own fitting, without decoding
-            probed, window.start, window.end or None, window.fps or None, max_frames=limits.max_frames,
+            probed, window.start, window.end or None, window.fps or None, max_frames=max_frames or self._largest_cap(),
             max_seconds=limits.max_video_seconds, min_auto_fps=video_io.MIN_AUTO_FPS)
         width, height = video_io.output_size(probed.width, probed.height, long_side=window.resolution,
                                              max_pixels=limits.max_pixels, multiple=multiple)
@@ -619,13 +656,32 @@ def spread_frames(frames: np.ndarray, fps: float, wanted: int, what: str = "clip
     count = len(frames)
     if count == wanted:
         return frames, fps, []
-    picks = np.rint(np.linspace(0, count - 1, wanted)).astype(int) if wanted > 1 else np.zeros(1, int)
+    picks = spread(count, wanted)
     rate = fps * (wanted - 1) / (count - 1) if wanted > 1 and count > 1 else fps
     notes = []
     if wanted > count:
         notes.append(f"The {what} has {count} frame{'s' if count != 1 else ''}, fewer than the {wanted} asked for, "
                      f"so some frames repeat{';' + hint if hint else ''}.")
     return frames[picks], round(rate, 3), notes
+
+
+def spread(count: int, wanted: int) -> np.ndarray:
+    """`wanted` indices spread evenly over `count` items (all of them, in order, where `wanted == count`)."""
+    return np.rint(np.linspace(0, count - 1, wanted)).astype(int) if wanted > 1 else np.zeros(1, int)
+
+
+def tune_frames(info: video_io.VideoInfo, start: float, end: float, num_frames: int,
+                stride: int) -> tuple[list[int], float]:
+    """The source frames Tune-A-Video tunes on, as its authors sample them (showlab/Tune-A-Video's dataset:
+    `list(range(0, len(vr), sample_frame_rate))[sample_start_idx:][:n_sample_frames]`): up to `num_frames`
+    consecutive frame numbers `stride` apart at the clip's own rate, from the frame shown at `start`
+    (seconds), as many as come before `end` (0 = the clip's end). Also the end time that makes `read_video`
+    at fps / stride read exactly those frames."""
+    rate = info.fps / stride
+    end = min(end or info.duration, info.duration, start + num_frames / rate)
+    first = int(np.floor((start + 0.5 / info.fps + video_io.TIME_EPS) * info.fps))  # as read_video finds it
+    count = max(1, int(np.ceil((end - start) * rate - video_io.TIME_EPS)))  # read_video's frames in [start, end)
+    return [first + stride * k for k in range(count)], end
 
 
 def name_from_prompt(prompt: str) -> str:

@@ -77,7 +77,7 @@ def test_params_json_repeats_the_run(app, client_factory):
     "overrides, message",
     [
         (dict(prompt="   "), "Please enter a prompt."),
-        (dict(num_frames=1000), "Frames must be a whole number from 1 to 64; got 1000."),
+        (dict(num_frames=1000), "Frames must be a whole number from 1 to 64 (Text2Video-Zero's longest clip here); got 1000."),
         (dict(width=20), "Width must be a whole number from 64 to 1024 pixels; got 20."),
         (dict(steps=10, t0=9, t1=12), "t0=9 and t1=12 don't fit 10 steps"),
         (dict(width=1024, height=1024), "1024x1024 is more than this server allows (589824 pixels per frame)"),

@@ -9,7 +9,7 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from modules import video_io
+from modules import engines, video_io
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -30,7 +30,9 @@ def text2video(client, **overrides):
 def test_trained_engines_make_a_video(client_factory, engine, count):
     video, gif, params, seed = text2video(client_factory(), engine=engine, num_frames=count)
     frames, fps = video_io.read_video(video_path(video))
-    assert frames.shape == (count, 64, 64, 3) and fps == pytest.approx(4, abs=0.01)
+    # fps 4 is the tab's default, so the engine's recipe's rate applies (RECIPES.md)
+    expected_fps = engines.get(engine).recipe("text2video").fps
+    assert frames.shape == (count, 64, 64, 3) and fps == pytest.approx(expected_fps, abs=0.01)
     record = json.load(open(params))
     assert record["engine"] == engine and record["mode"] == f"text2video-{engine}" and seed == 5
     if engine == "modelscope":
@@ -40,8 +42,8 @@ def test_trained_engines_make_a_video(client_factory, engine, count):
 
 
 def test_wan_refuses_frames_that_do_not_fit_naming_one_that_does(client_factory):
-    with pytest.raises(AppError, match=r"Wan 2\.1 makes clips of 4k\+1 frames, e\.g\. 5; got 8\."):
-        text2video(client_factory(), engine="wan", num_frames=8)
+    with pytest.raises(AppError, match=r"Wan 2\.1 makes clips of 4k\+1 frames, e\.g\. 13; got 12\."):
+        text2video(client_factory(), engine="wan", num_frames=12)
 
 
 def test_animatediff_storyboard_over_many_frames(client_factory):
@@ -171,8 +173,8 @@ def test_modern_engines_through_the_api(client_factory, tmp_path):
     video, _, params, _ = text2video(client, engine="cogvideox", num_frames=9, width=64, height=64)
     assert video_io.read_video(video_path(video)).frames.shape == (9, 64, 64, 3)
     assert json.load(open(params))["mode"] == "text2video-cogvideox"
-    with pytest.raises(AppError, match=r"CogVideoX makes clips of 8k\+1 frames, e\.g\. 1; got 8\."):
-        text2video(client, engine="cogvideox", num_frames=8)
+    with pytest.raises(AppError, match=r"CogVideoX makes clips of 8k\+1 frames, e\.g\. 9; got 12\."):
+        text2video(client, engine="cogvideox", num_frames=12)
 
     common = dict(prompt="a robot", negative_prompt="", model="dreamlike-art/dreamlike-photoreal-2.0", start=0, end=1,
                   fps=6, resolution=64, steps=2, guidance_scale=5.0, conditioning_scale=1.0, seed=3, chunk_size=8,
@@ -206,3 +208,36 @@ def test_modern_engines_through_the_api(client_factory, tmp_path):
     assert any("AnyFlow" in note for note in record["notes"])
     with pytest.raises(AppError, match="no few-step weights for CogVideoX"):
         text2video(client, engine="cogvideox", num_frames=9, fast=True)
+
+
+def test_recipes_through_the_api(client_factory):
+    """A call that names an engine and leaves the rest at the API's defaults runs that engine's recipe
+    (RECIPES.md); explicit values win (issue 28)."""
+    client = client_factory()
+    wan = engines.get("wan").recipe("control")
+    video, _, params, _, _ = client.predict(
+        video=handle_file(str(ASSETS / "pose_walk.mp4")), prompt="an astronaut dancing", engine="wan", start=0, end=1,
+        fps=5, resolution=64, steps=2, is_skeleton=True, api_name="/pose2video")
+    record = json.load(open(params))
+    assert record["request"]["guidance_scale"] == 5.0 == wan.guidance_scale
+    assert record["request"]["negative_prompt"] == wan.negative_prompt and "walking backwards" in wan.negative_prompt
+    assert record["scheduler_config"]["class"] == "UniPCMultistepScheduler"
+    assert record["scheduler_config"]["flow_shift"] == 3.0
+
+    video, _, params, _ = client.predict(prompt="a fox", engine="cogvideox", num_frames=9, width=64, height=64,
+                                         steps=2, api_name="/text2video")
+    record = json.load(open(params))
+    assert record["request"]["guidance_scale"] == 6.0 and record["request"]["negative_prompt"] == ""
+    assert record["fps"] == 8.0 and record["scheduler_config"]["class"] == "CogVideoXDDIMScheduler"
+
+    video, _, params, _ = client.predict(prompt="a fox", engine="wan", num_frames=81, width=64, height=64, steps=2,
+                                         api_name="/text2video")
+    assert video_io.read_video(video_path(video)).frames.shape[0] == 81
+    assert json.load(open(params))["frames"] == 81
+
+    # The same call naming no engine runs the tab's first engine as before: its guidance and negative prompt.
+    video, _, params, _ = client.predict(prompt="a fox", num_frames=4, width=64, height=64, steps=2,
+                                         api_name="/text2video")
+    record = json.load(open(params))
+    assert record["engine"] == "text2video-zero" and record["request"]["guidance_scale"] == 7.5
+    assert record["request"]["negative_prompt"].startswith("longbody, lowres")

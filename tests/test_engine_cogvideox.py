@@ -132,8 +132,10 @@ def test_sampling_refuses_shapes_the_model_cannot_make(parts, frames, side, erro
 
 
 @pytest.mark.parametrize("values, sentence", [
-    ({"num_frames": 48}, "CogVideoX makes clips of 8k+1 frames, e.g. 41; got 48."),
-    ({"num_frames": 16}, "CogVideoX makes clips of 8k+1 frames, e.g. 9; got 16."),
+    # The nearest count that fits, not the one below (issue 28: 8 frames offered "e.g. 1").
+    ({"num_frames": 48}, "CogVideoX makes clips of 8k+1 frames, e.g. 49; got 48."),
+    ({"num_frames": 12}, "CogVideoX makes clips of 8k+1 frames, e.g. 9; got 12."),
+    ({"num_frames": 7}, "CogVideoX makes clips of 8k+1 frames, e.g. 9; got 7."),
     ({"width": 728}, "CogVideoX needs a width that is a multiple of 16; got 728."),
     ({"height": 488}, "CogVideoX needs a height that is a multiple of 16; got 488."),
 ])

@@ -91,11 +91,12 @@ def test_readme_engine_table_matches_the_registry(engine):
 
 
 def test_registering_an_engine_is_one_line():
-    from modules.engines.base import Engine, Registry
+    from modules.engines.base import Engine, Recipe, Registry
 
     class Toy(Engine):
         name = "toy"
         label = "Toy"
+        recipes = {"text2video": Recipe(steps=20, guidance_scale=5.0)}
 
     registry = Registry()
     registry.register(Toy())
@@ -105,6 +106,9 @@ def test_registering_an_engine_is_one_line():
     bad = type("Bad", (Engine,), {"name": "bad", "tabs": frozenset({"nowhere"})})
     with pytest.raises(ValueError, match="unknown tabs"):
         registry.register(bad())
+    unsourced = type("Unsourced", (Engine,), {"name": "unsourced"})  # an engine declares a recipe for every tab
+    with pytest.raises(ValueError, match="declares recipes for"):
+        registry.register(unsourced())
 
 
 def test_an_engine_without_a_capability_is_refused_in_a_sentence():

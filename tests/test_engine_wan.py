@@ -51,8 +51,10 @@ def test_declared_rules_defaults_and_model():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(num_frames=8), "Wan 2.1 makes clips of 4k+1 frames, e.g. 5; got 8."),
-    (dict(num_frames=4), "Wan 2.1 makes clips of 4k+1 frames, e.g. 1; got 4."),
+    # The nearest count that fits (the larger on a tie), within the engine's cap (issue 28: 4 is nearer 5 than 1).
+    (dict(num_frames=12), "Wan 2.1 makes clips of 4k+1 frames, e.g. 13; got 12."),
+    (dict(num_frames=4), "Wan 2.1 makes clips of 4k+1 frames, e.g. 5; got 4."),
+    (dict(num_frames=83), "Frames must be a whole number from 1 to 81 (Wan 2.1's longest clip here); got 83."),
     (dict(width=72), "Wan 2.1 needs a width that is a multiple of 16; got 72."),
     (dict(height=88), "Wan 2.1 needs a height that is a multiple of 16; got 88."),
     (dict(prompt="0: a cat\n4: a dog", num_frames=9), "Wan 2.1 takes one prompt"),

@@ -246,7 +246,7 @@ def test_sensible_values_are_coerced(env):
     [
         (dict(steps=math.nan), "Steps must be a whole number from 2 to 100; got NaN (not a number)."),
         (dict(steps=12.5), "Steps must be a whole number from 2 to 100; got 12.5."),
-        (dict(num_frames=True), "Frames must be a whole number from 1 to 64; got true."),
+        (dict(num_frames=True), "Frames must be a whole number from 1 to 64 (Text2Video-Zero's longest clip here); got true."),
         (dict(guidance_scale=math.inf), "Guidance scale must be a number from 0 to 30; got infinity."),
         (dict(seed=10**5000), "Seed must be a whole number from -1 to 4294967295 (-1 = random); got a number of"),
         (dict(width="wide"), "Width must be a whole number from 64 to 1024 pixels; got 'wide'."),

@@ -80,11 +80,12 @@ class FrameRule:
 
 @dataclass(frozen=True)
 class Defaults:
-    """The engine's published defaults (its paper, card or pipeline)."""
+    """The engine's main tab's published defaults, as earlier code reads them (`Engine.defaults`, made from
+    that tab's `Recipe`)."""
 
     steps: int
     guidance_scale: float
-    side: int  # the square size the model was trained at (or the short side, for a non-square default)
+    side: int  # the short side of the published size
     frames: int = 8
     fps: float = 4.0
     width: int = 0  # a non-square default size (e.g. 832x480); 0 = `side`
@@ -96,6 +97,30 @@ class Defaults:
     def size(self) -> tuple[int, int]:
         """(width, height) of the published default."""
         return self.width or self.side, self.height or self.side
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An engine's published recipe for one tab: what its authors run (model card, the pipeline's `__call__`
+    defaults, the official config). The page starts the tab's form at it when the engine is chosen; an API
+    call that names the engine and leaves a value at the tab's default gets it (request_types). RECIPES.md
+    is its table with each value's source, and tests check that what reaches the pipeline equals it."""
+
+    steps: int
+    guidance_scale: float
+    negative_prompt: str = ""
+    frames: int = 8  # the published clip (0: the input clip's, in the tabs that read a video)
+    max_frames: int = 64  # the longest clip the engine makes in this tab (T2VZ_MAX_FRAMES overrides it)
+    fps: float = 8.0  # 0: the input clip's
+    width: int = 512
+    height: int = 512
+    scheduler: str = "DDIMScheduler"  # the class of the scheduler that samples
+    scheduler_config: dict = field(default_factory=dict, hash=False)  # the config values the recipe sets
+    extra: dict = field(default_factory=dict, hash=False)  # the tab's other request fields (conditioning_scale, ...)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
 
 
 @dataclass(frozen=True)
@@ -249,7 +274,7 @@ class Engine:
     licence: str = ""  # params.json records it where set
     tabs: frozenset[str] = frozenset({"text2video"})
     inputs: frozenset[str] = frozenset()
-    defaults: Defaults = Defaults(steps=50, guidance_scale=7.5, side=512)
+    recipes: dict[str, Recipe] = {}  # tab -> its published recipe: one for every tab in `tabs`
     rules: Rules = Rules()
     fast: FastRecipe | None = None
     models: tuple[ModelSpec, ...] = ()
@@ -260,6 +285,20 @@ class Engine:
     model_files: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ declarations, read by others
+    def recipe(self, tab: str) -> Recipe:
+        """The published recipe of `tab` (the Pose, Edge and Depth tabs share "control")."""
+        return self.recipes[tab]
+
+    @property
+    def defaults(self) -> Defaults:
+        """The first tab's recipe (text to video where served) in the shape earlier code reads."""
+        recipe = self.recipe(next(tab for tab in TABS if tab in self.tabs))
+        training = self.recipes.get("tune", Recipe(steps=0, guidance_scale=0.0)).extra
+        return Defaults(steps=recipe.steps, guidance_scale=recipe.guidance_scale, side=min(recipe.size),
+                        frames=recipe.frames, fps=recipe.fps, width=recipe.width, height=recipe.height,
+                        training_steps=training.get("training_steps", 0),
+                        learning_rate=training.get("learning_rate", 0.0))
+
     def serves(self, tab: str, input_name: str | None = None) -> bool:
         return tab in self.tabs and (input_name is None or input_name in self.inputs)
 
@@ -325,8 +364,9 @@ class Engine:
     def form_defaults(self, tab: str, fast: bool) -> dict:
         """Steps, guidance, side and size (width, height) the form shows for this engine (fast mode's
         steps and guidance where Fast is on)."""
-        values = {"steps": self.defaults.steps, "guidance_scale": self.defaults.guidance_scale, "side": self.defaults.side,
-                  "size": self.defaults.size}
+        recipe = self.recipe(tab)
+        values = {"steps": recipe.steps, "guidance_scale": recipe.guidance_scale, "side": min(recipe.size),
+                  "size": recipe.size}
         if fast and self.fast is not None and self.fast.serves(tab):
             values.update({k: v for k, v in self.fast.for_tab(tab).items() if k in ("steps", "guidance_scale")})
         return values
@@ -368,6 +408,19 @@ class Engine:
         """What params.json records beyond the request (the models and scheduler that ran)."""
         return {"engine": self.name}
 
+    def scheduler_of(self, loaded, request, tab: str) -> Any:
+        """The scheduler object a job samples with, from what `load` gave: params.json records its class and
+        config as loaded (`scheduler_config`), not as declared. None: the engine has none to show."""
+        return None
+
+    def ran_with(self, loaded, request, tab: str) -> dict:
+        """What params.json records of the loaded objects a job runs: the scheduler's class and its own config."""
+        scheduler = self.scheduler_of(loaded, request, tab)
+        if scheduler is None:
+            return {}
+        config = {key: value for key, value in dict(scheduler.config).items() if not key.startswith("_")}
+        return {"scheduler_config": {"class": type(scheduler).__name__, **config}}
+
     # ------------------------------------------------------------------ engines that train models
     def keep_source(self, folder, frames: np.ndarray, fps: float) -> None:
         """Keep the clip a model is trained on in its folder, before training starts."""
@@ -403,5 +456,8 @@ class Registry:
         unknown = set(engine.tabs) - set(TABS) | set(engine.inputs) - set(INPUTS)
         if unknown:
             raise ValueError(f"engine {engine.name!r} declares unknown tabs or inputs: {sorted(unknown)}")
+        if set(engine.recipes) != set(engine.tabs):
+            raise ValueError(f"engine {engine.name!r} declares recipes for {sorted(engine.recipes)}, not its tabs "
+                             f"{sorted(engine.tabs)}")
         self.engines[engine.name] = engine
         return engine

@@ -8,11 +8,27 @@ controlnet, pix2pix); fast mode is the LCM-LoRA on the shared UNet with TAESD de
 from __future__ import annotations
 
 from ..engine.recipes import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS
-from .base import Defaults, Engine, FastRecipe, JobInputs
+from .base import Engine, FastRecipe, JobInputs, Recipe
 
 # The LCM-LoRA card's recipe (modules/engine/recipes.py says why each number).
 LCM = FastRecipe(name="LCM-LoRA", steps=tuple(range(LCM_MIN_STEPS, LCM_MAX_STEPS + 1)), defaults=FAST_DEFAULTS,
                  scheduler="lcm")
+
+# The authors' demo (Picsart-AI-Research/Text2Video-Zero, model.py and app_*.py; RECIPES.md cites the lines): its
+# negative prompt for text to video and the ControlNet tabs.
+NEGATIVE_PROMPT = ("longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
+                   "worst quality, low quality, deformed body, bloated, ugly, unrealistic")
+RECIPES = {
+    # TextToVideoZeroPipeline's __call__: 50 DDIM steps, guidance 7.5, video_length 8, 512x512 (t0 44, t1 47).
+    "text2video": Recipe(steps=50, guidance_scale=7.5, negative_prompt=NEGATIVE_PROMPT, frames=8, max_frames=64,
+                         fps=4.0),
+    # The demo's ControlNet tabs: 20 DDIM steps, guidance 9.0, the clip's frames at its rate.
+    "control": Recipe(steps=20, guidance_scale=9.0, negative_prompt=NEGATIVE_PROMPT, frames=0, max_frames=64,
+                      fps=0.0, extra={"conditioning_scale": 1.0}),
+    # The demo's Video Instruct-Pix2Pix: 50 Euler-ancestral steps, guidance 7.5, image guidance 1.0.
+    "edit": Recipe(steps=50, guidance_scale=7.5, frames=0, max_frames=64, fps=0.0,
+                   scheduler="EulerAncestralDiscreteScheduler", extra={"image_guidance_scale": 1.0}),
+}
 
 
 class Text2VideoZero(Engine):
@@ -21,7 +37,7 @@ class Text2VideoZero(Engine):
     label = "Text2Video-Zero (zero-shot, SD 1.5)"
     tabs = frozenset({"text2video", "control", "edit"})
     inputs = frozenset({"base_model", "motion", "chunks", "image", "storyboard"})
-    defaults = Defaults(steps=50, guidance_scale=7.5, side=512)
+    recipes = RECIPES
     fast = LCM
 
     def unet_calls(self, request, tab: str, frames: int) -> int:
@@ -82,6 +98,9 @@ class Text2VideoZero(Engine):
                 image_guidance_scale=request.image_guidance_scale, seed=request.seed, chunk_size=chunk_size,
                 on_step=control.step, skip_unused_guidance=request.fast,
             )
+
+    def scheduler_of(self, loaded, request, tab: str):
+        return (loaded[0] if tab == "control" else loaded).scheduler
 
     def record(self, request, tab: str, settings) -> dict:
         record = {"engine": self.name, "scheduler": self.scheduler_name(request, tab)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -36,6 +35,7 @@ from ..request_types import (
     request_from_dict,
 )
 from ..settings import Settings
+from ..forms import ceil_to, floor_to, side_bounds, side_maximum, tab_frame_cap  # noqa: F401 - the tabs import them here
 from ..jobs import VideoResult, user_errors
 from ..job_control import Cancelled, JobControl, duration_text
 from . import runs
@@ -180,32 +180,6 @@ RANGE_NOTE_JS = """
 """
 
 
-def floor_to(value: float, multiple: int) -> int:
-    return int(value // multiple * multiple)
-
-
-def ceil_to(value: float, multiple: int) -> int:
-    return int(-(-value // multiple) * multiple)
-
-
-def side_bounds(settings: Settings) -> tuple[int, int]:
-    """The sizes a side may take: within min_side..max_side and a multiple of 8."""
-    limits = settings.limits
-    return ceil_to(limits.min_side, SIZE_MULTIPLE), floor_to(limits.max_side, SIZE_MULTIPLE)
-
-
-def side_maximum(settings: Settings, other_side) -> int:
-    """The largest side that, with `other_side`, stays within max_pixels (and max_side)."""
-    low, high = side_bounds(settings)
-    try:
-        other = max(float(other_side), 1.0)
-    except (TypeError, ValueError):
-        other = low
-    if not math.isfinite(other):
-        other = low
-    return max(low, min(high, floor_to(settings.limits.max_pixels / other, SIZE_MULTIPLE)))
-
-
 def gpu_options(studio) -> dict:
     """Every GPU event shares one queue, served by as many jobs at once as there are workers."""
     return dict(concurrency_id="gpu", concurrency_limit=len(studio.pool))
@@ -220,8 +194,8 @@ def steps_slider(settings: Settings, default: int, *, minimum: int = 1, label: s
                   value=min(max(settings.default_steps(default), minimum), settings.limits.max_steps))
 
 
-def chunk_slider(settings: Settings, default: int) -> gr.Slider:
-    maximum = max(2, settings.limits.max_frames)
+def chunk_slider(settings: Settings, default: int, tab: str) -> gr.Slider:
+    maximum = max(2, tab_frame_cap(tab, settings))
     return Slider(label="Chunk size (frames per pass)", minimum=2, maximum=maximum, step=1,
                   value=min(default, maximum))
 
@@ -598,7 +572,7 @@ def fast_checkbox() -> gr.Checkbox:
 def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float,
               engine: gr.Dropdown | None = None) -> None:
     """Ticking Fast sets the engine's fast steps and guidance for the tab (still adjustable); unticking
-    restores its defaults (in text-to-video, the chosen engine's published ones). Only a user's tick:
+    restores its defaults (where the tab has an engine choice, the chosen engine's recipe). Only a user's tick:
     the engine switch sets Fast itself."""
     from .. import engines
 
@@ -607,7 +581,7 @@ def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, 
         if on and chosen.fast is not None:
             values = chosen.form_defaults(tab, fast=True)
             return gr.update(value=values["steps"]), gr.update(value=values["guidance_scale"])
-        if tab == "text2video":
+        if engine is not None:  # the chosen engine's recipe for the tab
             values = chosen.form_defaults(tab, fast=False)
             return gr.update(value=settings.default_steps(values["steps"])), gr.update(value=values["guidance_scale"])
         return gr.update(value=settings.default_steps(normal_steps)), gr.update(value=normal_guidance)

@@ -10,6 +10,7 @@ import gradio as gr
 from .. import engines as registry
 from ..request_types import MAX_FPS, SIZE_MULTIPLE, CompareRequest
 from . import runs
+from ..forms import tab_frame_cap
 from .common import (
     CheckboxGroup,
     Dropdown,
@@ -50,7 +51,8 @@ def build(demo: gr.Blocks, studio) -> list:
             model = Dropdown(label=f"SD 1.5 base ({' and '.join(on_base)})", choices=list(settings.base_models),
                                 value=settings.default_base_model)
             with gr.Row():
-                num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1, value=min(8, limits.max_frames))
+                num_frames = Slider(label="Frames", minimum=1, maximum=tab_frame_cap("text2video", settings), step=1,
+                                    value=min(8, tab_frame_cap("text2video", settings)))
                 fps = Slider(label="FPS", minimum=1, maximum=MAX_FPS, step=1, value=4)
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value="", lines=2)

@@ -7,6 +7,7 @@ import gradio as gr
 
 from .. import engines
 from ..errors import UserError
+from ..forms import form_values
 from ..request_types import (
     DEFAULT_NEGATIVE_PROMPT,
     MAX_CANNY,
@@ -98,6 +99,31 @@ def form_from_params(settings, kind: str, data: dict, path: str) -> list:
             *(getattr(r, name) for name in OPTION_NAMES[kind]), *([keep] * 2 if is_preview else [r.engine, r.fast])]
 
 
+def engine_form(settings, name: str, fast: bool = False) -> list:
+    """Updates when the engine changes: its recipe for the ControlNet tabs (forms.form_values; its fast recipe's
+    steps and guidance while Fast is on), the base model and chunk size shown only where it takes them, Fast
+    offered only where it has few-step weights here.
+
+    In order: model, chunk size, steps, guidance, conditioning scale, negative prompt, fast.
+    """
+    engine = engines.find(name) or engines.default("control")
+    has_fast = engine.fast is not None and engine.fast.serves("control")
+    fast = bool(fast) and has_fast
+    recipe = form_values(engine, "control", settings)
+    steps, guidance = recipe["steps"], recipe["guidance_scale"]
+    if fast:
+        steps, guidance = (engine.form_defaults("control", True)[key] for key in ("steps", "guidance_scale"))
+    return [
+        gr.update(visible="base_model" in engine.inputs),
+        gr.update(visible="chunks" in engine.inputs),
+        gr.update(value=steps),
+        gr.update(value=guidance),
+        gr.update(value=recipe["conditioning_scale"]),
+        gr.update(value=recipe["negative_prompt"]),
+        gr.update(visible=has_fast, value=fast),
+    ]
+
+
 def build(demo: gr.Blocks, studio, kind: str) -> list:
     settings = studio.settings
     defaults = ControlVideoRequest(kind=kind, video="", prompt="")
@@ -124,7 +150,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
                     guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scale = Slider(label="ControlNet conditioning scale", minimum=0, maximum=MAX_CONDITIONING, step=0.05, value=defaults.conditioning_scale)
-                    chunk_size = chunk_slider(settings, defaults.chunk_size)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size, "control")
                 seed = seed_input()
             preview = gr.Button("Preview control maps")
             run, stop, estimate = run_buttons()
@@ -197,6 +223,9 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     wire_stop(stop, TITLES[kind], [event, preview_event])
     wire_estimate(demo, studio, estimate, inputs, estimate_request)
     wire_fast(fast, steps, guidance, settings, "control", defaults.steps, defaults.guidance_scale, engine)
+    engine.change(lambda name, fast_on: engine_form(settings, name, fast_on), [engine, fast],
+                  [model, chunk_size, steps, guidance, scale, negative_prompt, fast], queue=False,
+                  api_visibility="private")
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, kind, data, path), len(inputs)),

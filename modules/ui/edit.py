@@ -71,7 +71,7 @@ def build(demo: gr.Blocks, studio) -> list:
                     guidance = Slider(label="Guidance scale (text)", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scheduler = Dropdown(label="Scheduler", choices=list(SCHEDULER_NAMES), value=defaults.scheduler)
-                    chunk_size = chunk_slider(settings, defaults.chunk_size)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size, "edit")
                 seed = seed_input()
             run, stop, estimate = run_buttons()
             load = params_upload()

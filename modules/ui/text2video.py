@@ -13,6 +13,7 @@ import gradio as gr
 
 from .. import engines
 from ..errors import UserError
+from ..forms import frame_cap, form_values
 from ..request_types import (
     DEFAULT_NEGATIVE_PROMPT,
     MAX_FPS,
@@ -22,8 +23,6 @@ from ..request_types import (
     Text2VideoRequest,
 )
 from .common import (
-    ceil_to,
-    floor_to,
     Dropdown,
     Image,
     uploaded,
@@ -81,33 +80,19 @@ def form_from_params(settings, data: dict) -> list:
             gr.skip(), r.fast]  # the first-frame image is not in params.json's folder: upload it again
 
 
-def engine_size(settings, engine, size: tuple[int, int]) -> tuple[int, int]:
-    """The engine's published (width, height) as the form starts it: in the tiny preset scaled so the
-    long side is the preset's small resolution; within the server's limits, multiples of the
-    engine's size rule (a square default stays square)."""
-    width, height = size
-    if settings.preset == "tiny":
-        scale = min(1.0, settings.default_resolution / max(width, height))
-        width, height = width * scale, height * scale
-    multiple = max(SIZE_MULTIPLE, engine.rules.size_multiple)
-    low, _ = side_bounds(settings)
-    low = ceil_to(low, multiple)
-    width, height = max(low, floor_to(width, multiple)), max(low, floor_to(height, multiple))
-    width = min(width, floor_to(side_maximum(settings, height), multiple))
-    return width, min(height, floor_to(side_maximum(settings, width), multiple))
-
-
 def engine_form(settings, name: str, fast: bool = False) -> list:
-    """Updates when the engine changes: only the inputs it takes shown, its published defaults set
-    (its fast recipe's steps and guidance while Fast is on; an engine without one turns Fast off).
+    """Updates when the engine changes: only the inputs it takes shown, its published recipe set
+    (forms.form_values; its fast recipe's steps and guidance while Fast is on; an engine without one turns
+    Fast off), the frame slider up to its cap.
 
     In order: model, motion x, motion y, t0, t1, chunk size, first frame, steps, guidance, width, height,
-    notice, fast, frames, fps.
+    notice, fast, frames, fps, negative prompt.
     """
     engine = engines.find(name) or engines.default("text2video")
     fast = bool(fast) and engine.fast is not None
     defaults = engine.form_defaults("text2video", fast)
-    width, height = engine_size(settings, engine, defaults["size"])
+    recipe = form_values(engine, "text2video", settings)
+    width, height = recipe["width"], recipe["height"]
     step = max(SIZE_MULTIPLE, engine.rules.size_multiple)  # the sliders offer only sizes the engine takes
     motion = "motion" in engine.inputs
     return [
@@ -115,14 +100,15 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
         *(gr.update(visible=motion) for _ in range(4)),
         gr.update(visible="chunks" in engine.inputs),
         gr.update(visible="image" in engine.inputs),
-        gr.update(value=defaults["steps"] if fast else settings.default_steps(defaults["steps"])),
+        gr.update(value=defaults["steps"] if fast else recipe["steps"]),
         gr.update(value=defaults["guidance_scale"]),
         gr.update(value=width, step=step, maximum=side_maximum(settings, height)),
         gr.update(value=height, step=step, maximum=side_maximum(settings, width)),
         gr.update(visible=bool(engine.notice), value=engine.notice),
         gr.update(visible=engine.fast is not None, value=fast),
-        gr.update(value=engine.rules.frames.nearest(min(engine.defaults.frames, settings.limits.max_frames))),
-        gr.update(value=engine.defaults.fps),
+        gr.update(value=recipe["num_frames"], maximum=frame_cap(engine, "text2video", settings)),
+        gr.update(value=recipe["fps"]),
+        gr.update(value=recipe["negative_prompt"]),
     ]
 
 
@@ -146,8 +132,8 @@ def build(demo: gr.Blocks, studio) -> list:
                                 type="filepath", sources=["upload"], height=160)
             model = Dropdown(label="Base model", choices=list(settings.base_models), value=settings.default_base_model)
             with gr.Row():
-                num_frames = Slider(label="Frames", minimum=1, maximum=limits.max_frames, step=1,
-                                    value=min(defaults.num_frames, limits.max_frames))
+                num_frames = Slider(label="Frames", minimum=1, step=1, value=defaults.num_frames,
+                                    maximum=frame_cap(engines.get(DEFAULT_ENGINE), "text2video", settings))
                 fps = Slider(label="FPS", minimum=1, maximum=MAX_FPS, step=1, value=defaults.fps)
             with gr.Row():
                 motion_x = Slider(label="Motion δx", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_x)
@@ -166,7 +152,7 @@ def build(demo: gr.Blocks, studio) -> list:
                     t1 = Number(label="t1 (-1 = 47 of 50, scaled)", value=-1, precision=0, minimum=-1, maximum=limits.max_steps)
                 with gr.Row():
                     seed = seed_input()
-                    chunk_size = chunk_slider(settings, defaults.chunk_size)
+                    chunk_size = chunk_slider(settings, defaults.chunk_size, "text2video")
             run, stop, estimate = run_buttons()
             load = params_upload()
         with gr.Column():
@@ -204,7 +190,7 @@ def build(demo: gr.Blocks, studio) -> list:
     wire_fast(fast, steps, guidance, settings, "text2video", defaults.steps, defaults.guidance_scale, engine)
     engine.change(lambda name, fast_on: engine_form(settings, name, fast_on), [engine, fast],
                   [model, motion_x, motion_y, t0, t1, chunk_size, first_frame, steps, guidance, width, height, notice,
-                   fast, num_frames, fps],
+                   fast, num_frames, fps, negative_prompt],
                   queue=False, api_visibility="private")
 
     # Each side's maximum follows the other, so that width x height always fits max_pixels.

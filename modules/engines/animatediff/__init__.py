@@ -8,7 +8,7 @@ maintained AnimateDiff(ControlNet)Pipeline on our shared parts (`sampling.py`).
 
 from __future__ import annotations
 
-from ..base import Defaults, Engine, FastRecipe, JobInputs, ModelSpec
+from ..base import Engine, FastRecipe, JobInputs, ModelSpec, Recipe
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 LIGHTNING_REPO = "ByteDance/AnimateDiff-Lightning"
@@ -53,13 +53,27 @@ LIGHTNING_ADAPTER = ModelSpec(
 )
 
 
+# diffusers' AnimateDiff docs (text-to-video and ControlNet examples): 16 frames, 25 steps, guidance 7.5, negative
+# prompt "bad quality, worse quality", DDIM with the overrides in sampling.SCHEDULER_OVERRIDES; GIFs at 8 fps as
+# AnimateDiff's own save_videos_grid. FreeNoise windows make clips past the adapter's 32 frames (up to 64 here).
+NEGATIVE_PROMPT = "bad quality, worse quality"
+SCHEDULER_CONFIG = {"beta_schedule": "linear", "clip_sample": False, "timestep_spacing": "linspace", "steps_offset": 1}
+RECIPES = {
+    "text2video": Recipe(steps=25, guidance_scale=7.5, negative_prompt=NEGATIVE_PROMPT, frames=16, max_frames=64,
+                         fps=8.0, scheduler="DDIMScheduler", scheduler_config=SCHEDULER_CONFIG),
+    "control": Recipe(steps=25, guidance_scale=7.5, negative_prompt=NEGATIVE_PROMPT, frames=0, max_frames=64,
+                      fps=0.0, scheduler="DDIMScheduler", scheduler_config=SCHEDULER_CONFIG,
+                      extra={"conditioning_scale": 1.0}),
+}
+
+
 class AnimateDiff(Engine):
     name = "animatediff"
     title = "AnimateDiff"
     label = "AnimateDiff (motion adapter on the SD 1.5 base)"
     tabs = frozenset({"text2video", "control"})
     inputs = frozenset({"base_model", "storyboard"})
-    defaults = Defaults(steps=25, guidance_scale=7.5, side=512, frames=16)
+    recipes = RECIPES
     fast = FastRecipe(name="AnimateDiff-Lightning", steps=tuple(n for n in LIGHTNING_STEPS if n >= 2),
                       defaults={"*": dict(steps=4, guidance_scale=1.0)}, scheduler="lightning")
     models = (MOTION_ADAPTER, LIGHTNING_ADAPTER)
@@ -97,6 +111,14 @@ class AnimateDiff(Engine):
                                         conditioning_scale=request.conditioning_scale, **options)
         return generate_animatediff(components, adapter, num_frames=request.num_frames, height=request.height,
                                     width=request.width, **options)
+
+    def scheduler_of(self, loaded, request, tab: str):
+        """The scheduler sampling builds from the base's: AnimateDiff's schedule, or Lightning's in fast mode."""
+        from .lightning import lightning_scheduler
+        from .sampling import animatediff_scheduler
+
+        scheduler = loaded[0].scheduler
+        return lightning_scheduler(scheduler.config) if request.fast else animatediff_scheduler(scheduler)
 
     def record(self, request, tab: str, settings) -> dict:
         record = {"engine": self.name, "model": request.model, "motion_adapter": self.adapter_name(request, settings),

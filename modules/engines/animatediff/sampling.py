@@ -48,9 +48,9 @@ from ...engine.storyboard import StoryboardError, check_storyboard, parse_storyb
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 
 # diffusers' AnimateDiff recipe (docs "Text-to-Video Generation with AnimateDiff" and the
-# AnimateDiffPipeline docstring example): DDIM on the base model's schedule with these changes;
-# the motion modules were trained with a linear beta schedule.
-SCHEDULER_OVERRIDES = dict(beta_schedule="linear", clip_sample=False, timestep_spacing="linspace", steps_offset=1)
+# AnimateDiffPipeline docstring example): DDIM on the base model's schedule with these changes
+# (the engine's recipe declares them); the motion modules were trained with a linear beta schedule.
+from . import SCHEDULER_CONFIG as SCHEDULER_OVERRIDES  # noqa: E402
 
 # enable_free_noise's defaults (context of 16 frames = what the v1.5 adapters were trained on).
 FREE_NOISE_DEFAULTS = dict(

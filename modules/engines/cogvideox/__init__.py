@@ -30,7 +30,7 @@ a spiece.model that the real preset reads.
 
 from __future__ import annotations
 
-from ..base import Defaults, Engine, FrameRule, JobInputs, ModelSpec, Rules
+from ..base import Engine, FrameRule, JobInputs, ModelSpec, Recipe, Rules
 
 MODEL_ID = "THUDM/CogVideoX-2b"  # the Hub redirects to zai-org/CogVideoX-2b
 SCHEDULER = "cogvideox_ddim"  # params.json's name for the repo's CogVideoXDDIMScheduler
@@ -60,7 +60,10 @@ class CogVideoX(Engine):
     licence = "Apache-2.0"
     tabs = frozenset({"text2video"})
     inputs = frozenset()
-    defaults = Defaults(steps=50, guidance_scale=6.0, side=480, frames=49, fps=8.0, width=720, height=480)
+    # The card and CogVideoXPipeline: 49 frames of 720x480 at 8 fps, 50 steps, guidance 6.0, no negative prompt
+    # (the pipeline's default None), the repo's CogVideoXDDIMScheduler; 49 frames is the longest it was trained on.
+    recipes = {"text2video": Recipe(steps=50, guidance_scale=6.0, frames=49, max_frames=49, fps=8.0, width=720,
+                                    height=480, scheduler="CogVideoXDDIMScheduler")}
     rules = Rules(frames=FrameRule(multiple=8, offset=1), size_multiple=16)
     fast = None
     models = (VIDEO_MODEL,)
@@ -81,6 +84,9 @@ class CogVideoX(Engine):
                                   num_frames=request.num_frames, height=request.height, width=request.width,
                                   steps=request.steps, guidance_scale=request.guidance_scale, seed=request.seed,
                                   on_step=control.step, device=getattr(loaded, "device", None))
+
+    def scheduler_of(self, loaded, request, tab: str):
+        return loaded["scheduler"]
 
     def record(self, request, tab: str, settings) -> dict:
         return {"engine": self.name, "model": VIDEO_MODEL.repo(settings), "licence": self.licence,

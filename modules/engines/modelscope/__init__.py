@@ -7,7 +7,7 @@ are CC BY-NC 4.0: the page says so beside the engine and params.json records it.
 
 from __future__ import annotations
 
-from ..base import Defaults, Engine, JobInputs, ModelSpec
+from ..base import Engine, JobInputs, ModelSpec, Recipe
 
 MODEL_ID = "damo-vilab/text-to-video-ms-1.7b"  # the Hub redirects to ali-vilab/text-to-video-ms-1.7b
 
@@ -33,14 +33,19 @@ class ModelScope(Engine):
     licence = "CC BY-NC 4.0 (non-commercial use only)"
     tabs = frozenset({"text2video"})
     inputs = frozenset()
-    defaults = Defaults(steps=25, guidance_scale=9.0, side=256, frames=16)
+    # The card: DPMSolverMultistepScheduler.from_config(the repo's), 25 steps; TextToVideoSDPipeline's guidance 9.0
+    # and 16 frames; 256x256 (the UNet's sample size); diffusers' export_to_video's 10 fps, which the card calls.
+    recipes = {"text2video": Recipe(steps=25, guidance_scale=9.0, frames=16, max_frames=64, fps=10.0, width=256,
+                                    height=256, scheduler="DPMSolverMultistepScheduler")}
     models = (VIDEO_MODEL,)
 
     def mode(self, tab: str, kind: str = "") -> str:
         return f"text2video-{self.name}"
 
     def load(self, manager, request, tab: str):
-        return manager.model(VIDEO_MODEL, scheduler="ddim")
+        from .sampling import SCHEDULER  # the card's DPM-Solver++ from the repo's scheduler config
+
+        return manager.model(VIDEO_MODEL, scheduler=SCHEDULER)  # a fresh scheduler per job
 
     def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
         from .sampling import generate_modelscope
@@ -51,7 +56,9 @@ class ModelScope(Engine):
                                    on_step=control.step)
 
     def record(self, request, tab: str, settings) -> dict:
-        return {"engine": self.name, "model": VIDEO_MODEL.repo(settings), "licence": self.licence, "scheduler": "ddim"}
+        from .sampling import SCHEDULER
+
+        return {"engine": self.name, "model": VIDEO_MODEL.repo(settings), "licence": self.licence, "scheduler": SCHEDULER}
 
 
 ENGINE = ModelScope()

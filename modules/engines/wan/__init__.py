@@ -23,7 +23,7 @@ encoded, so the peak is the transformer's (published: 8.19 GB VRAM for 480p).
 
 from __future__ import annotations
 
-from ..base import Defaults, Engine, FastRecipe, FrameRule, JobInputs, ModelSpec, Rules
+from ..base import Engine, FastRecipe, FrameRule, JobInputs, ModelSpec, Recipe, Rules
 
 MODEL_ID = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 VACE_MODEL_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
@@ -54,15 +54,6 @@ def _tiny_vace(seed: int) -> dict:
 
     return build_vace_components(seed=seed)
 
-
-WAN_VACE_MODEL = ModelSpec(
-    key="wan_vace_model", kind="components", default_repo=VACE_MODEL_ID, env="WAN_VACE_MODEL",
-    description="Wan 2.1 VACE model (control maps, a first frame) in the diffusers layout (Hub id or folder)",
-    components={"tokenizer": "T5TokenizerFast", "text_encoder": "UMT5EncoderModel",
-                "transformer": "WanVACETransformer3DModel", "vae": "AutoencoderKLWan",
-                "scheduler": "UniPCMultistepScheduler"},
-    dtypes={"vae": "float32"}, half_dtype="bfloat16", build_tiny=_tiny_vace, group="video",
-)
 
 # The T2V model's text encoder, tokenizer and VAE, which the VACE and AnyFlow repos publish again: the same
 # UMT5-XXL (Wan 2.1's umt5-xxl-enc-bf16 checkpoint; VACE's copy in bfloat16, the T2V one in float32) and the
@@ -103,6 +94,29 @@ FAST = FastRecipe(
 )
 
 
+# Wan's negative prompt in the English form that diffusers' Wan docs and the Diffusers repo's card pass (the Wan
+# team's `sample_neg_prompt` in wan/configs/shared_config.py is the Chinese original).
+NEGATIVE_PROMPT = ("Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, "
+                   "static, overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra "
+                   "fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused "
+                   "fingers, still picture, messy background, three legs, many people in the background, walking "
+                   "backwards")
+# The repo's scheduler config: UniPC on flow predictions, flow shift 3.0 (480p; the Wan team's README suggests 8-12
+# and guidance 6 for the 1.3B: RECIPES.md says why the repo's config and diffusers' docs are followed).
+FLOW_SCHEDULER = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0}
+RECIPES = {
+    # WanPipeline's docs and __call__: 832x480, 81 frames, 50 steps, guidance 5.0, exported at 16 fps.
+    "text2video": Recipe(steps=50, guidance_scale=5.0, negative_prompt=NEGATIVE_PROMPT, frames=81, max_frames=81,
+                         fps=16.0, width=832, height=480, scheduler="UniPCMultistepScheduler",
+                         scheduler_config=FLOW_SCHEDULER),
+    # WanVACEPipeline's __call__ and docs (VACE 1.3B): 50 steps, guidance 5.0, up to 81 frames of the control
+    # clip at its rate, conditioning scale 1.0.
+    "control": Recipe(steps=50, guidance_scale=5.0, negative_prompt=NEGATIVE_PROMPT, frames=0, max_frames=81,
+                      fps=0.0, width=832, height=480, scheduler="UniPCMultistepScheduler",
+                      scheduler_config=FLOW_SCHEDULER, extra={"conditioning_scale": 1.0}),
+}
+
+
 class Wan(Engine):
     name = "wan"
     title = "Wan 2.1"
@@ -110,7 +124,7 @@ class Wan(Engine):
     licence = LICENCE
     tabs = frozenset({"text2video", "control"})
     inputs = frozenset({"image"})  # a first frame: through VACE
-    defaults = Defaults(steps=50, guidance_scale=5.0, side=480, width=832, height=480, frames=81, fps=16.0)
+    recipes = RECIPES
     rules = Rules(frames=FrameRule(4, 1), size_multiple=16)
     fast = FAST  # AnyFlow, text to video only: VACE (the control tabs, a first frame) has no few-step weights
     models = (WAN_MODEL, WAN_VACE_MODEL, WAN_FAST_MODEL)
@@ -192,13 +206,17 @@ class Wan(Engine):
 
         return generate_wan(loaded, **shape, **common)
 
+    def scheduler_of(self, loaded, request, tab: str):
+        return loaded["scheduler"]
+
     def record(self, request, tab: str, settings) -> dict:
+        """The models that ran; the scheduler's own settings (its flow shift) are `scheduler_config`, read
+        from the loaded scheduler."""
         spec = self.spec_for(request, tab)
         if spec is WAN_FAST_MODEL:
             return {"engine": self.name, "model": spec.repo(settings), "licence": FAST_LICENCE,
                     "scheduler": FAST.scheduler, "text_encoder_and_vae": WAN_MODEL.repo(settings)}
-        return {"engine": self.name, "model": spec.repo(settings), "licence": self.licence,
-                "scheduler": "unipc (flow shift 3.0)"}
+        return {"engine": self.name, "model": spec.repo(settings), "licence": self.licence, "scheduler": "unipc"}
 
 
 ENGINE = Wan()
