@@ -74,6 +74,16 @@ def test_tune_then_run_with_and_without_inversion_and_list(client_factory, clip)
     assert np.array_equal(frames_of(client.predict(**TEXT2VIDEO)[0]), before)
 
 
+def test_tune_takes_frames_at_a_stride_and_plays_them_at_the_rate_over_it(client_factory, clip):
+    """`stride`, the endpoint's last parameter (default 1: earlier calls keep working): the 8 fps clip's frames
+    0, 2, 4, 6, played at 4 fps."""
+    video, gif, params, seed, model = tune(client_factory(), clip, name="client-stride", steps=1, sample_steps=1,
+                                           stride=2)
+    record = json.load(open(params))
+    assert record["source_frames"] == [0, 2, 4, 6] and record["stride"] == 2 and record["fps"] == 4
+    assert frames_of(video).shape[0] == 4
+
+
 def test_bad_tune_input_is_a_sentence(client_factory, clip):
     with pytest.raises(AppError, match="There is no tuned model called nobody-tuned-this"):
         run_tuned(client_factory(), "nobody-tuned-this")

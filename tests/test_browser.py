@@ -388,7 +388,9 @@ def test_a_typed_value_past_a_slider_says_what_is_used(page, served):
     frames = tab.get_by_label("number input for Frames")
     frames.fill("1000")
     frames.press("Enter")
-    maximum = served[0].settings.limits.max_frames
+    from modules import engines, forms
+
+    maximum = forms.frame_cap(engines.default("text2video"), "text2video", served[0].settings)
     tab.get_by_text(f"1000 is more than this server allows here: {maximum} is used.").wait_for(timeout=10_000)
     frames.fill("3")
     frames.press("Enter")
@@ -396,16 +398,40 @@ def test_a_typed_value_past_a_slider_says_what_is_used(page, served):
 
 
 def test_switching_engine_applies_its_published_frames(page, served):
-    from modules import engines
+    """Each engine's recipe (RECIPES.md) fills the form: frames, and the negative prompt (empty for CogVideoX)."""
+    from modules import engines, forms
 
     tab = panel(page, "Text to video")
-    limits = served[0].settings.limits
+    tab.get_by_text("Advanced").click()
     for engine in engines.for_tab("text2video")[::-1]:
         pick_engine(page, tab, engine.title)
-        expected = engine.rules.frames.nearest(min(engine.defaults.frames, limits.max_frames))
+        expected = forms.form_values(engine, "text2video", served[0].settings)
         frames = tab.get_by_label("number input for Frames")
-        page.wait_for_function("([e, v]) => e.value === v", arg=[frames.element_handle(), str(expected)],
+        page.wait_for_function("([e, v]) => e.value === v", arg=[frames.element_handle(), str(expected["num_frames"])],
                                timeout=10_000)
+        negative = tab.get_by_label("Negative prompt")
+        page.wait_for_function("([e, v]) => e.value === v", arg=[negative.element_handle(), expected["negative_prompt"]],
+                               timeout=10_000)
+
+
+def test_recipe_follows_the_engine_in_the_control_tabs(page, served):
+    """Picking Wan in the Pose tab sets VACE's recipe (guidance 5, Wan's negative prompt) and hides what VACE
+    does not take; back on Text2Video-Zero, its ControlNet recipe returns (guidance 9)."""
+    from modules import engines, forms
+
+    tab = panel(page, "Pose")
+    tab.get_by_text("Advanced").click()
+    guidance = tab.get_by_label("number input for Guidance scale")
+    negative = tab.get_by_label("Negative prompt")
+    for name in ("wan", "text2video-zero"):
+        engine = engines.get(name)
+        expected = forms.form_values(engine, "control", served[0].settings)
+        pick_engine(page, tab, engine.title)
+        page.wait_for_function("([e, v]) => Number(e.value) === v",
+                               arg=[guidance.element_handle(), expected["guidance_scale"]], timeout=10_000)
+        page.wait_for_function("([e, v]) => e.value === v", arg=[negative.element_handle(), expected["negative_prompt"]],
+                               timeout=10_000)
+        assert tab.get_by_label("Base model").is_visible() == ("base_model" in engine.inputs)
 
 
 def test_a_portrait_upload_does_not_push_the_buttons_away(page, tmp_path):
@@ -454,7 +480,7 @@ def test_tune_tab_tunes_runs_and_stops(page, served, slow_steps, tmp_path):
     tab.locator("video").first.wait_for(timeout=JOB_TIMEOUT_MS)
     tab.get_by_label("What the clip shows").fill("an orange box slides")
     tab.get_by_label("Model name (empty = from the prompt)").fill("browser-box")
-    for label, value in (("Training steps", "2"), ("Frames (spread over the clip's window)", "3")):
+    for label, value in (("Training steps", "2"), ("Frames (consecutive, from the start)", "3")):
         tab.get_by_label(f"number input for {label}").fill(value)
         tab.get_by_label(f"number input for {label}").press("Enter")
     tab.get_by_role("button", name="Tune", exact=True).click()

@@ -7,6 +7,7 @@ bfloat16 path and params.json for both tabs; these cover what is particular to t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import replace
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from modules import video_io
 from modules.errors import UserError
@@ -162,7 +164,7 @@ def test_a_worker_that_cannot_see_the_tuned_models_folder_says_to_share_it(studi
 
 
 def test_a_short_clip_is_tuned_on_what_it_has_with_a_note(studio, clip):
-    made = studio.tune_video(tune_request(clip, steps=1, num_frames=16, window=VideoWindow(resolution=SIDE, fps=3)))
+    made = studio.tune_video(tune_request(clip, steps=1, num_frames=16, stride=2))  # 6 of the 12 frames
     assert made.video.num_frames == 16
     assert any(note.startswith("The clip has 6 frames, fewer than the 16 asked for, so some frames repeat")
                for note in made.video.notes)
@@ -224,3 +226,103 @@ def test_the_estimate_covers_training_and_tuned_runs_without_fetching(studio, cl
     run = studio.estimate(RunTunedRequest(tuned=tuned.model, prompt="a box", steps=10))
     assert run is not None and run.seconds > 0
     assert studio.estimate(RunTunedRequest(tuned="someone/not-fetched", prompt="a box")) is None
+
+
+# ---------------------------------------------------------------------------------------------- the authors' recipe
+
+
+@pytest.fixture(scope="module")
+def clip_25fps(tmp_path_factory) -> str:
+    """4 s at 25 fps: a box that moves and brightens every frame, so each frame differs from the others."""
+    frames = np.zeros((100, SIDE, SIDE, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i, 20:44, i % 48: i % 48 + 16] = (100 + i, 120, 30)
+    return str(video_io.write_mp4(frames, tmp_path_factory.mktemp("clip25") / "box25.mp4", 25))
+
+
+@pytest.mark.parametrize("stride, start", [(1, 0.0), (3, 1.0)])
+def test_tuning_takes_consecutive_frames_at_the_stride_as_its_authors_do(studio, clip_25fps, stride, start):
+    """showlab/Tune-A-Video samples `list(range(0, len(vr), sample_frame_rate))[sample_start_idx:][:n_sample_frames]`:
+    frames in a row at the source's own rate, `stride` apart, from the start; the model plays them at fps / stride."""
+    from modules.engines.tune_a_video.weights import load_source
+
+    made = studio.tune_video(tune_request(clip_25fps, name=f"stride-{stride}", steps=1, sample_steps=1, num_frames=5,
+                                          stride=stride, window=VideoWindow(start=start, resolution=SIDE)))
+    record = json.loads(Path(made.video.params).read_text())
+    first = round(start * 25)
+    assert record["source_frames"] == [first + stride * k for k in range(5)] and record["stride"] == stride
+    assert record["request"]["stride"] == stride
+    assert made.video.fps == pytest.approx(25 / stride) and record["fps"] == pytest.approx(25 / stride)
+    # The model keeps exactly those frames of the file, at that rate: its sample and its runs play at it.
+    whole = video_io.read_video(clip_25fps, long_side=SIDE, multiple=16).frames
+    source, fps = load_source(made.folder)
+    assert np.array_equal(source, whole[record["source_frames"]]) and fps == pytest.approx(25 / stride)
+    assert studio.run_tuned(RunTunedRequest(tuned=made.model, prompt="a box", steps=1, num_frames=3)).fps == \
+        pytest.approx(25 / stride)
+
+
+def test_stride_is_checked_in_a_sentence(studio, clip):
+    with pytest.raises(UserError, match=r"Stride must be a whole number from 1 to 16 \(source frames between"):
+        studio.tune_video(tune_request(clip, stride=0))
+
+
+def test_the_tune_tab_says_which_frames_and_seconds_are_used(studio, clip_25fps):
+    from modules.ui.tune import frames_used
+
+    settings = studio.settings
+    assert frames_used(settings, clip_25fps, 0, 0, 8, 1) == ("Frames 0, 1, …, 7 of the clip: 0.00–0.28 s at 25 fps "
+                                                             "(the model plays them at 25 fps).")
+    assert frames_used(settings, clip_25fps, 1, 0, 3, 2).startswith("Frames 25, 27, 29 of the clip: 1.00–1.16 s")
+    assert frames_used(settings, clip_25fps, 3.9, 0, 8, 2).endswith("Only 2 of the 8 frames are in the clip, so some "
+                                                                   "repeat.")
+    assert frames_used(settings, None, 0, 0, 8, 1) == ""
+
+
+def applied_weights(monkeypatch) -> list[dict]:
+    """Spy on the engine's `applied_to`: the query and temporal weights the UNet runs with, per job."""
+    from modules.engines.tune_a_video import weights
+
+    seen, applied_to = [], weights.applied_to
+
+    def spy(unet, parameters, device=None):
+        with applied_to(unet, parameters, device) as layers:
+            seen.append(layers.state_dict())
+            yield layers
+
+    monkeypatch.setattr(weights, "applied_to", contextlib.contextmanager(spy))
+    return seen
+
+
+def test_on_another_base_the_tuning_changes_are_added_to_its_weights(studio, tuned, monkeypatch):
+    """Queries from the chosen base plus what the tuning changed, keys from the chosen base: not one model's queries
+    against another's keys. Temporal layers, which no base has, come as tuned."""
+    from modules.engines.tune_a_video.attention import query_weights
+    from modules.engines.tune_a_video.weights import load_tuned
+
+    tuned_on, other = studio.settings.base_models[:2]
+    trained, _ = load_tuned(tuned.folder)
+    seen = applied_weights(monkeypatch)
+    result = studio.run_tuned(RunTunedRequest(tuned=tuned.model, prompt="a box", steps=1, model=other))
+    assert (f"box-slides was tuned on {tuned_on}, run on {other}: the tuning's changes were added to {other}'s "
+            "weights.") in result.notes
+    assert json.loads(Path(result.params).read_text())["request"]["tuned_on"] == tuned_on
+    tuning_base, base = (query_weights(studio.manager.components(name).unet) for name in (tuned_on, other))
+    assert not torch.equal(tuning_base[next(iter(base))], base[next(iter(base))])  # two different bases
+    applied = seen[-1]
+    assert set(applied) == set(trained) and base.keys() < trained.keys()
+    for key, value in trained.items():
+        expected = base[key] + (value - tuning_base[key]) if key in base else value
+        assert torch.equal(applied[key], expected), key
+
+
+def test_on_its_own_base_a_tuned_model_runs_its_weights_as_they_are(studio, tuned, monkeypatch):
+    from modules.engines.tune_a_video.weights import load_tuned
+
+    trained, _ = load_tuned(tuned.folder)
+    seen = applied_weights(monkeypatch)
+    runs = [studio.run_tuned(RunTunedRequest(tuned=tuned.model, prompt="a box", steps=2, model=model))
+            for model in ("", studio.settings.base_models[0])]
+    assert all(set(applied) == set(trained) and all(torch.equal(applied[k], v) for k, v in trained.items())
+               for applied in seen)
+    assert np.array_equal(frames_of(runs[0].video), frames_of(runs[1].video))
+    assert not any("was tuned on" in note for run in runs for note in run.notes)

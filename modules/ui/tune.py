@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import engines
+from .. import engines, video_io
 from ..errors import UserError
-from ..request_types import MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, RunTunedRequest, TuneRequest, UploadTunedRequest
+from ..request_types import (MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest,
+                             UploadTunedRequest)
+from ..studio import tune_frames
+from ..forms import tab_frame_cap
 from .common import (
     ASSETS,
     VIDEO_TYPES,
@@ -60,7 +63,30 @@ def tune_form_from_params(settings, data: dict, path: str) -> list:
     gr.Info(f"Filled the form from params.json. Upload the same clip and press Tune (seed {r.seed}) to tune the same "
             "model again.")
     return [gr.skip(), r.prompt, r.name, r.model, r.steps, r.learning_rate, r.num_frames, r.sample_prompt,
-            r.sample_steps, r.guidance_scale, r.seed, w.start, w.end, w.fps, w.resolution]
+            r.sample_steps, r.guidance_scale, r.seed, w.start, w.end, w.fps, w.resolution, r.stride]
+
+
+def frames_used(settings, video, start, end, num_frames, stride) -> str:
+    """Which frames and seconds of the uploaded clip tuning takes ("Frames 0, 1, …, 7 of the clip: 0.00–0.28 s
+    at 25 fps"), from its header; "" before an upload or while a value is not a number yet."""
+    path = video.get("path") if isinstance(video, dict) else video
+    if not path:
+        return ""
+    try:
+        start, end, num_frames, stride = float(start or 0), float(end or 0), int(num_frames), int(stride)
+        info = video_io.probe_video(path)
+    except (TypeError, ValueError):  # a value being typed, or a file that is no video (the job says why)
+        return ""
+    if start >= info.duration:
+        return f"The start is past the end of the clip ({info.duration:.2f} s)."
+    picks, _ = tune_frames(info, start, end or start + settings.limits.max_video_seconds, max(num_frames, 1),
+                           max(stride, 1))
+    shown = ", ".join(map(str, picks)) if len(picks) <= 4 else f"{picks[0]}, {picks[1]}, …, {picks[-1]}"
+    text = (f"Frames {shown} of the clip: {picks[0] / info.fps:.2f}–{picks[-1] / info.fps:.2f} s at {info.fps:g} fps "
+            f"(the model plays them at {info.fps / max(stride, 1):g} fps).")
+    if len(picks) < num_frames:
+        text += f" Only {len(picks)} of the {num_frames} frames are in the clip, so some repeat."
+    return text
 
 
 def run_form_from_params(settings, data: dict) -> list:
@@ -95,10 +121,14 @@ def build(demo: gr.Blocks, studio) -> list:
                 with gr.Row():
                     train_steps = Slider(label="Training steps", minimum=1, maximum=limits.max_tune_steps, step=1,
                                          value=min(tune_defaults.steps, limits.max_tune_steps))
-                    frames = Slider(label="Frames (spread over the clip's window)", minimum=1,
-                                    maximum=limits.max_frames, step=1, value=min(tune_defaults.num_frames,
-                                                                                 limits.max_frames))
+                    frames = Slider(label="Frames (consecutive, from the start)", minimum=1,
+                                    maximum=tab_frame_cap("tune", settings), step=1, value=min(tune_defaults.num_frames,
+                                                                                 tab_frame_cap("tune", settings)))
+                    stride = Slider(label="Stride (source frames between those tuned on; 1 = every frame)",
+                                    minimum=1, maximum=MAX_STRIDE, step=1, value=tune_defaults.stride)
                 start, end, fps, resolution = video_window_inputs(settings)
+                fps.visible = False  # tuning reads the clip at its own rate: Stride picks the frames
+                used = gr.Markdown("")
                 sample_prompt = gr.Textbox(label="Sample prompt (a clip made after tuning; empty = the same)",
                                            placeholder="Spider-Man is skiing on the beach, cartoon style")
                 with gr.Accordion("Advanced", open=False):
@@ -132,7 +162,7 @@ def build(demo: gr.Blocks, studio) -> list:
                 inversion = gr.Checkbox(label="Start from the source clip (DDIM inversion: keeps its motion; the seed "
                                               "then changes nothing)", value=run_defaults.inversion)
                 with gr.Row():
-                    run_frames = Slider(label="Frames (0 = the source clip's)", minimum=0, maximum=limits.max_frames,
+                    run_frames = Slider(label="Frames (0 = the source clip's)", minimum=0, maximum=tab_frame_cap("tuned", settings),
                                         step=1, value=0)
                     run_fps = Number(label="FPS (0 = the source clip's)", value=0.0, minimum=0.0, maximum=MAX_FPS)
                 with gr.Accordion("Advanced", open=False):
@@ -163,14 +193,15 @@ def build(demo: gr.Blocks, studio) -> list:
 
     # ------------------------------------------------------------------ Tune
     def tune_request_of(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
-                        guidance_scale, seed, start, end, fps, resolution) -> TuneRequest:
+                        guidance_scale, seed, start, end, fps, resolution, stride) -> TuneRequest:
         return TuneRequest(video=uploaded(video, "video"), prompt=prompt, name=name, model=model, steps=steps,
                            learning_rate=learning_rate, num_frames=num_frames, sample_prompt=sample_prompt,
                            sample_steps=sample_steps, guidance_scale=guidance_scale, seed=seed,
-                           window=window(start, end, fps, resolution))
+                           window=window(start, end, fps, resolution), stride=stride)
 
+    # `stride` is the endpoint's last parameter, with a default: calls written before it keep working.
     def tune_video(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
-                   guidance_scale, seed, start, end, fps, resolution, progress=gr.Progress()):
+                   guidance_scale, seed, start, end, fps, resolution, stride=1, progress=gr.Progress()):
         made_here: dict = {}
 
         def method(request, control):
@@ -180,20 +211,23 @@ def build(demo: gr.Blocks, studio) -> list:
 
         def request() -> TuneRequest:
             return tune_request_of(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt,
-                                   sample_steps, guidance_scale, seed, start, end, fps, resolution)
+                                   sample_steps, guidance_scale, seed, start, end, fps, resolution, stride)
 
         result = run_job(demo, method, request, progress, TAB,
                          done=lambda: f"The model is saved as **{made_here['model']}**: run it below.")
         return (*video_outputs(result), made_here["model"])
 
     tune_inputs = [video_in, prompt, name, model, train_steps, learning_rate, frames, sample_prompt, sample_steps,
-                   guidance, seed, start, end, fps, resolution]
+                   guidance, seed, start, end, fps, resolution, stride]
     tune_event = wire_job(demo, studio, TAB, tune_run, tune_video, tune_inputs,
                           [tune_out, tune_gif, tune_params, tune_seed, made], status=tune_status, seed=tune_seed,
                           api_name="tune_video")
     wire_stop(tune_stop, TAB, [tune_event])
     wire_estimate(demo, studio, tune_estimate, tune_inputs,
                   lambda video, prompt, *rest: tune_request_of(video, prompt or "a clip", *rest))
+    used_inputs = [video_in, start, end, frames, stride]
+    gr.on([component.change for component in used_inputs], lambda *values: frames_used(settings, *values),
+          used_inputs, used, queue=False, show_progress="hidden", trigger_mode="always_last", api_visibility="private")
     tune_load.upload(
         lambda path: load_params(path, lambda data: tune_form_from_params(settings, data, path), len(tune_inputs)),
         tune_load, [*tune_inputs, tune_load], api_name="load_tune_params", api_visibility="private",

@@ -12,7 +12,8 @@ parameters are attached for the job only, and the base is bit for bit what it wa
 - `train`: `tune(unet, vae, text_encoder, tokenizer, frames, prompt, ...)`, returning only the
   trained parameters;
 - `weights` and `files`: a tuned model's folder (safetensors, model card, source clip, sample);
-  `applied_to(unet, parameters)`, the tuned video UNet for one job;
+  `applied_to(unet, parameters)`, the tuned video UNet for one job; `rebased`, a model tuned on one base
+  for running on another (the tuning's change to the queries, added to that base's own);
 - `inference`: `generate(layers, ...)`, DDIM inversion of the source clip and sampling;
 - `sharing`: upload to and download from the Hub.
 
@@ -29,7 +30,7 @@ import time
 from ...errors import UserError
 from ...job_control import INVERTING, TRAINING, Place, duration_text
 from . import files
-from ..base import Defaults, Engine, FrameRule, JobInputs, MadeModel, Rules
+from ..base import Engine, FrameRule, JobInputs, MadeModel, Recipe, Rules
 
 CHECKPOINT_EVERY = 100  # training steps between saves: a crash or Stop keeps the last
 # Denoiser calls per training step, per frame: forward, backward (about twice a forward) and the forward
@@ -44,10 +45,19 @@ class TuneAVideo(Engine):
     label = "Tune-A-Video (SD 1.5 tuned on one clip)"
     tabs = frozenset({"tune", "tuned"})
     inputs = frozenset({"base_model"})
-    defaults = Defaults(steps=50, guidance_scale=12.5, side=512, frames=8, fps=8.0, training_steps=300,
-                        learning_rate=3.5e-5)
+    # Training as the authors' Space (8 consecutive frames from the start at stride 1, 300 steps at 3.5e-5, 512x512);
+    # sampling as the official inference (DDIM inversion of the source, 50 DDIM steps, guidance 12.5); the clip
+    # plays at the source's rate over the stride.
+    recipes = {
+        "tune": Recipe(steps=50, guidance_scale=12.5, frames=8, max_frames=24, fps=0.0,
+                       extra={"training_steps": 300, "learning_rate": 3.5e-5, "stride": 1}),
+        "tuned": Recipe(steps=50, guidance_scale=12.5, frames=0, max_frames=24, fps=0.0),
+    }
     rules = Rules(frames=FrameRule(), size_multiple=SIZE_MULTIPLE)
     model_files = files.FILES
+
+    def __init__(self):
+        self._base_queries: dict[str, dict] = {}  # base -> its own query weights, for models tuned on it
 
     def mode(self, tab: str, kind: str = "") -> str:
         return tab  # "tune" (a training run and its sample) or "tuned" (a tuned model's clip)
@@ -61,13 +71,25 @@ class TuneAVideo(Engine):
         return calls + (CALLS_PER_TRAINING_STEP * request.steps if tab == "tune" else 0)
 
     def load(self, manager, request, tab: str):
-        return manager.components(request.model, scheduler="ddim")
+        """The base's components, and where a tuned model runs on another base than it was tuned on, the
+        tuning base's own query weights (read once per base, about 100 MB for SD 1.5; loading that base
+        first, as the manager holds one base at a time)."""
+        tuned_on = request.tuned_on if tab == "tuned" else ""
+        tuning_queries = None
+        if tuned_on and tuned_on != request.model:
+            from .attention import query_weights
+
+            if tuned_on not in self._base_queries:
+                self._base_queries[tuned_on] = query_weights(manager.components(tuned_on).unet)
+            tuning_queries = self._base_queries[tuned_on]
+        return manager.components(request.model, scheduler="ddim"), tuning_queries
 
     def sample(self, loaded, request, tab: str, inputs: JobInputs, *, chunk_size, control):
+        from .attention import query_weights
         from .inference import generate
-        from .weights import applied_to
+        from .weights import applied_to, rebased
 
-        components = loaded
+        components, tuning_queries = loaded
         parts = (components.vae, components.text_encoder, components.tokenizer)
         if tab == "tune":
             sample_steps, inversion = request.sample_steps, True
@@ -81,6 +103,8 @@ class TuneAVideo(Engine):
             prompt, negative = request.prompt, request.negative_prompt
             calls = sample_steps * (2 if inversion else 1)
             weights, done = inputs.weights, 0
+            if tuning_queries is not None:  # tuned on another base: its changes, added to this base's queries
+                weights = rebased(weights, tuning_queries, query_weights(components.unet))
 
         def on_step(step: int, _total: int) -> None:
             if inversion and step <= sample_steps:  # inverting the source, then sampling: each `sample_steps`
@@ -89,7 +113,7 @@ class TuneAVideo(Engine):
                 place = Place(step=step - sample_steps if inversion else step, steps=sample_steps)
             control.step(done + step, calls, place)
 
-        with applied_to(components.unet, weights) as layers:
+        with applied_to(components.unet, weights, components.device) as layers:
             return generate(layers, *parts, prompt, source_frames=inputs.frames, inversion=inversion,
                             steps=sample_steps, guidance_scale=request.guidance_scale, negative_prompt=negative,
                             seed=request.seed, on_step=on_step)
@@ -122,7 +146,7 @@ class TuneAVideo(Engine):
         parameters = tune(components.unet, components.vae, components.text_encoder, components.tokenizer,
                           inputs.frames, request.prompt, steps=request.steps, learning_rate=request.learning_rate,
                           seed=request.seed, on_step=on_step, dtype=components.dtype, on_checkpoint=save,
-                          checkpoint_every=CHECKPOINT_EVERY)
+                          checkpoint_every=CHECKPOINT_EVERY, device=components.device)
         save(request.steps, parameters)
         return parameters
 
@@ -154,6 +178,9 @@ class TuneAVideo(Engine):
         from .sharing import download_tuned
 
         return download_tuned(repo_id, token=token, files=files)
+
+    def scheduler_of(self, loaded, request, tab: str):
+        return loaded[0].scheduler
 
     def record(self, request, tab: str, settings) -> dict:
         return {"engine": self.name, "model": request.model, "scheduler": "ddim",

@@ -140,7 +140,8 @@ class VideoLayers:
     the noise prediction `(B, C, F, H, W)`.
     """
 
-    def __init__(self, unet: nn.Module, *, sparse_causal: bool = True, temporal: bool = True, seed: int = 0):
+    def __init__(self, unet: nn.Module, *, sparse_causal: bool = True, temporal: bool = True, seed: int = 0,
+                 device: torch.device | None = None):
         self.unet = unet
         self.num_frames = 1
         self.blocks: dict[str, BasicTransformerBlock] = {
@@ -149,6 +150,8 @@ class VideoLayers:
         if not self.blocks:
             raise ValueError("the UNet has no transformer blocks to make into video blocks")
         reference = next(unet.parameters())
+        # What the job adds lives where the job runs: with CPU offload the UNet rests elsewhere between calls.
+        self.device = torch.device(device) if device is not None else reference.device
         self.temporal = nn.ModuleDict()  # keys: block path with "." -> "_" (ModuleDict forbids dots)
         self._saved_processors: dict[str, object] = {}
         self._hooks = []
@@ -161,7 +164,7 @@ class VideoLayers:
                         heads = block.attn1.heads
                         layer = TemporalAttention(block.attn1.inner_dim, heads, block.attn1.inner_dim // heads)
                         self.temporal[_module_key(name)] = layer
-                self.temporal.to(device=reference.device, dtype=reference.dtype)
+                self.temporal.to(device=self.device, dtype=reference.dtype)
                 for name, block in self.blocks.items():
                     self._hooks.append(block.register_forward_hook(self._temporal_hook(name)))
             if sparse_causal:
@@ -179,9 +182,6 @@ class VideoLayers:
         batch, channels, frames, height, width = latents.shape
         if text_embeddings.shape[0] != batch:
             raise ValueError(f"{text_embeddings.shape[0]} text embeddings for a batch of {batch} clips")
-        first = next(iter(self.temporal.parameters()), None)
-        if first is not None and first.device != latents.device:  # follow the UNet (CPU offload)
-            self.temporal.to(latents.device)
         self.num_frames = frames
         per_frame = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
         text_per_frame = text_embeddings.repeat_interleave(frames, dim=0)
@@ -230,9 +230,9 @@ class VideoLayers:
     def load_state_dict(self, state: Mapping[str, torch.Tensor], *, trainable: bool = False) -> None:
         """Install trained parameters: all keys of `expected_keys()` exactly, else ValueError.
 
-        The query projections get NEW Parameters (the UNet's own are kept aside for `remove()`),
-        in the UNet's dtype, or float32 requiring grad with `trainable=True` (master weights for
-        training); the temporal layers take the values in place.
+        The query projections get NEW Parameters on the job's device (the UNet's own are kept aside for
+        `remove()`), in the UNet's dtype, or float32 requiring grad with `trainable=True` (master weights
+        for training); the temporal layers take the values in place.
         """
         current = self._current_tensors()
         missing, unexpected = sorted(set(current) - set(state)), sorted(set(state) - set(current))
@@ -251,7 +251,7 @@ class VideoLayers:
                     key = f"{name}.{p}"
                     _, original = self._original_queries.setdefault(key, (module, current_parameter))
                     dtype = torch.float32 if trainable else original.dtype
-                    replacement = state[key].to(original.device, dtype, copy=True)
+                    replacement = state[key].to(self.device, dtype, copy=True)
                     setattr(module, p, nn.Parameter(replacement, requires_grad=trainable))
             for name in self.blocks:
                 layer_key = _module_key(name)
@@ -305,13 +305,15 @@ def add_video_layers(
     sparse_causal: bool = True,
     temporal: bool = True,
     seed: int = 0,
+    device: torch.device | None = None,
 ) -> VideoLayers:
     """Attach Tune-A-Video's layers to `unet` (fresh, or `parameters` from a tuning run).
 
     `sparse_causal=False` / `temporal=False` leave one of the two out (ablations, tests). Fresh
-    temporal layers draw their q/k/v from `seed`; their output projection is zero.
+    temporal layers draw their q/k/v from `seed`; their output projection is zero. The layers and
+    the tuned queries are made on `device`, where the job runs (default: the UNet's).
     """
-    layers = VideoLayers(unet, sparse_causal=sparse_causal, temporal=temporal, seed=seed)
+    layers = VideoLayers(unet, sparse_causal=sparse_causal, temporal=temporal, seed=seed, device=device)
     if parameters is not None:
         try:
             layers.load_state_dict(parameters)
@@ -319,6 +321,12 @@ def add_video_layers(
             layers.remove()
             raise
     return layers
+
+
+def query_weights(unet: nn.Module) -> dict[str, torch.Tensor]:
+    """The UNet's own query projections (`attn1.to_q`, `attn2.to_q`) under the trained parameters' names,
+    as float32 CPU copies: what a tuning on this UNet started from (`weights.rebased`)."""
+    return VideoLayers(unet, sparse_causal=False, temporal=False).state_dict()  # attaches nothing
 
 
 def remove_video_layers(layers: VideoLayers) -> None:

@@ -1,4 +1,9 @@
-"""Frames <-> SD latents and prompt -> CLIP embeddings, as Tune-A-Video's training and sampling use them."""
+"""Frames <-> SD latents and prompt -> CLIP embeddings, as Tune-A-Video's training and sampling use them.
+
+Inputs go to the `device` the job runs on, never to a module's own `.device`: with CPU offload the modules
+rest on the CPU and move to the GPU only when they run (their forward hooks), so their `.device` is where
+they wait, not where they compute. Without a `device` a module's own is used (no offload: the same).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ VAE_FRAMES_PER_CALL = 4
 
 
 @torch.no_grad()
-def encode_prompt(text_encoder, tokenizer, prompt: str) -> torch.Tensor:
+def encode_prompt(text_encoder, tokenizer, prompt: str, device: torch.device | None = None) -> torch.Tensor:
     """(1, 77, D) CLIP hidden states, padded to the tokenizer's length as SD was trained."""
     ids = tokenizer(
         prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
     ).input_ids
-    return text_encoder(ids.to(text_encoder.device))[0]
+    return text_encoder(ids.to(device or text_encoder.device))[0]
 
 
 def frames_to_pixels(frames: np.ndarray) -> torch.Tensor:
@@ -53,7 +58,7 @@ def vae_scale_factor(vae) -> int:
 
 
 @torch.no_grad()
-def encode_frames(vae, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_frames(vae, frames: np.ndarray, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The VAE posterior of each frame: (mean, std), each (1, C, F, h, w) float32, unscaled.
 
     Training draws a fresh latent from it every step (as Tune-A-Video does by encoding each
@@ -62,7 +67,7 @@ def encode_frames(vae, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = frames_to_pixels(frames)
     means, stds = [], []
     for start in range(0, pixels.shape[0], VAE_FRAMES_PER_CALL):
-        chunk = pixels[start : start + VAE_FRAMES_PER_CALL].to(vae.device, vae.dtype)
+        chunk = pixels[start : start + VAE_FRAMES_PER_CALL].to(device or vae.device, vae.dtype)
         posterior = vae.encode(chunk).latent_dist
         means.append(posterior.mean.float())
         stds.append(posterior.std.float())
@@ -72,12 +77,12 @@ def encode_frames(vae, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def decode_latents(vae, latents: torch.Tensor) -> np.ndarray:
+def decode_latents(vae, latents: torch.Tensor, device: torch.device | None = None) -> np.ndarray:
     """(1, C, F, h, w) scaled latents -> (F, H, W, 3) float32 frames in [0, 1]."""
     per_frame = latents[0].permute(1, 0, 2, 3) / vae.config.scaling_factor
     frames = []
     for start in range(0, per_frame.shape[0], VAE_FRAMES_PER_CALL):
-        chunk = per_frame[start : start + VAE_FRAMES_PER_CALL].to(vae.device, vae.dtype)
+        chunk = per_frame[start : start + VAE_FRAMES_PER_CALL].to(device or vae.device, vae.dtype)
         frames.append(vae.decode(chunk).sample.float())
     pixels = (torch.cat(frames) / 2 + 0.5).clamp(0, 1)
     return pixels.permute(0, 2, 3, 1).cpu().numpy()

@@ -87,10 +87,10 @@ def ddim_sample(
 
 
 def noise_predictor(layers: VideoLayers) -> NoisePredictor:
-    """The video UNet as a float32-in, float32-out noise predictor on the UNet's device (the
+    """The video UNet as a float32-in, float32-out noise predictor on the job's device (the
     latents stay float32 through the scheduler math whatever the UNet's dtype)."""
     dtype = next(layers.unet.parameters()).dtype
-    device = next(layers.unet.parameters()).device
+    device = layers.device
 
     def predict_noise(latents, t, text_embeddings):
         return layers(latents.to(device, dtype), t, text_embeddings.to(device, dtype)).float()
@@ -124,7 +124,8 @@ def generate(
     empty prompt, `steps` steps); otherwise seeded noise shaped like `source_frames`, or like
     `num_frames` x `height` x `width` when there is no source. `on_step(done, total)` runs
     after each UNet step of inversion and sampling together; raising from it cancels (the
-    exception propagates, nothing is decoded). Returns (F, H, W, 3) float32 frames in [0, 1].
+    exception propagates, nothing is decoded). Every input goes to the device `layers` were made
+    for (the job's). Returns (F, H, W, 3) float32 frames in [0, 1].
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
@@ -140,9 +141,9 @@ def generate(
         check_frame_size(height, width, vae, unet)
 
     predict_noise = noise_predictor(layers)
-    device = next(unet.parameters()).device
-    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt).to(device, torch.float32)
-    negative_embeddings = encode_prompt(text_encoder, tokenizer, negative_prompt).to(device, torch.float32)
+    device = layers.device
+    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt, device).to(device, torch.float32)
+    negative_embeddings = encode_prompt(text_encoder, tokenizer, negative_prompt, device).to(device, torch.float32)
     inverting = source_frames is not None and inversion
     total = steps * (2 if inverting else 1)
 
@@ -152,9 +153,9 @@ def generate(
         return lambda done, _: on_step(offset + done, total)
 
     if inverting:
-        mean, _ = encode_frames(vae, source_frames)
+        mean, _ = encode_frames(vae, source_frames, device)
         clean = (mean * vae.config.scaling_factor).to(device)
-        empty = encode_prompt(text_encoder, tokenizer, "").to(device, torch.float32)
+        empty = encode_prompt(text_encoder, tokenizer, "", device).to(device, torch.float32)
         latents = ddim_invert(
             predict_noise, clean, empty, steps=steps, scheduler_config=scheduler_config, on_step=report(0)
         )
@@ -172,4 +173,4 @@ def generate(
         scheduler_config=scheduler_config,
         on_step=report(total - steps),
     )
-    return decode_latents(vae, latents)
+    return decode_latents(vae, latents, device)

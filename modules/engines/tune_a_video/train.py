@@ -49,6 +49,7 @@ def tune(
     on_checkpoint: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
     checkpoint_every: int = 0,
     scheduler_config: dict | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, torch.Tensor]:
     """Tune `unet` on `frames` (F, H, W, 3; uint8, or float in [0, 1]) described by `prompt`.
 
@@ -58,7 +59,8 @@ def tune(
     a copy every `checkpoint_every` steps and, when `on_step` stopped the run, once more with
     the last completed step, so a stopped run can still be saved. `dtype` bfloat16/float16 runs
     the forward under autocast (float16 with loss scaling); a half-precision UNet needs its own
-    dtype here. The same seed gives the same result on the same device.
+    dtype here. The same seed gives the same result on the same device. `device` is where the
+    job runs (default: the UNet's; with CPU offload the UNet rests elsewhere between calls).
     """
     if steps < 1:
         raise ValueError("steps must be at least 1")
@@ -71,9 +73,9 @@ def tune(
         raise ValueError(f"a {unet_dtype} UNet tunes under autocast in its own dtype: pass dtype={unet_dtype}")
     check_frames(frames, vae, unet)
 
-    device = next(unet.parameters()).device
-    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt).to(device, unet_dtype)
-    latent_mean, latent_std = encode_frames(vae, frames)
+    device = torch.device(device) if device is not None else next(unet.parameters()).device
+    text_embeddings = encode_prompt(text_encoder, tokenizer, prompt, device).to(device, unet_dtype)
+    latent_mean, latent_std = encode_frames(vae, frames, device)
     scaling_factor = vae.config.scaling_factor
     noise_scheduler = DDPMScheduler.from_config(scheduler_config or SD15_SCHEDULER_CONFIG)
     generator = torch.Generator().manual_seed(seed)
@@ -86,7 +88,7 @@ def tune(
         unet.requires_grad_(False)  # no gradients for the frozen base (nor .grad left on it)
         if gradient_checkpointing and getattr(unet, "_supports_gradient_checkpointing", False):
             unet.enable_gradient_checkpointing()
-        layers = add_video_layers(unet, seed=seed)
+        layers = add_video_layers(unet, seed=seed, device=device)
         trainable = layers.make_trainable()
         optimizer = torch.optim.AdamW(
             trainable, lr=learning_rate, betas=ADAM_BETAS, eps=ADAM_EPSILON, weight_decay=WEIGHT_DECAY

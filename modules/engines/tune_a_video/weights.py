@@ -137,11 +137,20 @@ def load_source(folder: str | os.PathLike):
     return frames.numpy(), float(metadata.get("fps", "8"))
 
 
+def rebased(parameters: Mapping[str, torch.Tensor], tuning_base: Mapping[str, torch.Tensor],
+            base: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`parameters` tuned on one base, for running on another: each query projection becomes `base`'s plus
+    the change the tuning made (tuned minus `tuning_base`'s), so queries and keys come from the same model;
+    the temporal layers, which no base has, stay as tuned. The bases' queries come from `query_weights`."""
+    return {key: base[key] + (value.float() - tuning_base[key]) if key in tuning_base else value
+            for key, value in parameters.items()}
+
+
 @contextmanager
-def applied_to(unet, parameters: Mapping[str, torch.Tensor]) -> Iterator[VideoLayers]:
-    """The tuned video UNet for one job: `unet` with the video layers and `parameters`; after
-    the block (exceptions included) the base UNet is bit for bit what it was."""
-    layers = add_video_layers(unet, parameters)
+def applied_to(unet, parameters: Mapping[str, torch.Tensor], device=None) -> Iterator[VideoLayers]:
+    """The tuned video UNet for one job on `device` (default: the UNet's): `unet` with the video layers
+    and `parameters`; after the block (exceptions included) the base UNet is bit for bit what it was."""
+    layers = add_video_layers(unet, parameters, device=device)
     try:
         yield layers
     finally:
