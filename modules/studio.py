@@ -672,7 +672,7 @@ def spread(count: int, wanted: int) -> np.ndarray:
 
 def tune_frames(info: video_io.VideoInfo, start: float, end: float, num_frames: int,
                 stride: int) -> tuple[list[int], float]:
-    """The source frames Tune-A-Video tunes on, as its authors sample them (showlab/Tune-A-Video's dataset:
+    """The source frames a tuning job trains on, as the method's authors sample them (their dataset code:
     `list(range(0, len(vr), sample_frame_rate))[sample_start_idx:][:n_sample_frames]`): up to `num_frames`
     consecutive frame numbers `stride` apart at the clip's own rate, from the frame shown at `start`
     (seconds), as many as come before `end` (0 = the clip's end). Also the end time that makes `read_video`
