@@ -84,6 +84,21 @@ def test_tune_takes_frames_at_a_stride_and_plays_them_at_the_rate_over_it(client
     assert frames_of(video).shape[0] == 4
 
 
+def test_tune_on_a_4_s_25_fps_clip_takes_consecutive_frames_at_a_constant_stride(client_factory, tmp_path):
+    """The issue's case: a 4 s clip at 25 fps, tuned from 1 s on at stride 3: frames 25, 28, 31, 34 of the
+    upload (consecutive at the stride, not spread over the 4 s), played at 25 / 3 fps."""
+    frames = np.zeros((100, 64, 64, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i, 16:48, (i % 40): (i % 40) + 20] = (230, 120, 30)
+    clip = str(video_io.write_mp4(frames, tmp_path / "four-seconds.mp4", 25))
+    video, gif, params, seed, model = tune(client_factory(), clip, name="client-25fps", steps=1, sample_steps=1,
+                                           start=1.0, stride=3)
+    record = json.load(open(params))
+    picks = record["source_frames"]
+    assert picks == [25, 28, 31, 34] and {b - a for a, b in zip(picks, picks[1:])} == {3}
+    assert record["fps"] == pytest.approx(25 / 3, abs=1e-3)
+
+
 def test_bad_tune_input_is_a_sentence(client_factory, clip):
     with pytest.raises(AppError, match="There is no tuned model called nobody-tuned-this"):
         run_tuned(client_factory(), "nobody-tuned-this")
