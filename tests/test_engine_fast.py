@@ -5,6 +5,8 @@ The LoRA tests build their own UNets: attaching a LoRA wraps the UNet's layers, 
 session's `tiny_parts` UNet is shared with every other test.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -418,3 +420,19 @@ def test_fast_settings_follow_the_engines_fast_weights():
         run(steps=4, engine="modelscope")
     plain = Text2VideoRequest(prompt="a", steps=25, engine="animatediff")
     assert fast_settings(plain, "text2video") == (plain, [])
+
+
+def test_fast_editing_says_nothing_of_a_scheduler_nobody_chose():
+    """The edit tab's own scheduler becomes the fast recipe's without a note; a scheduler the user picked is named."""
+    from modules import engines
+    from modules.request_types import EditVideoRequest
+
+    engine = engines.default("edit")
+    recipe = engine.fast.for_tab("edit")
+    left = EditVideoRequest(video="clip.mp4", prompt="p", fast=True, steps=recipe["steps"],
+                            guidance_scale=recipe["guidance_scale"])
+    ran, notes = engine.fast_settings(left, "edit")
+    assert ran.scheduler == recipe["scheduler"] != left.scheduler and notes == []
+    chosen = replace(left, scheduler="ddim")
+    ran, notes = engine.fast_settings(chosen, "edit")
+    assert ran.scheduler == recipe["scheduler"] and "scheduler" in notes[0]

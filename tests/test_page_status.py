@@ -57,6 +57,8 @@ def test_an_outcome_is_said_until_the_next_run():
 
 
 def test_stop_says_where_the_job_was():
+    runs.begin("Text to video", "")
+    runs.finished("Text to video", "Done.")  # a result is in the players
     control = JobControl()
     run = runs.started("Text to video", control)
     control.step(3, 10)
@@ -67,6 +69,13 @@ def test_stop_says_where_the_job_was():
     runs.press_stop("Video editing", "")
     assert runs.explain("Video editing", "").startswith("**Stopped before it started.**")
     assert run.stop_pressed
+
+
+def test_stop_claims_no_kept_result_where_there_was_none():
+    runs.begin("Depth", "fresh")
+    runs.press_stop("Depth", "fresh")
+    text = runs.explain("Depth", "fresh")
+    assert "last finished result" not in text and "ready for the next job" in text
 
 
 def test_errors_go_to_the_status_box_invisibly_and_to_the_log(caplog):

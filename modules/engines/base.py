@@ -13,7 +13,7 @@ This module is light on purpose (no torch): the UI reads the registry before any
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
@@ -334,11 +334,16 @@ class Engine:
                 changes.update(t0=-1, t1=-1)  # the paper's t0/t1, scaled to the fast steps
         if request.guidance_scale > recipe.max_guidance:
             changes["guidance_scale"] = defaults["guidance_scale"]
+        unsaid = {"t0", "t1"}  # follow the steps
         if "scheduler" in defaults and getattr(request, "scheduler", defaults["scheduler"]) != defaults["scheduler"]:
             changes["scheduler"] = defaults["scheduler"]
+            if request.scheduler == next(f.default for f in fields(request) if f.name == "scheduler"):
+                unsaid.add("scheduler")  # the tab's own scheduler, not one the user chose: nothing to tell
         if not changes:
             return request, []
-        used = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items() if name not in ("t0", "t1"))
+        used = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in changes.items() if name not in unsaid)
+        if not used:
+            return replace(request, **changes), []
         note = (f"Fast mode ({recipe.name}) runs {recipe.steps_text()} steps with guidance up to "
                 f"{recipe.max_guidance:g}: used {used}.")
         return replace(request, **changes), [note]

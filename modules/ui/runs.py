@@ -37,6 +37,7 @@ class Run:
     text: str = ""  # the job's last progress text
     stop_pressed: bool = False
     started: float = field(default_factory=time.monotonic)
+    has_result: bool = False  # a result of an earlier job is in the tab's players (a Stop leaves it there)
 
     def stopped_text(self) -> str:
         if self.control is None or self.state == "queued":
@@ -44,7 +45,9 @@ class Run:
         else:
             stopped = getattr(self.control, "stopped_message", None)
             said = stopped() if callable(stopped) else f"Stopped at: {self.text}." if self.text else "Stopped."
-        return f"**{said}** The last finished result is kept; the worker is ready for the next job."
+        ready = ("The last finished result is kept; the worker is ready for the next job." if self.has_result
+                 else "The worker is ready for the next job.")
+        return f"**{said}** {ready}"
 
 
 _runs: OrderedDict[tuple[str, str], Run] = OrderedDict()
@@ -64,8 +67,10 @@ def session() -> str:
 def begin(tab: str, session_hash: str | None = None, *, state: str = "queued") -> Run:
     """A new record for the tab's job: the previous outcome is forgotten."""
     key = (session_hash if session_hash is not None else session(), tab)
-    run = Run(tab=tab, state=state)
     with _lock:
+        previous = _runs.get(key)
+        run = Run(tab=tab, state=state,
+                  has_result=previous is not None and (previous.has_result or previous.state == "done"))
         _runs[key] = run
         _runs.move_to_end(key)
         while len(_runs) > MAX_RUNS:
