@@ -99,7 +99,8 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
         gr.update(visible="base_model" in engine.inputs),
         *(gr.update(visible=motion) for _ in range(4)),
         gr.update(visible="chunks" in engine.inputs),
-        gr.update(visible="image" in engine.inputs),
+        # A hidden image would still be sent and refused ("clear the image") where the user can't see it.
+        gr.update(visible=True) if "image" in engine.inputs else gr.update(visible=False, value=None),
         gr.update(value=defaults["steps"] if fast else recipe["steps"]),
         gr.update(value=defaults["guidance_scale"]),
         gr.update(value=width, step=step, maximum=side_maximum(settings, height)),
@@ -145,7 +146,7 @@ def build(demo: gr.Blocks, studio) -> list:
                     width = Slider(label="Width", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
                     height = Slider(label="Height", minimum=low, maximum=side_maximum(settings, side), step=SIZE_MULTIPLE, value=side)
                 with gr.Row():
-                    steps = steps_slider(settings, defaults.steps, label="Steps (DDIM)")
+                    steps = steps_slider(settings, defaults.steps, minimum=2)  # the schedule needs 2 (Fast: its own)
                     guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     t0 = Number(label="t0 (-1 = 44 of 50, scaled)", value=-1, precision=0, minimum=-1, maximum=limits.max_steps)
