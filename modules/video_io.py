@@ -18,7 +18,7 @@ import errno
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +79,12 @@ class SourceLimits:
     max_pixels: int | None = None  # width x height of the source frames
     max_frames: int | None = None  # frames in the whole file
     max_seconds: float | None = None  # duration of the whole file
+
+    @classmethod
+    def of(cls, limits) -> "SourceLimits":
+        """The caps of a server's `settings.limits` (max_upload_mb, max_source_pixels, _frames, _seconds)."""
+        return cls(max_mb=limits.max_upload_mb, max_pixels=limits.max_source_pixels,
+                   max_frames=limits.max_source_frames, max_seconds=limits.max_source_seconds)
 
 
 @dataclass(frozen=True)
@@ -688,7 +694,11 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
     Sizes are kept exactly (macro_block_size=1), except that an odd width or height gets one
     repeated pixel row/column to become even, which yuv420p requires.
     """
-    frames = _pad_to_even(_as_rgb_frames(frames))
+    return _write_mp4_frames(_pad_to_even(_as_rgb_frames(frames)), path, fps)
+
+
+def _write_mp4_frames(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> str:
+    """write_mp4's encoder over any iterable of even-sided uint8 RGB frames (a stream need not fit in memory)."""
     if not (math.isfinite(fps) and fps > 0):
         raise VideoError(f"Frame rate must be positive, got {fps:g} fps.")
     path = Path(path)
@@ -884,3 +894,35 @@ def read_image(path: str | os.PathLike, width: int, height: int, *,
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
     image = image[top : top + crop_h, left : left + crop_w]
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def is_gif(path: str | os.PathLike) -> bool:
+    """Whether the file is a GIF (by its first bytes, not its name)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(6) in GIF_MAGIC
+    except OSError:
+        return False
+
+
+def gif_as_mp4(path: str | os.PathLike, folder: str | os.PathLike, limits: SourceLimits | None = None) -> str:
+    """An mp4 of a GIF at its own rate, for a browser's video player (the page's video inputs play no GIF): frame
+    k is the GIF frame on screen at k / fps, as `read_video` picks them, so a job reads the same frames from the
+    copy. Streamed frame by frame: a long GIF need not fit in memory."""
+    path = Path(path)
+    limits = limits or SourceLimits()
+    if not _check_file(path, limits.max_mb):
+        raise _unreadable(path, "it is not a GIF")
+    info, delays = _probe_gif(path, limits)
+    starts = np.concatenate([[0.0], np.cumsum(delays)[:-1]])
+    timestamps = np.arange(info.num_frames) / info.fps + 0.5 / info.fps + TIME_EPS
+    shown = np.clip(np.searchsorted(starts, timestamps, side="right") - 1, 0, len(delays) - 1)
+    repeats = np.bincount(shown, minlength=len(delays))
+
+    def frames() -> Iterator[np.ndarray]:
+        for index, frame in _iter_gif(path, list(range(len(delays)))):
+            even = _pad_to_even(to_rgb(np.asarray(frame))[None])[0]
+            for _ in range(int(repeats[index])):
+                yield even
+
+    return _write_mp4_frames(frames(), Path(folder) / f"{path.stem or 'upload'}.mp4", info.fps)

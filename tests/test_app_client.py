@@ -167,7 +167,9 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
         return load_params(_params_file(tmp_path, data, "upload.json"), fill, count)
 
     t2v_fill = lambda data: text2video.form_from_params(settings, data)  # noqa: E731
-    assert load(t2v, t2v_fill)[-1] is None  # the upload box is emptied for the next file
+    loaded = load(t2v, t2v_fill)
+    assert loaded[-2] is None  # the upload box is emptied for the next file
+    assert loaded[-1].startswith("Filled the form from params.json (seed 9)")  # said in the status box
     for data, message in [
         ("{not json", "not a params.json from this app (it is not readable JSON)"),
         ({"prompt": "x"}, "has no \"mode\" and \"request\""),
@@ -179,6 +181,6 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
         ({"mode": "text2video", "request": {**t2v["request"], "width": 1024, "height": 1024}}, "pixels per frame"),
         ({"mode": "text2video", "request": {"negative_prompt": "x"}}, "The saved request lacks prompt."),
     ]:
-        with pytest.warns(UserWarning, match=re.escape(message)):  # gr.Warning outside an event: a warning
-            result = load(data, t2v_fill)
-        assert result == [{"__type__": "update"}] * 18 + [None]  # the form is left as it was
+        result = load(data, t2v_fill)  # no pop-up: the sentence goes to the tab's status box
+        assert result[:-1] == [{"__type__": "update"}] * 18 + [None]  # the form is left as it was
+        assert result[-1].startswith("**Could not load params.json:**") and message in result[-1]

@@ -64,4 +64,4 @@ def test_load_params_refuses_a_server_path(server_files):
     import gradio as gr
 
     out = load_params(server_files["params"], lambda data: pytest.fail("read a file nobody uploaded"), 2)
-    assert out[-1] is None and all(isinstance(v, type(gr.skip())) for v in out[:-1])
+    assert out[-2] is None and all(isinstance(v, type(gr.skip())) for v in out[:-2]) and "uploaded" in out[-1]

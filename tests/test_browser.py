@@ -104,6 +104,7 @@ def test_edge_example_preview_then_generate(page, served):
     )
     # The status line above the tabs follows what each job loaded: now the edge ControlNet alone.
     if TEST_BACKEND == "local":
+        page.get_by_text("Server details").click()  # the details are behind a click
         page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)
 
 
@@ -128,7 +129,7 @@ def test_load_params_json_fills_the_form(page, served, sample_videos):
     tab = panel(page, "Text to video")
     tab.get_by_text("Advanced").click()  # the seed is in there
     tab.get_by_text("Repeat a run: load its params.json").click()
-    tab.locator('input[type="file"][accept=".json"]').set_input_files(made.params)
+    tab.locator(".t2vz-params input[type=file]").set_input_files(made.params)
     seed = tab.get_by_label("Seed (-1 = random)")
     page.wait_for_function("(e) => e.value === '4242'", arg=seed.element_handle(), timeout=JOB_TIMEOUT_MS)
     assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"
@@ -139,7 +140,7 @@ def test_load_params_json_fills_the_form(page, served, sample_videos):
     # Another tab's params.json is refused with where it belongs.
     other = studio.control_preview(ControlVideoRequest(kind="edge", video=sample_videos["mp4"], prompt="",
                                                        window=VideoWindow(end=0.5, fps=2, resolution=64)))
-    tab.locator('input[type="file"][accept=".json"]').set_input_files(other.params)
+    tab.locator(".t2vz-params input[type=file]").set_input_files(other.params)
     page.get_by_text("This params.json is from the Edge tab; open that tab and load it there.").first.wait_for(
         timeout=JOB_TIMEOUT_MS)
     assert tab.get_by_label("Prompt", exact=True).input_value() == "a lighthouse at dusk"  # the form is kept
@@ -257,7 +258,7 @@ def test_fast_switch_follows_the_engine(page):
     fast = tab.get_by_role("checkbox", name=re.compile(r"Fast \(4 steps"))
     fast.check()
     tab.get_by_role("button", name="Advanced").click()
-    steps = tab.get_by_label("number input for Steps (DDIM)")
+    steps = tab.get_by_label("number input for Steps")
     page.wait_for_function("el => el.value === '4'", arg=steps.element_handle(), timeout=10_000)
     assert tab.get_by_label("number input for Guidance scale").input_value() == "1"
     tab.get_by_label("Prompt", exact=True).fill("a paper boat on a river")
@@ -308,8 +309,8 @@ def generate(tab, prompt: str, frames: int, steps: int | None = None) -> None:
     tab.get_by_label("number input for Frames").press("Enter")
     if steps is not None:
         tab.get_by_text("Advanced").click()
-        tab.get_by_label("number input for Steps (DDIM)").fill(str(steps))
-        tab.get_by_label("number input for Steps (DDIM)").press("Enter")
+        tab.get_by_label("number input for Steps").fill(str(steps))
+        tab.get_by_label("number input for Steps").press("Enter")
     tab.get_by_role("button", name="Generate").click()
 
 

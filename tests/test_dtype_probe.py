@@ -136,7 +136,7 @@ def test_bfloat16_frames_stay_close_to_float32_at_the_real_architecture():
     assert diff.max() < BF16_MAX_TOLERANCE and diff.mean() < BF16_MEAN_TOLERANCE, (diff.max(), diff.mean())
 
 
-def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkeypatch, tmp_path):
+def test_auto_dtype_on_cpu_follows_the_probe_and_the_server_details_says_why(monkeypatch, tmp_path):
     """T2VZ_DTYPE=auto on a CPU: the probe's pick and its reason reach the model manager and the page's
     status line; the tiny preset (float32 references in the tests) and explicit dtypes skip the probe."""
     from types import SimpleNamespace
@@ -144,7 +144,7 @@ def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkey
     from modules.models import ModelManager
     from modules.residency import choose_dtype
     from modules.settings import Settings
-    from modules.ui.common import status_line
+    from modules.ui.common import server_details
 
     calls = []
     monkeypatch.setattr(dtype_probe, "_memo", {})
@@ -159,7 +159,7 @@ def test_auto_dtype_on_cpu_follows_the_probe_and_the_status_line_says_why(monkey
     manager = ModelManager(Settings.from_env(preset="real", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))
     assert manager.dtype == torch.bfloat16 and manager.residency.dtype == torch.bfloat16
     assert manager.dtype_reason.startswith("bfloat16: 1.9× faster") and len(calls) == 1
-    line = status_line(SimpleNamespace(manager=manager, settings=manager.settings, pool=[None], activity=lambda: []))
+    line = server_details(SimpleNamespace(manager=manager, settings=manager.settings, pool=[None], activity=lambda: []))
     assert "bfloat16: 1.9× faster than float32 on this CPU" in line
 
     tiny = ModelManager(Settings.from_env(preset="tiny", device="cpu", dtype="auto", outputs_dir=str(tmp_path)))

@@ -40,9 +40,14 @@ def test_the_line_in_words():
 
 def test_the_busy_line_names_each_job_by_its_tab():
     studio = studio_with(2, 20.0, [("depth2video", "frames 9–15 of 64 · step 12 of 30"), ("text2video", "step 1 of 4")])
-    assert common.activity_line(studio) == ("**Busy:** a Depth job, frames 9–15 of 64 · step 12 of 30; "
-                                            "a Text to video job, step 1 of 4. A new job waits for its turn.")
-    assert common.activity_line(studio_with(1, 1.0)) == "The worker is free."
+    studio.manager = types.SimpleNamespace(loading=None)
+    assert common.status_summary(studio) == ("**Busy:** a Depth job, frames 9–15 of 64 · step 12 of 30; "
+                                             "a Text to video job, step 1 of 4. A new job waits for its turn.")
+    free = studio_with(1, 1.0)
+    free.manager = types.SimpleNamespace(loading=None)
+    assert common.status_summary(free) == "**Ready:** the worker is free."
+    free.manager.loading = "the base model"
+    assert common.status_summary(free) == "**Ready:** loading the base model."
 
 
 def test_an_outcome_is_said_until_the_next_run():
@@ -122,7 +127,6 @@ def test_the_estimate_suggests_fast_where_a_job_takes_minutes():
 
     studio = types.SimpleNamespace(estimate=estimate)
     text = common.estimate_text(studio, Text2VideoRequest(prompt="a cat"))
-    assert text == "About **5 min** (measured on this server). Tick **Fast** for about 20 s."
-    assert common.estimate_text(studio, Text2VideoRequest(prompt="a cat", fast=True)) == (
-        "About **20 s** (a first guess until a job has run here).")
+    assert text == "About **5 min** (measured here). Tick **Fast** for about 20 s."
+    assert common.estimate_text(studio, Text2VideoRequest(prompt="a cat", fast=True)) == "About **20 s** (estimate)."
     assert common.estimate_text(types.SimpleNamespace(estimate=lambda request: None), Text2VideoRequest(prompt="")) == ""

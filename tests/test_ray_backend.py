@@ -80,9 +80,9 @@ def four_clients_at_once_all_get_videos_from_both_replicas(ray_served, client):
     assert len({record["replica"] for record in records}) == 2, records  # both replicas served some
     assert all(record["host"] and record["device"] == "cpu" for record in records)
     assert any(p is not None and p > 0 for p in progress)  # the replicas' steps reached the page
-    from modules.ui.common import status_line
+    from modules.ui.common import server_details
 
-    assert "workers 2" in status_line(studio)
+    assert "workers 2" in server_details(studio)
 
 
 def a_control_job_runs_its_detector_on_a_replica(ray_served, client, sample_videos):

@@ -75,9 +75,9 @@ def test_cpu_only_previews_ask_no_gpu_slot(tmp_path, monkeypatch, clip):
     assert len(calls) == 1
 
 
-def test_status_line_names_every_workers_device(tmp_path):
-    from modules.ui.common import status_line
+def test_server_details_names_every_workers_device(tmp_path):
+    from modules.ui.common import server_details
 
     studio = Studio(Settings.from_env(preset="tiny", devices=("cpu:0", "cpu:1"), outputs_dir=str(tmp_path)))
-    line = status_line(studio)
+    line = server_details(studio)
     assert "**cpu:0**" in line and "**cpu:1**" in line and "workers 2" in line

@@ -569,3 +569,21 @@ def test_written_files_appear_under_their_final_name_only(tmp_path):
     write_gif(moving_bar(3, 16, 16), tmp_path / "a.gif", 8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]
     assert len(read_video(tmp_path / "a.mp4")[0]) == 3 and len(read_video(tmp_path / "a.gif")[0]) == 3
+
+
+def test_a_gif_becomes_an_mp4_of_the_same_frames_for_the_page(sample_videos, tmp_path):
+    """The page's video inputs play no GIF: the copy they get is an mp4 from which a job reads what it would
+    have read from the GIF (same rate and duration, the same frames up to H.264's loss)."""
+    from modules import video_io
+
+    gif = sample_videos["gif"]
+    copy = video_io.gif_as_mp4(gif, tmp_path)
+    assert copy.endswith(".mp4") and not video_io.is_gif(copy) and video_io.is_gif(gif)
+    from_gif, gif_fps = video_io.read_video(gif)
+    from_copy, copy_fps = video_io.read_video(copy)
+    assert copy_fps == pytest.approx(gif_fps, rel=1e-3) and from_copy.shape[0] == from_gif.shape[0]
+    probed = video_io.probe_video(copy)
+    assert (probed.width, probed.height) == (100, 70)  # even sides are kept exactly
+    assert np.abs(from_copy.astype(float) - from_gif.astype(float)).mean() < 8  # H.264's loss only
+    with pytest.raises(video_io.VideoError):
+        video_io.gif_as_mp4(copy, tmp_path)  # an mp4 is not converted

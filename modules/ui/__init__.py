@@ -7,16 +7,29 @@ import gradio as gr
 from .. import engines
 from ..request_types import CONTROL_KINDS
 from . import compare, controlnet, edit, text2video, tune
-from .common import RANGE_NOTE_JS, status_line
+from .common import GIF_ROUTE_JS, RANGE_NOTE_JS, server_details, status_summary
 from .inputs import answer_component_failures
 from .queue import refuse_when_full
 
-DESCRIPTION = """# Text2Video-Zero Studio
-Zero-shot video generation and editing with Stable Diffusion 1.5
-([Text2Video-Zero](https://arxiv.org/abs/2303.13439)): latent motion dynamics + cross-frame attention,
-with ControlNet (pose, edge, depth) and Instruct-Pix2Pix. One GPU worker serves every tab; jobs queue,
-show progress and stop when you press **Stop**. Each result's `params.json` repeats it: load it under
-**Repeat a run** in its tab."""
+TITLE = "Text2Video-Zero Studio"
+
+
+def description() -> str:
+    """The header: what the studio does today, in two sentences read from the registry (engines and their tabs)."""
+    def by(tab: str) -> str:
+        titles = [e.title for e in engines.for_tab(tab)]
+        return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} or {titles[-1]}"
+
+    uses = [f"from text ({by('text2video')})"]
+    if engines.for_tab("control"):
+        uses.append(f"following a pose, edge or depth video ({by('control')})")
+    if engines.for_tab("edit"):
+        uses.append(f"by editing a clip with an instruction ({by('edit')})")
+    if engines.for_tab("tune"):
+        uses.append(f"from a model tuned on one clip ({by('tune')})")
+    made = uses[0] if len(uses) == 1 else f"{', '.join(uses[:-1])}, or {uses[-1]}"
+    return (f"# {TITLE}\nMake short videos {made}; **Compare engines** runs one prompt through several. "
+            "Every tab shares one worker: jobs queue, show their progress, and end on **Stop**.")
 
 
 TINY_BANNER = ("**Tiny preset: random weights, so every output is noise.** It runs every tab offline in seconds "
@@ -38,12 +51,15 @@ def cache_policy(ttl_s: int) -> tuple[int, int] | None:
 
 def build_demo(studio) -> gr.Blocks:
     settings = studio.settings
-    with gr.Blocks(title="Text2Video-Zero Studio", analytics_enabled=False,
+    with gr.Blocks(title=TITLE, analytics_enabled=False,
                    delete_cache=cache_policy(settings.outputs_ttl_s)) as demo:
-        gr.Markdown(DESCRIPTION)
+        gr.Markdown(description())
         if settings.preset == "tiny":
             gr.Markdown(TINY_BANNER)
-        status = gr.Markdown()  # filled on page load: building the page must not import torch
+        # One plain line (filled on page load: building the page must not import torch); details behind a click.
+        status = gr.Markdown(elem_id="status-line")
+        with gr.Accordion("Server details", open=False):
+            details = gr.Markdown()
         gpu_events = []
         with gr.Tabs():
             with gr.Tab("Text to video", id="text2video"):
@@ -59,11 +75,16 @@ def build_demo(studio) -> gr.Blocks:
             with gr.Tab("Compare engines", id="compare"):
                 gpu_events += compare.build(demo, studio)
         demo.load(None, None, None, js=RANGE_NOTE_JS)
-        demo.load(lambda: status_line(studio), None, status, api_visibility="private")
+        demo.load(None, None, None, js=GIF_ROUTE_JS)
+
+        def line_and_details():
+            return status_summary(studio), server_details(studio)
+
+        demo.load(line_and_details, None, [status, details], api_visibility="private")
         for event in gpu_events:  # what is loaded changes with every job
-            event.then(lambda: status_line(studio), None, status, api_visibility="private")
+            event.then(line_and_details, None, [status, details], api_visibility="private")
         # While another tab's (or user's) job runs, every tab says so: the line follows the workers.
-        gr.Timer(STATUS_EVERY_S).tick(lambda: status_line(studio), None, status, queue=False, show_progress="hidden",
+        gr.Timer(STATUS_EVERY_S).tick(line_and_details, None, [status, details], queue=False, show_progress="hidden",
                                       api_visibility="private")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=len(studio.pool))
     refuse_when_full(demo, studio, settings.queue_size)

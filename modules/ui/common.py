@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.context import LocalContext
 
+from .. import video_io
 from ..errors import UserError
 from ..request_types import (
     MAX_FPS,
@@ -180,6 +182,41 @@ RANGE_NOTE_JS = """
 """
 
 
+# Gradio's video box refuses any file that is not video/* with its own pop-up, before an event fires. This page
+# script hands a GIF picked or dropped on a video box (`video_input`) to the GIF button under it instead, whose
+# upload the server turns into an mp4; and lets the box's file picker list GIFs. tests/test_browser_page.py
+# uploads a GIF through the box: it fails if Gradio's markup changes under this script.
+GIF_ROUTE_JS = """
+() => {
+  const isGif = (file) => file && (file.type === "image/gif" || /\\.gif$/i.test(file.name));
+  const reroute = (event, files) => {
+    const target = event.target instanceof Element ? event.target : null;
+    const box = target && target.closest(".t2vz-video-in");
+    if (!box || !files || !files.length || !isGif(files[0])) return;
+    const inputs = box.closest(".t2vz-video-box")?.querySelectorAll("input[type=file]") || [];
+    const button = [...inputs].find((input) => !input.closest(".t2vz-video-in"));  // the GIF button's own
+    if (!button) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const transfer = new DataTransfer();
+    transfer.items.add(files[0]);
+    button.files = transfer.files;
+    button.dispatchEvent(new Event("change", { bubbles: true }));
+    if (target instanceof HTMLInputElement) target.value = "";
+  };
+  document.addEventListener("drop", (event) => reroute(event, event.dataTransfer && event.dataTransfer.files), true);
+  document.addEventListener("change", (event) => {
+    if (event.target instanceof HTMLInputElement && event.target.type === "file") reroute(event, event.target.files);
+  }, true);
+  document.addEventListener("click", (event) => {  // the box's picker lists GIFs too
+    const box = event.target instanceof Element ? event.target.closest(".t2vz-video-in") : null;
+    const input = box && box.querySelector("input[type=file]");
+    if (input && !/gif/.test(input.accept)) input.accept += ",.gif,image/gif";
+  }, true);
+}
+"""
+
+
 def gpu_options(studio) -> dict:
     """Every GPU event shares one queue, served by as many jobs at once as there are workers."""
     return dict(concurrency_id="gpu", concurrency_limit=len(studio.pool))
@@ -203,13 +240,37 @@ def chunk_slider(settings: Settings, default: int, tab: str) -> gr.Slider:
 PLAYER_HEIGHT = 400  # px: a portrait clip must not push the buttons out of view
 
 
-def video_input(label: str) -> gr.Video:
-    return Video(label=label, sources=["upload"], format=None, height=PLAYER_HEIGHT)
+def video_input(label: str, settings: Settings | None = None) -> gr.Video:
+    """The upload box for a clip, with a button under it for GIFs: Gradio's video box takes only video/* files
+    (its own pop-up refuses a GIF before our code runs), so a GIF picked or dropped on the box goes to the button
+    (GIF_ROUTE_JS), and the button's upload becomes an mp4 copy that the box plays and the job reads."""
+    with gr.Column(elem_classes=["t2vz-video-box"]):
+        video = Video(label=label, sources=["upload"], format=None, height=PLAYER_HEIGHT, elem_classes=["t2vz-video-in"])
+        other = gr.UploadButton("Upload a GIF (or any video file)", file_types=VIDEO_TYPES, size="sm",
+                                elem_classes=["t2vz-any-video"])
+    other.upload(lambda path: playable(path, settings), other, video, queue=False, show_progress="minimal",
+                 api_visibility="private")
+    return video
+
+
+def playable(path, settings: Settings | None):
+    """What the video box shows for an upload from the GIF button: a GIF's mp4 copy (beside the upload, in
+    Gradio's upload folder), any other file as it is. A GIF that cannot be converted goes in as it is: the job's
+    validation says what is wrong with it when Generate is pressed."""
+    path = getattr(path, "name", path)
+    if not path or not video_io.is_gif(path):
+        return path
+    source = video_io.SourceLimits.of(settings.limits) if settings is not None else None
+    try:
+        return video_io.gif_as_mp4(path, Path(path).parent, source)
+    except video_io.VideoError as error:
+        log.info("kept the GIF %s as it is: %s", path, error)
+        return path
 
 
 def status_box() -> gr.Markdown:
     """The tab's one place for progress and outcome (see modules/ui/runs.py)."""
-    return gr.Markdown("", min_height=48, container=True, padding=True)
+    return gr.Markdown("", min_height=48, container=True, padding=True, elem_classes=["t2vz-status"])
 
 
 def output_column() -> tuple[gr.Markdown, gr.Video, gr.File, gr.File, gr.Number]:
@@ -232,8 +293,9 @@ def run_buttons() -> tuple[gr.Button, gr.Button, gr.Markdown]:
 
 
 def params_upload() -> gr.File:
+    """Any file is taken (no file_types): a wrong one gets our sentence in the status box, not the page's pop-up."""
     with gr.Accordion("Repeat a run: load its params.json", open=False):
-        return File(label="params.json (fills this tab's form)", file_types=[".json"], type="filepath")
+        return File(label="params.json (fills this tab's form)", type="filepath", elem_classes=["t2vz-params"])
 
 
 def video_window_inputs(settings: Settings):
@@ -286,13 +348,15 @@ def uploaded(value, what: str):
 # --------------------------------------------------------------------------- running
 
 
-def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run | None = None) -> JobControl:
+def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run | None = None,
+                       what: str = "") -> JobControl:
     """A JobControl for the running event: progress to the page, and a cancel probe.
 
     Gradio's cancel (Stop button or a client's job.cancel()) ends the event's task and removes
     it from the queue's active jobs, but the worker thread runs on; the probe sees the event
     gone and the worker stops at its next step. `run` (the tab's record) keeps the last text, for
-    the status line of every tab and for "Stopped after ...".
+    the status line of every tab and for "Stopped after ..."; `what` names the job in it ("Wan 2.1: step 3
+    of 20", where one tab runs several engines).
     """
     event_id = LocalContext.event_id.get(None)
 
@@ -303,6 +367,7 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run |
         return not any(job and any(event._id == event_id for event in job) for job in queue.active_jobs)
 
     def report(fraction: float, text: str) -> None:
+        text = f"{what}: {text}" if what else text
         if run is not None:
             run.text = text
         progress(fraction, desc=text)
@@ -331,7 +396,8 @@ def gradio_errors(what: str = "making your video", tab: str | None = None):
     except UserError as error:
         message = str(error)
         reference = _reference(message)
-        log.warning("answered %s%s with (reference %s): %s", what, f" in the {tab} tab" if tab else "", reference, message)
+        log.warning("%s%s: answered with a sentence (reference %s): %s", what, f" in the {tab} tab" if tab else "",
+                    reference, message)
         if tab is not None:
             runs.failed(tab, message if reference in message else f"{message} (reference {reference})")
         raise gr.Error(message, print_exception=False, visible=tab is None) from error
@@ -377,35 +443,85 @@ def video_outputs(result: VideoResult) -> tuple[str, str, str, int]:
     return result.video, result.gif, result.params, result.seed
 
 
+LIVE_EVERY_S = 1.0  # how often a tab's status box follows its job while it waits or runs
+
+
+def live_text(demo: gr.Blocks, studio, tab: str, session_hash: str):
+    """The tab's status box while its job waits or runs, in words that stay readable (Gradio's progress overlay
+    sits on the result player instead): "Waiting for the worker: 1 job ahead of yours, about 20 s." or
+    "**Working** (12 s): step 3 of 20." Once the job ended its own handlers say how (gr.skip here)."""
+    from .queue import line_sentence
+
+    run = runs.current(tab, session_hash)
+    if run is None or run.state not in ("queued", "running"):
+        return gr.skip()
+    if run.state == "queued":
+        return line_sentence(demo, studio, queued=True)
+    doing = run.text or "starting"
+    return f"**Working** ({time.monotonic() - run.started:.0f} s): {doing}."
+
+
+def live_timer() -> gr.Timer:
+    """A timer that ticks only while a job of the tab waits or runs (`wire_job` starts and stops it)."""
+    return gr.Timer(LIVE_EVERY_S, active=False)
+
+
+def follow_live(timer: gr.Timer, status: gr.Markdown, text_of: Callable) -> None:
+    """Each tick of `timer` puts `text_of(request)` in `status` through a hidden box and a page-side copy: an event
+    that outputs to the status box itself shows Gradio's pending timer ("0.3s") over the sentence every tick."""
+    relay = gr.Textbox(visible=False)
+    timer.tick(text_of, None, relay, queue=False, show_progress="hidden", api_visibility="private")
+    relay.change(None, relay, status, js="(text) => text", queue=False, show_progress="hidden",
+                 api_visibility="private")
+
+
 def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable, inputs: list, outputs: list, *, status: gr.Markdown,
              seed: gr.Number | None = None, **options):
     """Trigger → one queued GPU event (`options`: api_name, ...), with the status box around it.
 
-    Pressing the button first says, without queueing, where the job stands in line; the event shows its
-    progress on the status box only; afterwards the box says what was made, why it failed, or where it
-    stopped (and "Seed used" appears). Returns the GPU event, for Stop's `cancels`.
+    Pressing the button first says, without queueing, where the job stands in line; while it waits or runs the
+    status box follows it in words (`live_text`, every second) and Gradio's progress shows on the first output
+    (the result player), so that neither covers the other; afterwards the box says what was made, why it
+    failed, or where it stopped (and "Seed used" appears). Returns the GPU event, for Stop's `cancels`.
     """
     from .queue import line_sentence
 
+    timer = live_timer()
+
     def announce(request: gr.Request):
         runs.begin(tab, request.session_hash)
-        return line_sentence(demo, studio)
+        return line_sentence(demo, studio), gr.Timer(active=True)
 
     def succeeded(request: gr.Request):
         run = runs.current(tab, request.session_hash)
         text = run.message if run is not None and run.state == "done" else gr.skip()
-        return text if seed is None else (text, gr.update(visible=True))
+        return (text, gr.Timer(active=False)) if seed is None else (text, gr.Timer(active=False), gr.update(visible=True))
 
+    def failed(request: gr.Request):
+        text = runs.explain(tab, request.session_hash)
+        return gr.skip() if text is None else text, gr.Timer(active=False)
+
+    private = dict(queue=False, show_progress="hidden", api_visibility="private")
+    player = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    event = trigger.click(announce, None, [status, timer], **private).then(
+        fn, inputs, outputs, show_progress="minimal", show_progress_on=[player], **gpu_options(studio), **options)
+    event.success(succeeded, None, [status, timer] if seed is None else [status, timer, seed], **private)
+    event.failure(failed, None, [status, timer], **private)
+    def follow(request: gr.Request):
+        return live_text(demo, studio, tab, request.session_hash)
+
+    follow_live(timer, status, follow)
+    return event
+
+
+def say_failures(event, tab: str, box: gr.Markdown) -> None:
+    """A quick (unqueued) event's failure sentence in `box`, not a pop-up: its handler raises through
+    `gradio_errors(tab=...)`, which records the sentence and raises it invisibly (clients still read it)."""
     def failed(request: gr.Request):
         text = runs.explain(tab, request.session_hash)
         return gr.skip() if text is None else text
 
-    private = dict(queue=False, show_progress="hidden", api_visibility="private")
-    event = trigger.click(announce, None, status, **private).then(
-        fn, inputs, outputs, show_progress_on=[status], **gpu_options(studio), **options)
-    event.success(succeeded, None, status if seed is None else [status, seed], **private)
-    event.failure(failed, None, status, **private)
-    return event
+    event.failure(failed, None, box, queue=False, show_progress="hidden", api_visibility="private")
 
 
 LONG_JOB_S = 60.0  # beyond this, the estimate suggests Fast where the engine has it
@@ -429,8 +545,8 @@ def estimate_text(studio, request) -> str:
         seconds, measured = seconds_of(request)
         if seconds is None:
             return ""
-        basis = "measured on this server" if measured else "a first guess until a job has run here"
-        text = f"About **{duration_text(seconds)}** ({basis})."
+        # "measured here" only once this server timed a job of this kind (engine, tab, fast): modules/estimates.py
+        text = f"About **{duration_text(seconds)}** ({'measured here' if measured else 'estimate'})."
         if seconds > LONG_JOB_S and hasattr(request, "fast") and request.fast is not True:
             fast_seconds, _ = seconds_of(replace(request, fast=True))
             if fast_seconds is not None and fast_seconds < seconds / 2:
@@ -519,54 +635,65 @@ def request_from_params(cls, data: dict, settings: Settings, *, video_stand_in: 
         raise UserError(f"This params.json does not fit this server: {error}") from error
 
 
+_filled = threading.local()  # what the running `fill` said: a handler runs in one thread from start to end
+
+
+def filled(text: str) -> None:
+    """What a tab's `fill` says after filling its form from a params.json (shown in the tab's status box)."""
+    _filled.text = text
+
+
 def load_params(path, fill: Callable[[dict], list], count: int) -> list:
-    """The `count` form values `fill(data)` makes of an uploaded params.json, then None for the upload.
+    """The `count` form values `fill(data)` makes of an uploaded params.json, None for the upload, and the
+    sentence for the tab's status box (what to do next, or why the file cannot fill the form).
 
     The upload box is emptied either way, ready for another file; a file that cannot fill the
-    form leaves the form as it was and says why in a warning.
+    form leaves the form as it was. Nothing pops up: the status box is the tab's one place for words.
     """
+    _filled.text = "Filled the form from params.json."
     try:
         with user_errors("reading the params.json"):
-            return [*fill(read_params_file(uploaded(path, "params.json"))), None]
+            values = fill(read_params_file(uploaded(path, "params.json")))
+        return [*values, None, _filled.text]
     except UserError as error:
-        gr.Warning(str(error), duration=None, title="Could not load params.json")
-        return [gr.skip()] * count + [None]
+        return [gr.skip()] * count + [None, f"**Could not load params.json:** {error}"]
 
 
-def status_line(studio) -> str:
+def status_summary(studio) -> str:
+    """The page's one plain line: what the workers do now ("Ready." / "Busy: a Depth job, step 12 of 30.")."""
+    busy = studio.activity()
+    loading = studio.manager.loading  # never waits for the load
+    if not busy:
+        return f"**Ready:** loading {loading}." if loading else "**Ready:** the worker is free."
+    jobs = "; ".join(f"a {tab_title(mode) or mode} job, {text}" for mode, text in busy)
+    return f"**Busy:** {jobs}. A new job waits for its turn." + (f" Loading {loading}." if loading else "")
+
+
+def server_details(studio) -> str:
+    """What is behind the status line's click: preset, devices and why that dtype, workers, what is loaded."""
     manager = studio.manager
     resident = manager.resident()
     loaded = ", ".join(f"{k}: {', '.join(v)}" for k, v in resident.items() if v) or "nothing yet (loads on first use)"
-    loading = f" · loading **{manager.loading}** now" if manager.loading else ""  # never waits for the load
+    loading = f" · loading **{manager.loading}** now" if manager.loading else ""
     workers = getattr(studio.pool, "workers", ())
     devices = f"device **{manager.device}** ({manager.dtype_reason})"
     if len(workers) > 1:  # each worker's own device and dtype: a job runs on whichever is free
         devices = "devices " + ", ".join(f"**{w.manager.device}** ({w.manager.dtype})" for w in workers)
-    line = f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
-    return f"{line}\n\n{activity_line(studio)}"
+    return f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
 
 
-def activity_line(studio) -> str:
-    """What the workers are doing now, for every tab's status line: "Busy: a Depth job, step 12 of 30"."""
-    busy = studio.activity()
-    if not busy:
-        return "The worker is free."
-    jobs = "; ".join(f"a {tab_title(mode) or mode} job, {text}" for mode, text in busy)
-    return f"**Busy:** {jobs}. A new job waits for its turn."
-
-
-def fast_label() -> str:
-    """The Fast switch's label: each fast recipe by name (the registry's engines that have one)."""
+def fast_label(tab: str) -> str:
+    """The Fast switch's label: the fast recipe of each engine of `tab` that has one for it, by name."""
     from .. import engines
 
-    fast = [e for e in engines.all_engines() if e.fast is not None]
-    steps = "/".join(sorted({str(e.fast.for_tab(min(e.tabs))["steps"]) for e in fast}))
+    fast = [e for e in engines.for_tab(tab) if e.fast is not None and e.fast.serves(tab)]
+    steps = "/".join(sorted({str(e.fast.for_tab(tab)["steps"]) for e in fast}))
     recipes = [e.fast.name if i == 0 else f"{e.fast.name} on {e.title}" for i, e in enumerate(fast)]
-    return f"Fast ({steps} steps: {', or '.join(recipes)})"
+    return f"Fast ({steps} steps: {', or '.join(recipes)})" if fast else "Fast"
 
 
-def fast_checkbox() -> gr.Checkbox:
-    return gr.Checkbox(label=fast_label(), value=False)
+def fast_checkbox(tab: str) -> gr.Checkbox:
+    return gr.Checkbox(label=fast_label(tab), value=False)
 
 
 def wire_fast(fast: gr.Checkbox, steps, guidance, settings: Settings, tab: str, normal_steps: int, normal_guidance: float,

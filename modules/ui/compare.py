@@ -20,10 +20,14 @@ from .common import (
     gpu_options,
     gradio_errors,
     gradio_job_control,
+    follow_live,
+    live_text,
+    live_timer,
     seed_input,
     side_bounds,
     side_maximum,
     status_box,
+    wire_estimate,
 )
 
 TAB = "Compare engines"
@@ -64,22 +68,24 @@ def build(demo: gr.Blocks, studio) -> list:
             with gr.Row():
                 run = gr.Button("Compare", variant="primary")
                 stop = gr.Button("Stop all", variant="stop")
+            estimate = gr.Markdown("")  # the ticked engines' estimates, summed (follows the form)
             api_trigger = gr.Button("compare (API)", visible=False)  # /compare: the whole comparison in one call
         with gr.Column():
             status = status_box()
             gr.Markdown("**Side by side** (each engine's name and seconds under its clip)")
             video = gr.Video(label="Side by side", show_label=False, format=None, autoplay=True, loop=True,
                              height=PLAYER_HEIGHT)
-            slots = {}
+            slots, columns = {}, {}
             with gr.Row():
                 for name in ENGINES:  # one queued job per engine: its own progress here, its own Stop
-                    with gr.Column(min_width=160):
+                    with gr.Column(min_width=160) as columns[name]:  # shown while its engine is ticked
                         slots[name] = (gr.Video(label=LABELS[name], format=None, loop=True, height=PLAYER_HEIGHT // 2),
                                        gr.Button(f"Stop {TITLES[name]}", size="sm"), gr.State())
             videos = gr.File(label="Each engine's own video", file_count="multiple")
             timings = gr.JSON(label="Seconds per engine")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False, visible=False)  # shown after a run
     prepared = gr.State()  # the validated request (seed fixed) every engine's job runs
+    live = live_timer()  # the status box follows the comparison while it runs
     # Stop: the frontend cancels only jobs it has already queued, so a Stop pressed earlier (while the
     # click is prepared, or before the chain reaches that engine) is also kept here and read when the
     # engine's turn comes: an engine whose Stop was pressed after its Compare click is skipped.
@@ -114,11 +120,11 @@ def build(demo: gr.Blocks, studio) -> list:
                 compare_request = studio.prepare_compare(request_of(prompt, engines, negative_prompt, model,
                                                                     num_frames, width, height, steps, seed, fps))
         except gr.Error as error:
-            return [None, pressed, gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(error.message), *cleared]
+            return [None, pressed, gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(error.message), *cleared, gr.skip()]
         first = TITLES[compare_request.engines[0]]
         text = f"Comparing {len(compare_request.engines)} engine(s), one after the other: {first} first."
         return [asdict(compare_request), pressed, None, None, None, gr.update(value=compare_request.seed, visible=False),
-                text, *cleared]
+                text, *cleared, gr.Timer(active=True)]
 
     def press_stop(names):
         def press(stopped):
@@ -136,7 +142,7 @@ def build(demo: gr.Blocks, studio) -> list:
                 return gr.skip(), gr.skip()
             compare_request = CompareRequest(**{**prepared_request, "engines": tuple(prepared_request["engines"])})
             record = runs.started(TAB)
-            control = gradio_job_control(demo, progress, record)
+            control = gradio_job_control(demo, progress, record, what=TITLES[name])
             record.control = control
             try:
                 with gradio_errors("comparing the engines", tab=TAB):
@@ -174,29 +180,44 @@ def build(demo: gr.Blocks, studio) -> list:
         return side_by_side, files, seconds, gr.update(value=seed, visible=True), text
 
     inputs = [prompt, engines, negative_prompt, model, num_frames, width, height, steps, seed, fps]
+    wire_estimate(demo, studio, estimate, inputs, lambda prompt, *values: request_of(prompt or "a clip", *values))
     api_event = api_trigger.click(compare, inputs, [video, videos, timings, used_seed], api_name="compare",
                                   **gpu_options(studio))
     slot_outputs = [component for name in ENGINES for component in (slots[name][0], slots[name][2])]
-    chain = run.click(prepare, inputs, [prepared, pressed_at, video, videos, timings, used_seed, status, *slot_outputs],
+    chain = run.click(prepare, inputs, [prepared, pressed_at, video, videos, timings, used_seed, status, *slot_outputs,
+                                        live],
                       queue=False, show_progress="hidden", api_visibility="private")
     events = []
     for name in ENGINES:  # separate queue entries on the shared worker, one after the other
         slot_video, slot_stop, slot_run = slots[name]
         chain = chain.then(run_engine(name), [prepared, pressed_at, stopped_at], [slot_video, slot_run],
-                           show_progress_on=[status], api_visibility="private", **gpu_options(studio))
+                           show_progress="minimal", show_progress_on=[slot_video], api_visibility="private",
+                           **gpu_options(studio))
         slot_stop.click(press_stop([name]), stopped_at, stopped_at, queue=False, api_visibility="private",
                         cancels=[chain])
         events.append(chain)
     final = chain.then(combine, [prepared, *(slots[name][2] for name in ENGINES)],
                        [video, videos, timings, used_seed, status], show_progress="hidden", api_visibility="private")
+    final.then(lambda: gr.Timer(active=False), None, live, queue=False, show_progress="hidden",
+               api_visibility="private")
+
+    def follow(request: gr.Request):
+        """Which engine runs and how far ("**Working** (12 s): Wan 2.1: step 3 of 20."); before the first one
+        starts, the box keeps saying what will run."""
+        run = runs.current(TAB, request.session_hash)
+        return gr.skip() if run is None or run.state == "queued" else live_text(demo, studio, TAB, request.session_hash)
+
+    follow_live(live, status, follow)
+    engines.change(lambda ticked: [gr.update(visible=name in (ticked or ())) for name in ENGINES], engines,
+                   [columns[name] for name in ENGINES], queue=False, show_progress="hidden", api_visibility="private")
     def stop_all(stopped, request: gr.Request):
         """Every engine's Stop; the status box says so only when a comparison was under way."""
         run = runs.current(TAB, request.session_hash)
         under_way = run is not None and run.state in ("queued", "running")
         if under_way:
             runs.stopped(TAB, request.session_hash)
-        return press_stop(ENGINES)(stopped), STOPPED_ALL if under_way else gr.skip()
+        return press_stop(ENGINES)(stopped), STOPPED_ALL if under_way else gr.skip(), gr.Timer(active=False)
 
-    stop.click(stop_all, stopped_at, [stopped_at, status], queue=False, show_progress="hidden",
+    stop.click(stop_all, stopped_at, [stopped_at, status, live], queue=False, show_progress="hidden",
                api_visibility="private", cancels=[*events, final, api_event])
     return [api_event, *events]

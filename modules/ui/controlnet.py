@@ -30,6 +30,7 @@ from .common import (
     KIND_TABS,
     Slider,
     chunk_slider,
+    filled,
     load_params,
     output_column,
     params_upload,
@@ -90,7 +91,7 @@ def form_from_params(settings, kind: str, data: dict, path: str) -> list:
     r = request_from_params(ControlVideoRequest, data, settings, video_stand_in=path, preview=is_preview)
     w = r.window
     where = f"{w.start:g}–{w.end:g} s" if w.end else f"from {w.start:g} s to the end"
-    gr.Info(f"Filled the form from params.json. Upload the same video ({where} is used) and press "
+    filled(f"Filled the form from params.json. Upload the same video ({where} is used) and press "
             + ("Preview control." if is_preview else f"Generate (seed {r.seed}) to make the same video."))
     keep = gr.skip()
     generating = [keep] * 3 if is_preview else [r.prompt, r.negative_prompt, r.model]
@@ -130,7 +131,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     models = list(defaults.allowed_models(settings))
     with gr.Row():
         with gr.Column():
-            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})")
+            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})", settings)
             prompt = gr.Textbox(label="Prompt", lines=2, placeholder=f"{EXAMPLE_PROMPTS[kind]} (prompts work best in English)")
             engine = Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("control")],
                                  value=DEFAULT_ENGINE)
@@ -138,7 +139,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
                 label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
             )
             start, end, fps, resolution = video_window_inputs(settings)
-            fast = fast_checkbox()
+            fast = fast_checkbox("control")
             options = []
             if OPTION_NAMES[kind]:  # depth (MiDaS) has no options: no accordion to open for nothing
                 with gr.Accordion(f"{TITLES[kind]} detection", open=True):
@@ -146,7 +147,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
-                    steps = steps_slider(settings, defaults.steps, label="Steps (DDIM)")
+                    steps = steps_slider(settings, defaults.steps)
                     guidance = Slider(label="Guidance scale", minimum=0, maximum=MAX_GUIDANCE, step=0.5, value=defaults.guidance_scale)
                 with gr.Row():
                     scale = Slider(label="ControlNet conditioning scale", minimum=0, maximum=MAX_CONDITIONING, step=0.05, value=defaults.conditioning_scale)
@@ -229,7 +230,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, kind, data, path), len(inputs)),
-        load, [*inputs, load], api_name=f"load_{kind}_params", api_visibility="private",
+        load, [*inputs, load, status], api_name=f"load_{kind}_params", api_visibility="private",
     )
     if examples(kind):
         gr.Examples(examples(kind), [video_in, prompt, *options[:1]] if kind == "pose" else [video_in, prompt])

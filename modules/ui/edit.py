@@ -21,6 +21,7 @@ from .common import (
     VIDEO_TYPES,
     Slider,
     chunk_slider,
+    filled,
     load_params,
     output_column,
     params_upload,
@@ -46,7 +47,7 @@ def form_from_params(settings, data: dict, path: str) -> list:
     r = request_from_params(EditVideoRequest, data, settings, video_stand_in=path)
     w = r.window
     where = f"{w.start:g}–{w.end:g} s" if w.end else f"from {w.start:g} s to the end"
-    gr.Info(f"Filled the form from params.json. Upload the same video ({where} is used) and press Generate "
+    filled(f"Filled the form from params.json. Upload the same video ({where} is used) and press Generate "
             f"(seed {r.seed}) to make the same video.")
     return [gr.skip(), r.prompt, r.negative_prompt, r.image_guidance_scale, r.guidance_scale, r.steps,
             r.scheduler, r.seed, w.start, w.end, w.fps, w.resolution, r.chunk_size, r.fast]
@@ -57,13 +58,13 @@ def build(demo: gr.Blocks, studio) -> list:
     defaults = EditVideoRequest(video="", prompt="")
     with gr.Row():
         with gr.Column():
-            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})")
+            video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})", settings)
             prompt = gr.Textbox(label="Instruction", lines=2,
                                 placeholder="make it Van Gogh Starry Night style (instructions work best in English)")
             image_guidance = Slider(label="Image guidance (higher = closer to the input)", minimum=0,
                                     maximum=MAX_IMAGE_GUIDANCE, step=0.05, value=defaults.image_guidance_scale)
             start, end, fps, resolution = video_window_inputs(settings)
-            fast = fast_checkbox()
+            fast = fast_checkbox("edit")
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt, lines=2)
                 with gr.Row():
@@ -109,7 +110,7 @@ def build(demo: gr.Blocks, studio) -> list:
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, data, path), len(inputs)),
-        load, [*inputs, load], api_name="load_edit_params", api_visibility="private",
+        load, [*inputs, load, status], api_name="load_edit_params", api_visibility="private",
     )
     clips = sorted(ASSETS.glob("edit_*.mp4"))
     if clips:

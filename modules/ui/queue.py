@@ -86,14 +86,16 @@ def refuse_when_full(demo: gr.Blocks, studio, limit: int) -> bool:
     return True
 
 
-def line_sentence(demo: gr.Blocks, studio) -> str:
+def line_sentence(demo: gr.Blocks, studio, *, queued: bool = False) -> str:
     """Where a job pressed now stands, in words: "Starting now." or "2 jobs ahead of yours, about 40 s."
 
-    Jobs ahead are the ones on the workers now (`Studio.activity`) and the ones already waiting for the GPU;
-    the wait is their count over the workers, times the recent jobs' mean duration.
+    Jobs ahead are the ones on the workers now (`Studio.activity`) and the ones already waiting for the GPU
+    (`queued`: the job itself is one of those, so one fewer); the wait is their count over the workers, times
+    the recent jobs' mean duration.
     """
     queue = getattr(demo, "_queue", None)
     waiting = waiting_gpu_jobs(queue) if queue is not None and hasattr(queue, "event_queue_per_concurrency_id") else 0
+    waiting = max(waiting - 1, 0) if queued else waiting
     busy = len(studio.activity())
     workers = max(len(studio.pool), 1)
     if busy < workers and waiting == 0:

@@ -31,6 +31,7 @@ from .common import (
     Number,
     Slider,
     chunk_slider,
+    filled,
     load_params,
     output_column,
     params_upload,
@@ -72,7 +73,7 @@ def form_from_params(settings, data: dict) -> list:
     if engines.mode_tab(data.get("mode")) != "text2video":
         raise UserError(wrong_mode_message(data, TAB))
     r = request_from_params(Text2VideoRequest, data, settings)
-    gr.Info(f"Filled the form from params.json (seed {r.seed}); press Generate to make the same video.")
+    filled(f"Filled the form from params.json (seed {r.seed}); press Generate to make the same video.")
     return [r.prompt, r.negative_prompt, r.model, r.num_frames,
             gr.update(value=r.width, maximum=side_maximum(settings, r.height)),
             gr.update(value=r.height, maximum=side_maximum(settings, r.width)),
@@ -139,7 +140,7 @@ def build(demo: gr.Blocks, studio) -> list:
             with gr.Row():
                 motion_x = Slider(label="Motion δx", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_x)
                 motion_y = Slider(label="Motion δy", minimum=-MAX_MOTION, maximum=MAX_MOTION, step=1, value=defaults.motion_y)
-            fast = fast_checkbox()
+            fast = fast_checkbox("text2video")
             with gr.Accordion("Advanced", open=False):
                 negative_prompt = gr.Textbox(label="Negative prompt", value=DEFAULT_NEGATIVE_PROMPT, lines=2)
                 with gr.Row():
@@ -200,7 +201,7 @@ def build(demo: gr.Blocks, studio) -> list:
 
     load.upload(
         lambda path: load_params(path, lambda data: form_from_params(settings, data), len(inputs)),
-        load, [*inputs, load], api_name="load_text2video_params", api_visibility="private",
+        load, [*inputs, load, status], api_name="load_text2video_params", api_visibility="private",
     )
     gr.Examples(EXAMPLES, [prompt])
     return [event]

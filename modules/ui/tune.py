@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import engines, video_io
+from . import runs
 from ..errors import UserError
 from ..request_types import (MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest,
                              UploadTunedRequest)
@@ -22,12 +23,14 @@ from .common import (
     Number,
     Slider,
     gradio_errors,
+    filled,
     load_params,
     output_column,
     params_upload,
     request_from_params,
     run_buttons,
     run_job,
+    say_failures,
     seed_input,
     steps_slider,
     uploaded,
@@ -43,6 +46,7 @@ from .common import (
 
 TAB = "Tune"  # the training part's status box
 RUN_TAB = "Run a tuned model"
+SHARE_TAB = "Share"
 # The app's own clips (assets/), each with a sentence that describes it, as tuning needs.
 EXAMPLES = [("edit_sea.mp4", "a sailboat on the sea"), ("edit_landscape.mp4", "clouds over a mountain landscape")]
 
@@ -60,7 +64,7 @@ def tune_form_from_params(settings, data: dict, path: str) -> list:
         raise UserError(wrong_mode_message(data, TAB))
     r = request_from_params(TuneRequest, data, settings, video_stand_in=path)
     w = r.window
-    gr.Info(f"Filled the form from params.json. Upload the same clip and press Tune (seed {r.seed}) to tune the same "
+    filled(f"Filled the form from params.json. Upload the same clip and press Tune (seed {r.seed}) to tune the same "
             "model again.")
     return [gr.skip(), r.prompt, r.name, r.model, r.steps, r.learning_rate, r.num_frames, r.sample_prompt,
             r.sample_steps, r.guidance_scale, r.seed, w.start, w.end, w.fps, w.resolution, r.stride]
@@ -94,7 +98,7 @@ def run_form_from_params(settings, data: dict) -> list:
     if data.get("mode") != "tuned":
         raise UserError(wrong_mode_message(data, RUN_TAB))
     r = request_from_params(RunTunedRequest, data, settings)
-    gr.Info(f"Filled the form from params.json. Press Generate (seed {r.seed}) to make the same clip.")
+    filled(f"Filled the form from params.json. Press Generate (seed {r.seed}) to make the same clip.")
     return [r.tuned, r.prompt, r.negative_prompt, r.model, r.num_frames, r.steps, r.guidance_scale, r.fps, r.seed,
             r.inversion]
 
@@ -112,7 +116,7 @@ def build(demo: gr.Blocks, studio) -> list:
         tune_defaults = TuneRequest(video="", prompt="")
         with gr.Row():
             with gr.Column():
-                video_in = video_input(f"Clip to tune on ({', '.join(VIDEO_TYPES)})")
+                video_in = video_input(f"Clip to tune on ({', '.join(VIDEO_TYPES)})", settings)
                 prompt = gr.Textbox(label="What the clip shows", lines=1, placeholder="a man is skiing")
                 with gr.Row():
                     name = gr.Textbox(label="Model name (empty = from the prompt)", max_lines=1)
@@ -150,7 +154,8 @@ def build(demo: gr.Blocks, studio) -> list:
                 made = gr.Textbox(label="Tuned model (run it below, or by this name through /run_tuned)",
                                   interactive=False)
 
-    with gr.Accordion("2 · Run a tuned model", open=True):
+    # Parts 2 and 3 start closed (the tab would be ~2,900 px tall); a finished tuning opens part 2.
+    with gr.Accordion("2 · Run a tuned model", open=False) as run_part:
         run_defaults = RunTunedRequest(tuned="", prompt="")
         with gr.Row():
             with gr.Column():
@@ -189,7 +194,7 @@ def build(demo: gr.Blocks, studio) -> list:
             token = gr.Textbox(label="Hub write token (empty = the server's HF_TOKEN; never stored nor logged)",
                                type="password", max_lines=1)
             upload = gr.Button("Upload")
-        shared = gr.Markdown("")
+        shared = gr.Markdown("", elem_classes=["t2vz-share-status"])
 
     # ------------------------------------------------------------------ Tune
     def tune_request_of(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
@@ -230,7 +235,7 @@ def build(demo: gr.Blocks, studio) -> list:
           used_inputs, used, queue=False, show_progress="hidden", trigger_mode="always_last", api_visibility="private")
     tune_load.upload(
         lambda path: load_params(path, lambda data: tune_form_from_params(settings, data, path), len(tune_inputs)),
-        tune_load, [*tune_inputs, tune_load], api_name="load_tune_params", api_visibility="private",
+        tune_load, [*tune_inputs, tune_load, tune_status], api_name="load_tune_params", api_visibility="private",
     )
 
     # ------------------------------------------------------------------ Run a tuned model
@@ -258,7 +263,7 @@ def build(demo: gr.Blocks, studio) -> list:
                   lambda tuned, prompt, *rest: run_request_of(tuned, prompt or "a clip", *rest))
     run_load.upload(
         lambda path: load_params(path, lambda data: run_form_from_params(settings, data), len(run_inputs)),
-        run_load, [*run_inputs, run_load], api_name="load_tuned_params", api_visibility="private",
+        run_load, [*run_inputs, run_load, run_status], api_name="load_tuned_params", api_visibility="private",
     )
 
     # ------------------------------------------------------------------ the list, and sharing
@@ -277,16 +282,18 @@ def build(demo: gr.Blocks, studio) -> list:
         choices, [tuned, share_model], [tuned, share_model], queue=False, api_visibility="private")
     demo.load(choices, [tuned, share_model], [tuned, share_model], api_visibility="private")
     tune_event.success(lambda model: (gr.update(choices=tuned_choices(studio), value=model),
-                                      gr.update(choices=tuned_choices(studio), value=model)),
-                       made, [tuned, share_model], queue=False, api_visibility="private")
+                                      gr.update(choices=tuned_choices(studio), value=model), gr.Accordion(open=True)),
+                       made, [tuned, share_model, run_part], queue=False, api_visibility="private")
 
     def upload_tuned(tuned, repo_name, namespace, private, token) -> str:
         """Push a model tuned here to the Hub; the token (or the server's HF_TOKEN) is never stored nor logged."""
-        with gradio_errors("uploading the tuned model"):
+        runs.begin(SHARE_TAB)
+        with gradio_errors("uploading the tuned model", tab=SHARE_TAB):
             repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned, repo_name=repo_name,
                                                              namespace=namespace, private=private, token=token))
         return f"Uploaded as **{repo_id}**. Run it anywhere with its repo id."
 
-    upload.click(upload_tuned, [share_model, repo_name, namespace, private, token], shared, api_name="upload_tuned",
-                 concurrency_limit=1, concurrency_id="hub")
+    uploading = upload.click(upload_tuned, [share_model, repo_name, namespace, private, token], shared,
+                             api_name="upload_tuned", concurrency_limit=1, concurrency_id="hub")
+    say_failures(uploading, SHARE_TAB, shared)
     return [tune_event, run_event]
