@@ -45,6 +45,22 @@ def test_a_gif_goes_into_a_control_tabs_video_box_and_makes_a_video(page, sample
     status_of(tab).get_by_text(re.compile(r"Done in [\d.]+ s")).wait_for(timeout=JOB_TIMEOUT_MS)
     assert page.locator(TOASTS).count() == 0
 
+    # Dropped on the box, as a user drags it from a file manager, in another tab.
+    import base64
+    from pathlib import Path
+
+    edit = panel(page, "Video editing")
+    edit.locator(".t2vz-video-in").evaluate("""(box, data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.gif", { type: "image/gif" }));
+        box.querySelector("button").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+    }""", base64.b64encode(Path(sample_videos["gif"]).read_bytes()).decode())
+    dropped = edit.locator(".t2vz-video-in video")
+    dropped.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert re.search(r"dropped\.mp4", dropped.get_attribute("src") or "")
+    assert page.locator(TOASTS).count() == 0
+
 
 def test_switching_to_an_engine_without_first_frames_clears_the_image(page, tmp_path):
     """An image left in the hidden first-frame box would be sent and refused ("clear the image") unseen."""

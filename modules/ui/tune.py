@@ -269,7 +269,7 @@ def build(demo: gr.Blocks, studio) -> list:
     # ------------------------------------------------------------------ the list, and sharing
     def list_tuned() -> list[dict]:
         """The models tuned here, newest first (name, base model, training prompt, steps, frames, size, fps)."""
-        with gradio_errors("listing the tuned models"):
+        with gradio_errors("listing the tuned models", tab=RUN_TAB):
             return studio.list_tuned()
 
     def choices(current_run, current_share):
@@ -278,8 +278,9 @@ def build(demo: gr.Blocks, studio) -> list:
         return (gr.update(choices=names, value=current_run or pick), gr.update(choices=names, value=current_share or pick))
 
     listed = gr.JSON(visible=False)
-    refresh.click(list_tuned, None, listed, api_name="list_tuned").then(
-        choices, [tuned, share_model], [tuned, share_model], queue=False, api_visibility="private")
+    listing = refresh.click(list_tuned, None, listed, api_name="list_tuned")
+    listing.then(choices, [tuned, share_model], [tuned, share_model], queue=False, api_visibility="private")
+    say_failures(listing, RUN_TAB, run_status)
     demo.load(choices, [tuned, share_model], [tuned, share_model], api_visibility="private")
     tune_event.success(lambda model: (gr.update(choices=tuned_choices(studio), value=model),
                                       gr.update(choices=tuned_choices(studio), value=model), gr.Accordion(open=True)),
