@@ -35,6 +35,7 @@ import pickle
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,7 @@ from typing import Any, TypeVar
 from .errors import UserError
 from .job_control import Cancelled, JobControl
 from .settings import Settings
+from .worker import BUSY_LOG_KEPT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -289,7 +291,7 @@ class RemoteWorker:
     """One replica as the page sees it: its jobs' spans, and what it last reported."""
 
     pool: RayWorkerPool
-    busy_log: list[tuple[float, float]] = field(default_factory=list)
+    busy_log: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=BUSY_LOG_KEPT))
     info: dict = field(default_factory=dict)
 
     @property

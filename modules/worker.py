@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -46,6 +47,7 @@ __all__ = ["Cancelled", "Job", "JobControl", "Sample", "Worker", "WorkerError", 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_S = 0.1  # how often a waiting job looks for a cancel
+BUSY_LOG_KEPT = 100  # job spans kept per worker (the queue's estimate reads the last few)
 
 Sample = Callable[[], T]  # sampling only: runs on the GPU (on ZeroGPU, in a forked process)
 Job = Callable[["ModelManager"], Sample[T]]  # loading: returns the sample function
@@ -75,7 +77,8 @@ class Worker:
     def __init__(self, settings: Settings, device: str | None = None):
         self.settings = settings
         self.device = device
-        self.busy_log: list[tuple[float, float]] = []  # (start, end) of each job, for tests and stats
+        # (start, end) of the last jobs, for the queue's wait estimate and the benchmarks: bounded, a server runs for months
+        self.busy_log: deque[tuple[float, float]] = deque(maxlen=BUSY_LOG_KEPT)
         self._manager: ModelManager | None = None
         self._manager_lock = threading.Lock()
 
@@ -159,10 +162,12 @@ class Worker:
             raise
         finally:
             control.running = False
-            if self.settings.cpu_offload:
-                self.manager.release_device()
-            self.busy_log.append((start, time.monotonic()))
-            self.manager.lock.release()
+            try:
+                if self.settings.cpu_offload:
+                    self.manager.release_device()
+            finally:  # a failing release must not keep the device: every later job would wait for it forever
+                self.busy_log.append((start, time.monotonic()))
+                self.manager.lock.release()
 
     def _attempt(self, job: Job[T], control: JobControl, estimate_s: float, needs_gpu: bool) -> T:
         reporting = getattr(self.manager, "reporting", None)  # downloads report to the job's progress bar

@@ -219,6 +219,36 @@ def test_other_errors_propagate_unchanged(settings):
     assert worker.run(returning("healthy"), JobControl()) == "healthy"
 
 
+def test_a_failing_device_release_still_frees_the_worker(settings, monkeypatch):
+    """With CPU offload, moving the models off the device after a job may fail (a driver error): the device lock
+    is released all the same, so the next job runs instead of waiting forever."""
+    from dataclasses import replace
+
+    worker = Worker(replace(settings, cpu_offload=True))
+
+    def broken_release():
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(worker.manager, "release_device", broken_release)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        worker.run(returning("first"), JobControl())
+    monkeypatch.undo()
+    finished = []
+    thread = threading.Thread(target=lambda: finished.append(worker.run(returning("next"), JobControl())), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert finished == ["next"]
+
+
+def test_the_busy_log_keeps_only_the_last_jobs(settings):
+    from modules.worker import BUSY_LOG_KEPT
+
+    worker = Worker(settings)
+    for _ in range(BUSY_LOG_KEPT + 5):
+        worker.run(returning(None), JobControl())
+    assert len(worker.busy_log) == BUSY_LOG_KEPT
+
+
 def test_pool_of_two_simulated_devices_overlaps_two_jobs_and_queues_a_third(tmp_path):
     settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path), devices=("cpu:0", "cpu:1"))
     pool = WorkerPool(settings)
