@@ -53,7 +53,8 @@ class TunedModels:
         self.root.mkdir(parents=True, exist_ok=True)
         for number in range(1, 10_000):
             suffix = "" if number == 1 else f"-{number}"
-            name = wanted[: MAX_TUNED_NAME - len(suffix)] + suffix
+            # A cut name may end in '-', '_' or '.': trimmed, or the suffix would make a '--' no model may be run by
+            name = (wanted[: MAX_TUNED_NAME - len(suffix)].rstrip("-_.") if suffix else wanted) + suffix
             try:
                 (self.root / name).mkdir()
             except FileExistsError:

@@ -326,3 +326,19 @@ def test_on_its_own_base_a_tuned_model_runs_its_weights_as_they_are(studio, tune
                for applied in seen)
     assert np.array_equal(frames_of(runs[0].video), frames_of(runs[1].video))
     assert not any("was tuned on" in note for run in runs for note in run.notes)
+
+
+def test_a_numbered_copy_of_a_long_name_is_a_name_that_can_be_run(tmp_path):
+    """The 96-character cut of a name may end in '-': its copy is 'name-2', never 'name--2' (which no request
+    accepts, so the model could not be run by name)."""
+    from modules.request_types import MAX_TUNED_NAME, RunTunedRequest
+    from modules.settings import Settings
+    from modules.tuned_models import TunedModels
+
+    models = TunedModels(tmp_path)
+    wanted = "a" * (MAX_TUNED_NAME - 3) + "-bb"  # the copy's cut lands just after the '-'
+    first, _ = models.new_folder(wanted)
+    second, _ = models.new_folder(wanted)
+    assert first == wanted and len(second) <= MAX_TUNED_NAME and "--" not in second and second.endswith("-2")
+    settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
+    RunTunedRequest(tuned=second, prompt="a clip").validate(settings)  # a name a request takes
