@@ -103,15 +103,19 @@ class TunedModels:
 
 def read_info(folder: Path) -> dict:
     """What a tuned model's folder says of it: its tuned.json, else its model card's YAML header."""
+    card = _card_header(folder / CARD_NAME)
     path = folder / INFO_NAME
     if path.is_file():
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(info, dict):
-                return info
+                # tuned.json is written as the training starts (the steps asked for); the card at every save,
+                # a Stop's included: its steps are the steps trained.
+                trained = str(card.get("steps", "")).strip()
+                return {**info, "steps": int(trained)} if trained.isdigit() else info
         except (OSError, ValueError):
             pass
-    return _card_header(folder / CARD_NAME)
+    return card
 
 
 def _card_header(path: Path) -> dict:

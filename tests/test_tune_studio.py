@@ -342,3 +342,19 @@ def test_a_numbered_copy_of_a_long_name_is_a_name_that_can_be_run(tmp_path):
     assert first == wanted and len(second) <= MAX_TUNED_NAME and "--" not in second and second.endswith("-2")
     settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
     RunTunedRequest(tuned=second, prompt="a clip").validate(settings)  # a name a request takes
+
+
+def test_the_list_shows_the_steps_trained_not_the_steps_asked(tmp_path):
+    """A run of 1000 steps stopped at 17 saved its model at 17 (its card says so): the list says 17."""
+    from modules.engines.tune_a_video.weights import model_card
+    from modules.tuned_models import INFO_NAME, TunedModels
+
+    models = TunedModels(tmp_path, files=("weights.bin",))
+    name, folder = models.new_folder("stopped-early")
+    models.write_info(folder, {"base_model": "b", "training_prompt": "a cat", "steps": 1000, "frames": 8})
+    (folder / "weights.bin").write_bytes(b"0")
+    (folder / "README.md").write_text(model_card(base_model="b", training_prompt="a cat", steps=17,
+                                                 learning_rate=3e-5), encoding="utf-8")
+    assert (folder / INFO_NAME).is_file()
+    [listed] = [model.summary() for model in models.list()]
+    assert listed["steps"] == 17 and listed["frames"] == 8 and listed["name"] == name
