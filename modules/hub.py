@@ -194,7 +194,7 @@ def list_files(repo: str) -> RepoFiles:
     except RepositoryNotFoundError as error:
         raise ModelLoadError(f"{repo} does not exist on the Hub (or is private); check the model id.") from error
     except Exception as error:  # no network, proxy refused, timeout: huggingface_hub's own errors
-        return _cached_listing(repo, reason=f"the Hub can't be reached ({_short(error)})")
+        return _cached_listing(repo, reason=f"the Hub can't be reached ({error_reason(error)})")
     listing = RepoFiles(repo, {s.rfilename: s.size for s in info.siblings or []})
     with _LISTINGS_LOCK:
         _LISTINGS[repo] = listing
@@ -221,9 +221,14 @@ def _folder_sizes(root: Path) -> dict[str, int]:
     return sizes
 
 
-def _short(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}"[:200]
+def error_reason(error: BaseException, limit: int = 300) -> str:
+    """What went wrong, in the error's own words for a person: the Hub's answer where it gave one (its
+    `server_message`, often on the lines after "Bad request:"), every line of the text joined, no URL, no
+    exception class (that is for the log); the class name only where the error has no words at all."""
+    text = str(getattr(error, "server_message", "") or "").strip() or str(error).strip()
+    lines = [re.sub(r"\s*for url: \S+", "", line).strip(" .:") for line in text.splitlines()]
+    said = "; ".join(line for line in lines if line and not line.lower().startswith("request id"))
+    return (said or type(error).__name__.replace("Error", " error").strip())[:limit]
 
 
 def forget_listings() -> None:
@@ -309,7 +314,7 @@ def fetch(listing: RepoFiles, paths: list[str], label: str, report: Report | Non
             if offline() or listing.cached_only:
                 raise ModelLoadError(f"{repo}: {path} is not downloaded and the Hub can't be reached. {advice(repo)}") from error
             raise ModelLoadError(
-                f"Downloading {path} of {repo} failed ({_short(error)}). Check the connection and try again; "
+                f"Downloading {path} of {repo} failed ({error_reason(error)}). Check the connection and try again; "
                 "finished files are kept, so a retry continues where this stopped."
             ) from error
     if local is None:

@@ -241,7 +241,7 @@ def test_a_downloaded_model_runs_offline_and_without_the_hub(hub, tuned, tmp_pat
         assert download_tuned(repo_id, token=TOKEN) == folder  # the Hub out of reach: the cached copy
         with pytest.raises(SharingError, match="alice/other is not downloaded and the Hub can't be reached"):
             download_tuned("alice/other", token=TOKEN)
-        with pytest.raises(SharingError, match=r"The Hub can't be reached \(ConnectError"):
+        with pytest.raises(SharingError, match=r"The Hub can't be reached \(.*Connection refused\)"):
             upload_tuned(tuned, repo_name="portable", token=TOKEN)
     same_model(folder, tuned)
 
@@ -293,3 +293,18 @@ def test_the_token_is_never_logged_nor_in_any_error(hub, tuned, tmp_path, caplog
         assert secret not in logged
         assert not any(secret in text for text in seen)
         assert not any(secret in str(record.args) for record in caplog.records)
+
+
+def test_a_hub_refusal_says_the_hubs_reason_not_an_exception_class():
+    """The Hub puts its reason on the line after "Bad request:": the sentence has it, and no class name."""
+    import httpx
+    from huggingface_hub.errors import BadRequestError
+
+    from modules.engines.tune_a_video.sharing import _upload_failure
+
+    response = httpx.Response(400, request=httpx.Request("POST", "https://huggingface.co/api/repos/create"))
+    error = BadRequestError("Bad request:\nInvalid repo name: it must not contain '--'", response=response)
+    said = str(_upload_failure(error, "me/a--b", "me", "hf_secret"))
+    assert "Invalid repo name: it must not contain '--'" in said and "Error" not in said, said
+    transport = str(_upload_failure(ConnectionError("Server disconnected\nwithout sending a response."), "me/x", "me", "hf_secret"))
+    assert "Server disconnected; without sending a response" in transport and "ConnectionError" not in transport

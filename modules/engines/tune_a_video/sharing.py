@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm.std import tqdm
 
 from ...errors import UserError, unexpected
-from ...hub import DownloadProgress, Report, _short, offline
+from ...hub import DownloadProgress, Report, error_reason, offline
 from .files import CARD_NAME, FILES, WEIGHTS_NAME
 from .weights import FORMAT, is_trained_key
 
@@ -135,7 +135,7 @@ def _check_weights(path: Path, label: str) -> None:
             fmt = (file.metadata() or {}).get("format")
             keys = list(file.keys())
     except Exception as error:  # not safetensors at all, truncated
-        raise SharingError(f"{label}: {WEIGHTS_NAME} can't be read ({_short(error)}); tune the model again.") from error
+        raise SharingError(f"{label}: {WEIGHTS_NAME} can't be read ({error_reason(error)}); tune the model again.") from error
     if fmt != FORMAT or not keys or not all(is_trained_key(key) for key in keys):
         raise SharingError(
             f"{label}: {WEIGHTS_NAME} is not Tune-A-Video weights (only the tuned query projections and temporal "
@@ -277,13 +277,13 @@ def _upload_failure(error: Exception, repo_id: str, namespace: str, secret: str)
             return SharingError("The Hub asks to slow down (too many requests): wait a minute and share again.")
         if status is not None and status >= 500:
             return SharingError(f"The Hub failed (HTTP {status}); nothing is lost: share again in a few minutes.")
-        return SharingError(_scrub(f"The Hub refused the upload to {repo_id} ({_short(error)}).", secret))
+        return SharingError(_scrub(f"The Hub refused the upload to {repo_id} ({error_reason(error)}).", secret))
     if _unreachable(error):
         return SharingError(_scrub(
-            f"The Hub can't be reached ({_short(error)}): check the internet connection (and HTTPS_PROXY), then "
+            f"The Hub can't be reached ({error_reason(error)}): check the internet connection (and HTTPS_PROXY), then "
             "share again.", secret))  # fmt: skip
     if isinstance(error, ValueError):  # huggingface_hub's checks of the Hub's answers (model card, LFS)
-        return SharingError(_scrub(f"The Hub refused the upload to {repo_id} ({_short(error)}).", secret))
+        return SharingError(_scrub(f"The Hub refused the upload to {repo_id} ({error_reason(error)}).", secret))
     return unexpected(error, "sharing the tuned model")
 
 
@@ -398,10 +398,10 @@ def _download_failure(error: Exception, repo_id: str, revision: str | None, secr
             return SharingError(TOKEN_REJECTED)
         if status is not None and status >= 500:
             return SharingError(f"The Hub failed (HTTP {status}) sending {repo_id}: try again in a few minutes.")
-        return SharingError(_scrub(f"The Hub refused to send {repo_id} ({_short(error)}).", secret))
+        return SharingError(_scrub(f"The Hub refused to send {repo_id} ({error_reason(error)}).", secret))
     if _unreachable(error):
         return SharingError(_scrub(
-            f"Downloading {repo_id} failed ({_short(error)}): check the internet connection (and HTTPS_PROXY) and "
+            f"Downloading {repo_id} failed ({error_reason(error)}): check the internet connection (and HTTPS_PROXY) and "
             "try again; finished files are kept.", secret))  # fmt: skip
     return unexpected(error, f"downloading {repo_id}")
 
