@@ -429,6 +429,7 @@ class ControlVideoRequest:
     is_skeleton: bool = False  # the input already is a pose-skeleton video: skip detection
     engine: str = ""  # "" = the tab's default engine; any engine that serves the ControlNet tabs
     fast: bool = False
+    allow_empty_maps: bool = False  # generate even when the maps carry nothing (modules/empty_maps.py)
 
     def allowed_models(self, settings: Settings) -> tuple[str, ...]:
         if self.kind == "edge":
@@ -466,6 +467,7 @@ class ControlVideoRequest:
                                        MAX_CONDITIONING, default=1.0, whole=False),
             engine=engine.name,
             fast=_flag(self.fast, "Fast", default=False),
+            allow_empty_maps=_flag(self.allow_empty_maps, "Go on with empty maps", default=False),
             **_common(self, settings, "control"),
         )
         _check_engine_inputs(engine, values, "control", settings)

@@ -12,6 +12,7 @@ Preview's maps serve the Generate that follows it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -26,8 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import engines, video_io
+from . import empty_maps, engines, video_io
 from .compare import side_by_side
+from .empty_maps import EmptyControlMaps
 from .engines import JobInputs
 from .errors import UserError
 from .forms import frame_cap, tab_frame_cap
@@ -145,6 +147,7 @@ class Studio:
         # detection key (`_maps_key`) -> (maps, which job made them)
         self.control_maps = LastUsed(CONTROL_MAPS_KEPT, lambda entry: entry[0].nbytes, CONTROL_MAPS_BYTES)
         self._probes = LastUsed(PROBES_KEPT)  # upload identity -> VideoInfo, or UNREADABLE
+        self._contents = LastUsed(PROBES_KEPT)  # upload identity -> the SHA-256 of its bytes (`_maps_key`)
         trainers = engines.for_tab("tune")
         self.tuned = TunedModels(settings.tuned_dir, trainers[0].model_files if trainers else (),
                                  trainers[0].download_model if trainers else None)
@@ -162,7 +165,22 @@ class Studio:
         return self.runner.run(lambda: self._control_job(request, preview=True), control)
 
     def control_video(self, request: ControlVideoRequest, control: JobControl | None = None) -> VideoResult:
-        return self.runner.run(lambda: self._control_job(request), control)
+        """The video; it stops before sampling (`EmptyControlMaps`) where the maps carry nothing to follow, unless
+        the request says to go on, and keeps the maps it found so that going on does not find them again."""
+        made: list[VideoJob] = []
+
+        def make_job() -> VideoJob:
+            made.append(self._control_job(request))
+            return made[-1]
+
+        try:
+            return self.runner.run(make_job, control)
+        except EmptyControlMaps as error:
+            # The refusal is raised where the maps were made (a Ray replica, a ZeroGPU child) and carries them here.
+            if made and made[-1].keep is not None and error.maps is not None:
+                made[-1].keep(None, error.maps)
+            error.maps = None  # the page needs the sentence only
+            raise
 
     def edit_video(self, request: EditVideoRequest, control: JobControl | None = None) -> VideoResult:
         return self.runner.run(lambda: self._edit_job(request), control)
@@ -398,6 +416,7 @@ class Studio:
         needs_detector = reused is None and self._needs_detector(request)
         detection = self._detection_cost(request, len(frames), width, height) if reused is None else None
         record = {"control_maps": f"reused from {reused[1]}"} if reused is not None else {}
+        skeleton = request.kind == "pose" and request.is_skeleton
 
         def detector(manager: ModelManager):
             """The annotator a request needs (loaded outside the GPU slot), or None (edges, skeletons, reused maps)."""
@@ -409,16 +428,25 @@ class Studio:
             with control.timed("detection"):
                 return self._control_maps(annotator, request, frames, control)
 
-        def keep(made_by: str):
-            """Keep the maps (in this process: on ZeroGPU they were made in a child) for the next job on this clip."""
-            if reused is not None or detection is None:
-                return None
-            return lambda output, maps: self.control_maps.put(maps_key, (maps if maps is not None else output, made_by))
+        def keep(job: VideoJob, made_by: str):
+            """Given (frames, maps) in this process (on ZeroGPU and Ray they were made elsewhere): keep maps found
+            here for the next job on this clip, and say in the job's notes where they carry nothing."""
+            remember = reused is None and detection is not None
+
+            def kept(output, maps) -> None:
+                maps = maps if maps is not None else output
+                if remember:
+                    self.control_maps.put(maps_key, (maps, made_by))
+                said = empty_maps.note(request.kind, maps, went_on=not preview, is_skeleton=skeleton)
+                if said is not None:
+                    job.notes.append(said)
+
+            return kept
 
         costs = {"detection": detection} if detection is not None else {}
         if preview:
             costs["writing"] = self._writing_cost("control-preview", len(frames), width, height)
-            return VideoJob(
+            job = VideoJob(
                 mode="control-preview",
                 request=request,
                 load=detector,
@@ -428,8 +456,9 @@ class Studio:
                 record={"kind": request.kind, **record},
                 needs_gpu=needs_detector,  # edges and given skeletons are drawn on the CPU
                 costs=costs,
-                keep=keep("the preview"),
             )
+            job.keep = keep(job, "the preview")
+            return job
         job = self._engine_job(engines.get(request.engine), request, "control", JobInputs(), frames=len(frames),
                                width=width, height=height, fps=fps, clip=clip, kind=request.kind)
         load_engine, sample_engine = job.load, job.sample
@@ -444,11 +473,15 @@ class Studio:
             annotator, engine_parts = loaded
             with control.within(0.0, share):
                 maps = control_maps(annotator, control)
+            if not request.allow_empty_maps:  # before the long part: nothing to follow is said, not sampled
+                empty_maps.check(request.kind, maps, is_skeleton=skeleton, canny=(request.canny_low, request.canny_high))
             with control.within(share, 1.0):
                 return sample_engine(engine_parts, chunk_size, control, JobInputs(maps=maps)), maps
 
-        return replace(job, load=load, sample=sample, record={**job.record, **record}, costs={**job.costs, **costs},
-                       keep=keep("an earlier run"), ran_with=lambda loaded: job.ran_with(loaded[1]))
+        job = replace(job, load=load, sample=sample, record={**job.record, **record}, costs={**job.costs, **costs},
+                      ran_with=lambda loaded, ran_with=job.ran_with: ran_with(loaded[1]))
+        job.keep = keep(job, "an earlier run")
+        return job
 
     def _edit_job(self, request: EditVideoRequest) -> VideoJob:
         request = self._validated(request)
@@ -620,7 +653,18 @@ class Studio:
         """What a clip's control maps depend on: the upload, the window read, the kind and its options."""
         options = {"pose": (request.is_skeleton, request.pose_hands, request.pose_face),
                    "edge": (request.canny_low, request.canny_high), "depth": ()}[request.kind]
-        return (*upload_identity(request.video), request.window, request.kind, options)
+        return (self._content_of(request.video), request.window, request.kind, options)
+
+    def _content_of(self, path: str) -> str:
+        """An upload's bytes as the control-map cache knows them: their SHA-256, read once per file. The same clip
+        uploaded again (an API client uploads it with every call) finds the maps made for it."""
+        identity = upload_identity(path)
+        digest = self._contents.get(identity)
+        if digest is None:
+            with open(path, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+            self._contents.put(identity, digest)
+        return digest
 
     def _control_maps(
         self, detector, request: ControlVideoRequest, frames: np.ndarray, control: JobControl

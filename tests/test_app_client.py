@@ -151,11 +151,12 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     path = _params_file(tmp_path, edge)
     values = controlnet.form_from_params(settings, "edge", edge, path)
     assert values[0] == {"__type__": "update"}  # the video is not in params.json's folder: kept as is
-    assert values[1] == "gold" and values[4:8] == [0.5, 1.5, 4, 128] and values[-4:] == [50, 150, "text2video-zero", False]
+    assert values[1] == "gold" and values[4:8] == [0.5, 1.5, 4, 128]
+    assert values[-5:] == [50, 150, "text2video-zero", False, False]  # ..., engine, fast, allow_empty_maps
     preview = {"mode": "control-preview", "request": asdict(ControlVideoRequest(
         kind="pose", video="/gone/clip.mp4", prompt="", window=window, pose_hands=True))}
     values = controlnet.form_from_params(settings, "pose", preview, path)
-    assert values[1] == {"__type__": "update"} and values[4:8] == [0.5, 1.5, 4, 128] and values[-4] is True
+    assert values[1] == {"__type__": "update"} and values[4:8] == [0.5, 1.5, 4, 128] and values[-5] is True
     edit_data = {"mode": "edit", "request": asdict(EditVideoRequest(video="/gone/clip.mp4", prompt="snow",
                                                                      scheduler="ddim", window=window))}
     assert edit.form_from_params(settings, edit_data, path)[6] == "ddim"

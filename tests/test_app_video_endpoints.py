@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from modules import video_io
+from modules.empty_maps import empty_frames
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -41,8 +43,8 @@ def control_args(kind, video, **overrides):
 def test_control_endpoint_follows_window_fps_and_aspect(client_factory, sample_videos, kind):
     """150x90 at 15 fps, 0.5-1.5 s at 4 fps, long side 128 -> 4 frames of 128x80 (aspect kept)."""
     client = client_factory()
-    video, gif, params, seed, control = client.predict(
-        *control_args(kind, sample_videos["mp4"]), api_name=f"/{kind}2video"
+    video, gif, params, seed, control = client.predict(  # the tiny preset's OpenPose finds nobody: go on
+        *control_args(kind, sample_videos["mp4"]), allow_empty_maps=kind == "pose", api_name=f"/{kind}2video"
     )
     frames, fps = video_io.read_video(video_path(video))
     assert frames.shape == (4, 80, 128, 3)
@@ -59,6 +61,21 @@ def test_pose_skeleton_input_and_gif_upload(client_factory, sample_videos):
     video, *_ = client.predict(*args, api_name="/pose2video")
     frames, fps = video_io.read_video(video_path(video))
     assert len(frames) == 12 and fps == pytest.approx(6, abs=0.01)  # the GIF's own frames and rate
+
+
+def test_empty_maps_are_refused_with_a_sentence_and_the_last_parameter_goes_on(client_factory, tmp_path):
+    """A plain clip has no edges: the job stops before sampling with the sentence (from a Ray replica too), and
+    `allow_empty_maps`, the endpoint's new last parameter, goes on with the maps found then (not found again)."""
+    plain = video_io.write_mp4(np.full((8, 64, 64, 3), 120, np.uint8), tmp_path / "plain.mp4", 8)
+    args = control_args("edge", str(plain), start=0, end=1, fps=2, resolution=64) + ["text2video-zero", False]
+    client = client_factory()
+    with pytest.raises(AppError, match=r"No edges were found in any of the 2 frames, so the edge maps are empty and "
+                                       r"the video would not follow any outline\. .*tick \"Go on with empty maps\""):
+        client.predict(*args, api_name="/edge2video")
+    video, _, params, _, control = client.predict(*args, True, api_name="/edge2video")
+    assert empty_frames("edge", video_io.read_video(video_path(control))[0]).all()  # the maps found before
+    record = json.load(open(params))
+    assert record["request"]["allow_empty_maps"] is True and record["control_maps"] == "reused from an earlier run"
 
 
 @pytest.mark.parametrize("kind", ["pose", "edge", "depth"])

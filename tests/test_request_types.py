@@ -179,6 +179,7 @@ def test_control_video_request_validates_or_explains(env, data):
         pose_hands=data.draw(wild_or(st.booleans())),
         pose_face=data.draw(wild_or(st.booleans())),
         is_skeleton=data.draw(wild_or(st.booleans())),
+        allow_empty_maps=data.draw(wild_or(st.booleans())),
     )
     validate_or_explain(request, settings, preview=data.draw(st.booleans()))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import engines
+from ..empty_maps import GO_ON
 from ..errors import UserError
 from ..forms import form_values
 from ..request_types import (
@@ -54,6 +55,8 @@ EXAMPLE_PROMPTS = {
 }
 
 
+# What an empty map means, for the "Go on with empty maps" box (modules/empty_maps.py says when maps are empty).
+NOTHING_FOUND = {"pose": "no person is found", "edge": "no edges are found", "depth": "the depth map is flat"}
 OPTION_NAMES = {"pose": ("is_skeleton", "pose_hands", "pose_face"), "edge": ("canny_low", "canny_high"), "depth": ()}
 
 
@@ -97,7 +100,8 @@ def form_from_params(settings, kind: str, data: dict, path: str) -> list:
     generating = [keep] * 3 if is_preview else [r.prompt, r.negative_prompt, r.model]
     tuning = [keep] * 5 if is_preview else [r.steps, r.guidance_scale, r.conditioning_scale, r.seed, r.chunk_size]
     return [keep, *generating, w.start, w.end, w.fps, w.resolution, *tuning,
-            *(getattr(r, name) for name in OPTION_NAMES[kind]), *([keep] * 2 if is_preview else [r.engine, r.fast])]
+            *(getattr(r, name) for name in OPTION_NAMES[kind]),
+            *([keep] * 3 if is_preview else [r.engine, r.fast, r.allow_empty_maps])]
 
 
 def engine_form(settings, name: str, fast: bool = False) -> list:
@@ -140,6 +144,9 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             )
             start, end, fps, resolution = video_window_inputs(settings)
             fast = fast_checkbox("control")
+            allow_empty = gr.Checkbox(label=GO_ON, value=False,
+                                      info=f"Generate even where {NOTHING_FOUND[kind]} (the video then follows the "
+                                           "prompt alone)")
             options = []
             if OPTION_NAMES[kind]:  # depth (MiDaS) has no options: no accordion to open for nothing
                 with gr.Accordion(f"{TITLES[kind]} detection", open=True):
@@ -168,7 +175,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             **{name: values[name] for name in OPTION_NAMES[kind]},
         )
         for name in ("negative_prompt", "model", "steps", "guidance_scale", "conditioning_scale", "seed", "chunk_size",
-                     "engine", "fast"):
+                     "engine", "fast", "allow_empty_maps"):
             if name in values:
                 fields[name] = values[name]
         return ControlVideoRequest(**fields)
@@ -183,17 +190,17 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     # Explicit signatures, so API clients see real parameter names.
     def pose2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
                    conditioning_scale, seed, chunk_size, is_skeleton, pose_hands, pose_face, engine=DEFAULT_ENGINE,
-                   fast=False, progress=gr.Progress()):
+                   fast=False, allow_empty_maps=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def edge2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
                    conditioning_scale, seed, chunk_size, canny_low, canny_high, engine=DEFAULT_ENGINE,
-                   fast=False, progress=gr.Progress()):
+                   fast=False, allow_empty_maps=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def depth2video(video, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance_scale,
                     conditioning_scale, seed, chunk_size, engine=DEFAULT_ENGINE, fast=False,
-                    progress=gr.Progress()):
+                    allow_empty_maps=False, progress=gr.Progress()):
         return generate(dict(locals()))
 
     def pose_preview(video, start, end, fps, resolution, is_skeleton, pose_hands, pose_face, progress=gr.Progress()):
@@ -207,7 +214,8 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
 
     def estimate_request(*values) -> ControlVideoRequest:
         names = ["video", "prompt", "negative_prompt", "model", "start", "end", "fps", "resolution", "steps",
-                 "guidance_scale", "conditioning_scale", "seed", "chunk_size", *OPTION_NAMES[kind], "engine", "fast"]
+                 "guidance_scale", "conditioning_scale", "seed", "chunk_size", *OPTION_NAMES[kind], "engine", "fast",
+                 "allow_empty_maps"]
         form = dict(zip(names, values))
         return request({**form, "prompt": form["prompt"] or "a clip"})  # the cost does not depend on the words
 
@@ -215,7 +223,7 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
     preview_fn = {"pose": pose_preview, "edge": edge_preview, "depth": depth_preview}[kind]
 
     inputs = [video_in, prompt, negative_prompt, model, start, end, fps, resolution, steps, guidance, scale, seed,
-              chunk_size, *options, engine, fast]
+              chunk_size, *options, engine, fast, allow_empty]  # the endpoint's order: new ones go last
     event = wire_job(demo, studio, TITLES[kind], run, generate_fn, inputs, [video, gif, params, used_seed, control_video],
                      status=status, seed=used_seed, api_name=f"{kind}2video")
     preview_event = wire_job(demo, studio, TITLES[kind], preview, preview_fn,
