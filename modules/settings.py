@@ -22,13 +22,15 @@ DEFAULT_BASE_MODELS = (
     "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "Lykon/dreamshaper-8",
 )
-# The original demo's DreamBooth-specialised SD 1.5 models, offered as styles in the Edge tab.
-EDGE_STYLE_MODELS = (
-    "PAIR/text2video-zero-controlnet-canny-anime",
-    "PAIR/text2video-zero-controlnet-canny-arcane",
-    "PAIR/text2video-zero-controlnet-canny-gta5",
-    "PAIR/text2video-zero-controlnet-canny-avatar",
-)
+# The original demo's DreamBooth-specialised SD 1.5 models, offered as styles in the Edge tab: repo id -> the
+# name the page shows (the API takes the repo id).
+EDGE_STYLES = {
+    "PAIR/text2video-zero-controlnet-canny-anime": "Anime",
+    "PAIR/text2video-zero-controlnet-canny-arcane": "Arcane",
+    "PAIR/text2video-zero-controlnet-canny-gta5": "GTA V",
+    "PAIR/text2video-zero-controlnet-canny-avatar": "Avatar",
+}
+EDGE_STYLE_MODELS = tuple(EDGE_STYLES)
 DEFAULT_CONTROLNETS = {
     "pose": "lllyasviel/sd-controlnet-openpose",
     "edge": "lllyasviel/sd-controlnet-canny",
@@ -41,6 +43,11 @@ DEFAULT_ANNOTATORS = "lllyasviel/Annotators"
 # The tiny preset is for trying every tab on a CPU in seconds: the UI starts it small.
 TINY_DEFAULT_RESOLUTION = 128
 TINY_DEFAULT_STEPS = 10
+
+
+def model_label(repo_id: str) -> str:
+    """What the page shows for a model choice: an Edge style's name, else the repo id itself."""
+    return EDGE_STYLES.get(repo_id, repo_id)
 
 
 def _env(name: str, default: str) -> str:

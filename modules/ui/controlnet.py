@@ -16,6 +16,7 @@ from ..request_types import (
     MAX_GUIDANCE,
     ControlVideoRequest,
 )
+from ..settings import model_label
 from .common import (
     ASSETS,
     Dropdown,
@@ -132,7 +133,7 @@ def engine_form(settings, name: str, fast: bool = False) -> list:
 def build(demo: gr.Blocks, studio, kind: str) -> list:
     settings = studio.settings
     defaults = ControlVideoRequest(kind=kind, video="", prompt="")
-    models = list(defaults.allowed_models(settings))
+    models = [(model_label(model), model) for model in defaults.allowed_models(settings)]  # names shown, ids sent
     with gr.Row():
         with gr.Column():
             video_in = video_input(f"Input video ({', '.join(VIDEO_TYPES)})", settings)
@@ -140,7 +141,8 @@ def build(demo: gr.Blocks, studio, kind: str) -> list:
             engine = Dropdown(label="Engine", choices=[(e.label, e.name) for e in engines.for_tab("control")],
                                  value=DEFAULT_ENGINE)
             model = Dropdown(
-                label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models, value=models[0]
+                label="Base model" + (" or DreamBooth style" if kind == "edge" else ""), choices=models,
+                value=models[0][1]
             )
             start, end, fps, resolution = video_window_inputs(settings)
             fast = fast_checkbox("control")
