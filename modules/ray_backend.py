@@ -61,6 +61,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # What a remote cluster's replicas need of this folder (a `working_dir` upload), and what not.
 UPLOAD_EXCLUDES = [".venv", ".git", ".ci", "tests", "benchmarks", "assets", "**/__pycache__"]
 ENV_PREFIXES = ("T2VZ_", "HF_", "OMP_NUM_THREADS", "GRADIO_ANALYTICS_ENABLED")
+# Never in the replicas' runtime environment, which the cluster stores and its dashboard shows: tokens and the
+# like. The replicas need none (Hub repos a visitor reads are fetched by this process with the visitor's token);
+# a cluster that must read gated base models sets HF_TOKEN in its own hosts' environment.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+
+
+def replica_env(environ=os.environ) -> dict[str, str]:
+    """The variables the replicas get: this process's T2VZ_*, HF_* (endpoint, cache, offline...) and thread
+    settings, without any secret (`SECRET_WORDS`)."""
+    return {k: v for k, v in environ.items()
+            if k.startswith(ENV_PREFIXES) and not any(word in k.upper() for word in SECRET_WORDS)}
 
 
 class BackendUnavailable(UserError, RuntimeError):
@@ -475,7 +486,7 @@ def _connect(settings: Settings) -> tuple[str, int, float]:
         problem = _unreachable(address)
         if problem:  # Ray itself would retry for minutes
             raise BackendUnavailable(problem)
-        env_vars = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+        env_vars = replica_env()
         if address is None:  # a local cluster: the replicas import this folder from where it is
             runtime_env = {"env_vars": {**env_vars, "PYTHONPATH": os.pathsep.join(
                 filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}}

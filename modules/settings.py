@@ -126,6 +126,14 @@ class Settings:
     tuned_dir: str = field(default_factory=lambda: str(Path.home() / ".cache" / "text2video-zero-studio" / "tuned"))
     limits: Limits = field(default_factory=Limits)
 
+    # Public or private, decided once by `from_env` (`decide_public`): public, each visitor's tuned models are
+    # theirs (modules/visitors.py) and the server's HF_TOKEN serves no visitor; private, one user, one folder.
+    public: bool = False
+    public_reason: str = ""  # why, in words, for the page's server details
+    shared_tuned_dir: str = ""  # public: the owner's tuned models every visitor may run (read-only); "" = none
+    tuned_per_visitor: int = 5  # public: tuned models one visitor (account or session) keeps here
+    tuned_ttl_s: int = 24 * 3600  # public: how long an anonymous visitor's tuned models are kept
+
     @property
     def default_base_model(self) -> str:
         return self.base_models[0]
@@ -182,13 +190,54 @@ class Settings:
             outputs_ttl_s=int(_env("OUTPUTS_TTL_S", str(defaults.outputs_ttl_s))),
             tuned_dir=_env("TUNED_DIR", defaults.tuned_dir),
             limits=limits,
+            shared_tuned_dir=_env("SHARED_TUNED", defaults.shared_tuned_dir),
+            tuned_per_visitor=int(_env("TUNED_PER_VISITOR", str(defaults.tuned_per_visitor))),
+            tuned_ttl_s=int(_env("TUNED_TTL_S", str(defaults.tuned_ttl_s))),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("public") is None:  # decided here once, from where it serves (after the flags)
+            public, reason = decide_public(settings.host, settings.share)
+            settings = replace(settings, public=public, public_reason=reason)
         if settings.preset not in PRESETS:
             raise ValueError(f"Unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}.")
         if settings.backend not in BACKENDS:
             raise ValueError(f"Unknown backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}.")
         return settings
+
+
+LOOPBACK_NAMES = ("localhost", "")  # "" = Gradio's default, 127.0.0.1
+
+
+def decide_public(host: str, share: bool = False, environ=os.environ) -> tuple[bool, str]:
+    """(public?, why): T2VZ_PUBLIC=0/1 decides; else public on a Hugging Face Space (SPACE_ID), with a share
+    link, or serving an address other machines reach (not loopback); private otherwise."""
+    forced = environ.get("T2VZ_PUBLIC", "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True, "T2VZ_PUBLIC=1"
+    if forced in ("0", "false", "no", "off"):
+        return False, "T2VZ_PUBLIC=0"
+    if forced:
+        raise ValueError(f"T2VZ_PUBLIC={forced!r}: use 1 (public), 0 (private) or leave it unset (decided from "
+                         "where the app serves).")
+    if environ.get("SPACE_ID"):
+        return True, f"on the Space {environ['SPACE_ID']}"
+    if share:
+        return True, "a public share link"
+    if not _loopback(host):
+        return True, f"serves {host}, which other machines reach"
+    return False, f"serves only this machine ({host or '127.0.0.1'})"
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    host = (host or "").strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: reached by others unless it names this machine only
+        return False
 
 
 def _engine_models() -> dict:
@@ -233,6 +282,13 @@ ENV_VARS = (
     ("T2VZ_OUTPUTS_DIR / T2VZ_OUTPUTS_TTL_S", "where per-request folders go and how long they are kept"),
     ("T2VZ_TUNED_DIR", "where models tuned here (the Tune tab) are kept, a folder each (default "
      "~/.cache/text2video-zero-studio/tuned; never swept)"),
+    ("T2VZ_PUBLIC", "`1` = public (visitors sign in with Hugging Face; each visitor's tuned models are theirs; the "
+     "server's HF_TOKEN serves no visitor), `0` = private (one user: today's single folder and HF_TOKEN); unset "
+     "(default): public on a Space (SPACE_ID), with a share link or on a non-loopback address"),
+    ("T2VZ_SHARED_TUNED", "public mode: a folder of tuned models the owner offers every visitor (read-only; default "
+     "none)"),
+    ("T2VZ_TUNED_PER_VISITOR", "public mode: tuned models one visitor (account or browser session) keeps (default 5)"),
+    ("T2VZ_TUNED_TTL_S", "public mode: seconds an anonymous visitor's tuned models are kept (default 86400)"),
     ("T2VZ_MAX_FRAMES", "per-job cap on frames for every engine (default: each engine's own, from its published "
                         "clip: RECIPES.md)"),
     ("T2VZ_MAX_STEPS", "per-job cap on denoising steps"),

@@ -50,6 +50,7 @@ from .request_types import (
 )
 from .settings import Settings
 from .tuned_models import TunedModels
+from .visitors import OWNER, Visitor
 from .worker import WorkerPool
 from .zerogpu import zerogpu_spaces
 
@@ -185,37 +186,87 @@ class Studio:
     def edit_video(self, request: EditVideoRequest, control: JobControl | None = None) -> VideoResult:
         return self.runner.run(lambda: self._edit_job(request), control)
 
-    def tune_video(self, request: TuneRequest, control: JobControl | None = None) -> TuneResult:
-        """Train a model on the clip (the "tune" tab's engine), keep it in the tuned-models folder, and make a
-        sample clip with it. A Stop keeps the model as of its last checkpoint (the Stop's message says so)."""
+    def tune_video(self, request: TuneRequest, control: JobControl | None = None,
+                   visitor: Visitor | None = None) -> TuneResult:
+        """Train a model on the clip (the "tune" tab's engine), keep it in the tuned-models folder (the
+        visitor's, on a public server), and make a sample clip with it. A Stop keeps the model as of its last
+        checkpoint (the Stop's message says so)."""
         made: dict = {}
+        models = self.tuned_for(visitor)
         try:
-            result = self.runner.run(lambda: self._tune_job(request, made), control)
+            result = self.runner.run(lambda: self._tune_job(request, made, models), control)
         except BaseException:
             if "folder" in made:
-                self.tuned.discard(made["folder"])  # nothing saved yet: no empty model left behind
+                models.discard(made["folder"])  # nothing saved yet: no empty model left behind
             raise
         folder = made["folder"]
         with user_errors("keeping the tuned model"):
             engines.default("tune").keep_sample(folder, result.gif)
         return TuneResult(model=made["name"], folder=str(folder), video=result)
 
-    def run_tuned(self, request: RunTunedRequest, control: JobControl | None = None) -> VideoResult:
-        """A clip of a new prompt from a tuned model (one tuned here, or a Hub repo fetched into the cache)."""
-        return self.runner.run(lambda: self._tuned_job(request), control)
+    def run_tuned(self, request: RunTunedRequest, control: JobControl | None = None,
+                  visitor: Visitor | None = None) -> VideoResult:
+        """A clip of a new prompt from a tuned model (one the visitor sees here, or a Hub repo fetched into the
+        cache with the visitor's token: on a public server never the server's)."""
+        visitor = self._visitor(visitor)
+        return self.runner.run(lambda: self._tuned_job(request, visitor), control)
 
-    def list_tuned(self) -> list[dict]:
-        """The models tuned here, newest first: name, base model, training prompt, steps, frames, size, fps."""
-        return [model.summary() for model in self.tuned.list()]
+    def list_tuned(self, visitor: Visitor | None = None) -> list[dict]:
+        """The models the visitor sees here, newest first: name, base model, training prompt, steps, frames,
+        size, fps (and `shared` for those the owner offers on a public server)."""
+        return [model.summary() for model in self.tuned_for(visitor).list()]
 
-    def upload_tuned(self, request: UploadTunedRequest) -> str:
-        """Push a model tuned here to the Hub (private unless asked otherwise); returns its repo id."""
+    def delete_tuned(self, name: str, visitor: Visitor | None = None) -> None:
+        """Remove one of the visitor's own tuned models (never one the owner offers)."""
+        self.tuned_for(visitor).delete(str(name or "").strip())
+
+    def upload_tuned(self, request: UploadTunedRequest, visitor: Visitor | None = None, *,
+                     include_source: bool | None = None) -> str:
+        """Push one of the visitor's tuned models to the Hub (private unless asked otherwise), with its source clip
+        where `include_source` (None: in private mode, not on a public server); returns its repo id. The token is
+        the request's, else the visitor's sign-in, else (the owner only) the server's."""
+        visitor = self._visitor(visitor)
         with user_errors("uploading the tuned model"):
             request = request.validate(self.settings)
-            model = self.tuned.find(request.tuned)
+            model, files = self._upload_plan(request.tuned, visitor, include_source)
+            token = request.token or visitor.token or (None if visitor.server_token else False)
             return engines.default("tune").upload_model(
-                model.folder, self.tuned.files, repo_name=request.repo_name or model.name,
-                namespace=request.namespace, token=request.token or None, private=request.private)
+                model.folder, files, repo_name=request.repo_name or model.name,
+                namespace=request.namespace, token=token, private=request.private)
+
+    def upload_files(self, name: str, visitor: Visitor | None = None,
+                     include_source: bool | None = None) -> list[tuple[str, int]]:
+        """What `upload_tuned` would push of the model `name`: (file, bytes) each, for the page to say."""
+        model, files = self._upload_plan(name, self._visitor(visitor), include_source)
+        return [(file, (model.folder / file).stat().st_size) for file in files if (model.folder / file).is_file()]
+
+    def _upload_plan(self, name: str, visitor: Visitor, include_source: bool | None):
+        models = self.tuned_for(visitor)
+        model = models.find(name)
+        if model.shared:  # the owner's offer is theirs to share
+            raise models.missing(name)
+        if include_source is None:
+            include_source = not self.settings.public
+        left_out = () if include_source else engines.default("tune").model_source_files
+        return model, tuple(file for file in models.files if file not in left_out)
+
+    def tuned_for(self, visitor: Visitor | None) -> TunedModels:
+        """The tuned models `visitor` sees: the one folder (the owner's), or on a public server the visitor's own
+        (anonymous sessions' swept after T2VZ_TUNED_TTL_S) and those the owner offers (T2VZ_SHARED_TUNED)."""
+        visitor = self._visitor(visitor)
+        if visitor.is_owner:
+            return self.tuned
+        self.tuned.sweep_sessions(self.settings.tuned_ttl_s)
+        return self.tuned.view(visitor.folder, shared=self.settings.shared_tuned_dir or None,
+                               keep=self.settings.tuned_per_visitor)
+
+    def _visitor(self, visitor: Visitor | None) -> Visitor:
+        """`visitor`; None only in private mode (its one user), so that no public request forgets who it is for."""
+        if visitor is None:
+            if self.settings.public:
+                raise ValueError("a public server's tuned models need the visitor (modules/visitors.py)")
+            return OWNER
+        return visitor
 
     def compare(self, request: CompareRequest, control: JobControl | None = None) -> CompareResult:
         """One prompt and seed through each engine, one worker job each, then one labelled side-by-side mp4.
@@ -492,7 +543,7 @@ class Studio:
         return self._engine_job(engines.default("edit"), request, "edit", JobInputs(frames=frames), frames=len(frames),
                                 width=width, height=height, fps=fps, clip=clip)
 
-    def _tune_job(self, request: TuneRequest, made: dict) -> VideoJob:
+    def _tune_job(self, request: TuneRequest, made: dict, models: TunedModels) -> VideoJob:
         """Read the frames the authors' recipe tunes on (`tune_frames`: consecutive at the stride from the
         window's start, at the clip's own rate; the model plays at that rate over the stride), claim the
         model's folder (its source clip kept there first: a model saved by a Stop can be run too)."""
@@ -511,13 +562,13 @@ class Studio:
             notes.append(f"Tuning takes the clip's frames at its own rate ({info.fps:g} fps) with Stride "
                          f"{request.stride}, so the FPS setting ({request.window.fps:g}) is not used.")
         wanted = request.name or name_from_prompt(request.prompt)
-        name, folder = self.tuned.new_folder(wanted)
+        name, folder = models.new_folder(wanted)
         made.update(name=name, folder=folder)
         if name != wanted:
             notes.append(f"A model called {wanted} exists already, so this one is called {name}.")
         engine.keep_source(folder, frames, fps)
         height, width = frames.shape[1:3]
-        self.tuned.write_info(folder, {
+        models.write_info(folder, {
             "base_model": request.model, "training_prompt": request.prompt, "steps": request.steps,
             "learning_rate": request.learning_rate, "frames": len(frames), "width": width, "height": height,
             "fps": fps, "stride": request.stride, "created": time.time()})
@@ -526,13 +577,14 @@ class Studio:
         return replace(job, notes=[*job.notes, *notes], record={
             **job.record, "tuned_model": name, "source_frames": source_frames, "stride": request.stride})
 
-    def _tuned_job(self, request: RunTunedRequest) -> VideoJob:
+    def _tuned_job(self, request: RunTunedRequest, visitor: Visitor = OWNER) -> VideoJob:
         """The tuned model's parameters, its source clip's first frames (as many as asked, at the model's own
         rate, which its motion was tuned at) and the base it runs on (another than its own: the tuning's
         changes are added to that base's weights, `tuned_on`)."""
         request = self._validated(request)
         engine = engines.default("tuned")
-        model = self.tuned.find(request.tuned)
+        model = self.tuned_for(visitor).find(
+            request.tuned, token=visitor.token or (None if visitor.server_token else False))
         try:
             made = engine.read_model(model.folder)
         except (OSError, ValueError) as error:
@@ -548,6 +600,10 @@ class Studio:
             frames, notes = made.frames[:asked], []
         else:
             frames, _, notes = spread_frames(made.frames, made.fps, asked, what="source clip", hint="")
+        if not made.source and request.inversion:  # shared without its source clip
+            request = replace(request, inversion=False)
+            notes.append(f"{request.tuned} was shared without its source clip, so the clip starts from noise (no DDIM "
+                         "inversion).")
         offered = made.base_model in self.settings.base_models
         if base != made.base_model:
             notes.append(f"{request.tuned} was tuned on {made.base_model}, run on {base}: the tuning's changes were "

@@ -260,8 +260,9 @@ class MadeModel:
 
     weights: dict  # the trained parameters, applied to the base for one job
     base_model: str  # the base it was trained on
-    frames: np.ndarray  # the clip it was trained on (uint8)
+    frames: np.ndarray  # the clip it was trained on (uint8); blank frames of its size where it came without it
     fps: float
+    source: bool = True  # False: shared without its source clip, so it runs from noise (no DDIM inversion)
 
 
 class Engine:
@@ -283,6 +284,9 @@ class Engine:
     # An engine that trains models (the "tune" tab): the files of a model's folder, the first marking a
     # saved model (what the list shows, the Hub upload pushes and a download fetches).
     model_files: tuple[str, ...] = ()
+    # Of those, the ones that hold the clip a model was tuned on: an upload may leave them out (`read_model` then
+    # gives blank frames and `MadeModel.source` False).
+    model_source_files: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ declarations, read by others
     def recipe(self, tab: str) -> Recipe:
@@ -439,13 +443,15 @@ class Engine:
         """A saved model, ready for a job of the "tuned" tab (OSError or ValueError where it is damaged)."""
         raise NotImplementedError
 
-    def upload_model(self, folder, files: tuple[str, ...], *, repo_name: str, namespace: str, token: str | None,
-                     private: bool) -> str:
-        """Push a saved model's `files` to a Hub repo (created where needed); its repo id. UserError sentences."""
+    def upload_model(self, folder, files: tuple[str, ...], *, repo_name: str, namespace: str,
+                     token: str | bool | None, private: bool) -> str:
+        """Push a saved model's `files` to a Hub repo (created where needed); its repo id. UserError sentences.
+        `token` None: the server's own (HF_TOKEN); False: none at all (a public server's visitor)."""
         raise NotImplementedError
 
-    def download_model(self, repo_id: str, files: tuple[str, ...], *, token: str | None = None):
-        """The folder (in the Hugging Face cache) of the Hub repo `repo_id`'s model `files`. UserError sentences."""
+    def download_model(self, repo_id: str, files: tuple[str, ...], *, token: str | bool | None = None):
+        """The folder (in the Hugging Face cache) of the Hub repo `repo_id`'s model `files` (`token` as for
+        `upload_model`). UserError sentences."""
         raise NotImplementedError
 
 

@@ -11,6 +11,8 @@ import gradio as gr
 
 from .. import engines, video_io
 from . import runs
+from ..hub import format_bytes
+from ..visitors import oauth_available, visitor_of
 from ..errors import UserError
 from ..request_types import (MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest,
                              UploadTunedRequest)
@@ -103,8 +105,25 @@ def run_form_from_params(settings, data: dict) -> list:
             r.inversion]
 
 
-def tuned_choices(studio) -> list[str]:
-    return [model["name"] for model in studio.list_tuned()]
+def tuned_choices(studio, visitor=None) -> list[str]:
+    return [model["name"] for model in studio.list_tuned(visitor)]
+
+
+def upload_files_text(studio, name, include_source, visitor=None) -> str:
+    """What Upload will push of the model `name`, in words ("" before a model is picked)."""
+    if not name or "/" in str(name):
+        return ""
+    try:
+        files = studio.upload_files(name, visitor, include_source)
+    except UserError as error:
+        return str(error)
+    listed = ", ".join(f"`{file}` ({format_bytes(size)})" for file, size in files)
+    text = f"Upload pushes {listed}, and nothing else of the model's folder."
+    sources = [file for file in engines.default("tune").model_source_files if file not in dict(files)]
+    if sources:
+        text += (f" Not the clip it was tuned on ({', '.join(f'`{file}`' for file in sources)}): tick \"Include the "
+                 "source clip\" to share it; without it the model runs from noise (no DDIM inversion).")
+    return text
 
 
 def build(demo: gr.Blocks, studio) -> list:
@@ -163,6 +182,7 @@ def build(demo: gr.Blocks, studio) -> list:
                     tuned = Dropdown(label="Tuned model (one tuned here, or a Hub repo id: owner/name)", choices=[],
                                      value=None, allow_custom_value=True, scale=4)
                     refresh = gr.Button("Refresh list", scale=1)
+                    delete = gr.Button("Delete", scale=1, variant="stop")
                 run_prompt = gr.Textbox(label="Prompt", lines=2, placeholder="Spider-Man is skiing on the beach")
                 inversion = gr.Checkbox(label="Start from the source clip (DDIM inversion: keeps its motion; the seed "
                                               "then changes nothing)", value=run_defaults.inversion)
@@ -185,15 +205,27 @@ def build(demo: gr.Blocks, studio) -> list:
                 run_status, run_video, run_gif, run_params, run_used_seed = output_column()
 
     with gr.Accordion("3 · Share a tuned model on the Hub", open=False):
+        if settings.public:  # each visitor shares with their own account: the server's token is the owner's
+            gr.Markdown("Share with your own Hugging Face account: sign in"
+                        + (" (the button below)" if oauth_available() else "") + " or paste a write token. "
+                        "Models tuned without signing in belong to this page's session and are kept for "
+                        f"{settings.tuned_ttl_s / 3600:g} h.")
+            if oauth_available():
+                gr.LoginButton()
         with gr.Row():
             share_model = Dropdown(label="Tuned model", choices=[], value=None, allow_custom_value=True)
             repo_name = gr.Textbox(label="Repo name (empty = the model's name)", max_lines=1)
             namespace = gr.Textbox(label="User or organisation (empty = yours)", max_lines=1)
         with gr.Row():
             private = gr.Checkbox(label="Private", value=True)
-            token = gr.Textbox(label="Hub write token (empty = the server's HF_TOKEN; never stored nor logged)",
+            include_source = gr.Checkbox(label="Include the source clip (DDIM inversion on the Hub starts from it)",
+                                         value=not settings.public)
+            token = gr.Textbox(label=("Hub write token (empty = your Hugging Face sign-in; never stored nor logged)"
+                                      if settings.public else
+                                      "Hub write token (empty = the server's HF_TOKEN; never stored nor logged)"),
                                type="password", max_lines=1)
             upload = gr.Button("Upload")
+        pushed = gr.Markdown("", elem_classes=["t2vz-share-files"])
         shared = gr.Markdown("", elem_classes=["t2vz-share-status"])
 
     # ------------------------------------------------------------------ Tune
@@ -206,12 +238,17 @@ def build(demo: gr.Blocks, studio) -> list:
 
     # `stride` is the endpoint's last parameter, with a default: calls written before it keep working.
     def tune_video(video, prompt, name, model, steps, learning_rate, num_frames, sample_prompt, sample_steps,
-                   guidance_scale, seed, start, end, fps, resolution, stride=1, progress=gr.Progress()):
+                   guidance_scale, seed, start, end, fps, resolution, stride=1, progress=gr.Progress(),
+                   http: gr.Request = None, oauth: gr.OAuthToken | None = None):
         made_here: dict = {}
 
         def method(request, control):
-            result = studio.tune_video(request, control)
+            visitor = visitor_of(settings, http, oauth)
+            result = studio.tune_video(request, control, visitor)
             made_here["model"] = result.model
+            made_here["kept"] = (f" It is kept for {settings.tuned_ttl_s / 3600:g} h in this page's session (a reload "
+                                 "starts a new one): sign in with Hugging Face to keep it, or share it on the Hub."
+                                 if visitor.anonymous else "")
             return result.video
 
         def request() -> TuneRequest:
@@ -219,7 +256,7 @@ def build(demo: gr.Blocks, studio) -> list:
                                    sample_steps, guidance_scale, seed, start, end, fps, resolution, stride)
 
         result = run_job(demo, method, request, progress, TAB,
-                         done=lambda: f"The model is saved as **{made_here['model']}**: run it below.")
+                         done=lambda: f"The model is saved as **{made_here['model']}**: run it below.{made_here['kept']}")
         return (*video_outputs(result), made_here["model"])
 
     tune_inputs = [video_in, prompt, name, model, train_steps, learning_rate, frames, sample_prompt, sample_steps,
@@ -246,12 +283,15 @@ def build(demo: gr.Blocks, studio) -> list:
                                inversion=inversion)
 
     def run_tuned(tuned, prompt, negative_prompt, model, num_frames, steps, guidance_scale, fps, seed, inversion,
-                  progress=gr.Progress()):
+                  progress=gr.Progress(), http: gr.Request = None, oauth: gr.OAuthToken | None = None):
         def request() -> RunTunedRequest:
             return run_request_of(tuned, prompt, negative_prompt, model, num_frames, steps, guidance_scale, fps, seed,
                                   inversion)
 
-        return video_outputs(run_job(demo, studio.run_tuned, request, progress, RUN_TAB))
+        def method(request, control):
+            return studio.run_tuned(request, control, visitor_of(settings, http, oauth))
+
+        return video_outputs(run_job(demo, method, request, progress, RUN_TAB))
 
     run_inputs = [tuned, run_prompt, run_negative, run_model, run_frames, run_steps, run_guidance, run_fps, run_seed,
                   inversion]
@@ -267,34 +307,72 @@ def build(demo: gr.Blocks, studio) -> list:
     )
 
     # ------------------------------------------------------------------ the list, and sharing
-    def list_tuned() -> list[dict]:
-        """The models tuned here, newest first (name, base model, training prompt, steps, frames, size, fps)."""
+    def list_tuned(http: gr.Request = None, oauth: gr.OAuthToken | None = None) -> list[dict]:
+        """The models you may run here, newest first (name, base model, training prompt, steps, frames, size, fps;
+        on a public server your own, and those the owner offers marked `shared`)."""
         with gradio_errors("listing the tuned models", tab=RUN_TAB):
-            return studio.list_tuned()
+            return studio.list_tuned(visitor_of(settings, http, oauth))
 
-    def choices(current_run, current_share):
-        names = tuned_choices(studio)
+    def choices(current_run, current_share, http: gr.Request = None, oauth: gr.OAuthToken | None = None):
+        try:
+            names = tuned_choices(studio, visitor_of(settings, http, oauth))
+        except UserError:  # the Hub can't say who a signed-in visitor is: Refresh says why
+            return gr.skip(), gr.skip()
         pick = names[0] if names else None
+        current_run = current_run if current_run in names or "/" in str(current_run or "") else None
+        current_share = current_share if current_share in names else None
         return (gr.update(choices=names, value=current_run or pick), gr.update(choices=names, value=current_share or pick))
+
+    def chosen(model, http: gr.Request = None, oauth: gr.OAuthToken | None = None):
+        try:
+            names = tuned_choices(studio, visitor_of(settings, http, oauth))
+        except UserError:
+            names = [model]
+        return (gr.update(choices=names, value=model), gr.update(choices=names, value=model), gr.Accordion(open=True))
 
     listed = gr.JSON(visible=False)
     listing = refresh.click(list_tuned, None, listed, api_name="list_tuned")
     listing.then(choices, [tuned, share_model], [tuned, share_model], queue=False, api_visibility="private")
     say_failures(listing, RUN_TAB, run_status)
     demo.load(choices, [tuned, share_model], [tuned, share_model], api_visibility="private")
-    tune_event.success(lambda model: (gr.update(choices=tuned_choices(studio), value=model),
-                                      gr.update(choices=tuned_choices(studio), value=model), gr.Accordion(open=True)),
-                       made, [tuned, share_model, run_part], queue=False, api_visibility="private")
+    tune_event.success(chosen, made, [tuned, share_model, run_part], queue=False, api_visibility="private")
 
-    def upload_tuned(tuned, repo_name, namespace, private, token) -> str:
-        """Push a model tuned here to the Hub; the token (or the server's HF_TOKEN) is never stored nor logged."""
+    def delete_tuned(name, http: gr.Request = None, oauth: gr.OAuthToken | None = None) -> str:
+        """Remove one of your tuned models from this server (a model shared on the Hub stays there)."""
+        runs.begin(RUN_TAB)
+        with gradio_errors("deleting the tuned model", tab=RUN_TAB):
+            studio.delete_tuned(name, visitor_of(settings, http, oauth))
+        return f"Deleted **{name}** from this server."
+
+    deleting = delete.click(delete_tuned, tuned, run_status, api_name="delete_tuned", concurrency_limit=1,
+                            concurrency_id="hub")
+    deleting.success(choices, [gr.State(None), gr.State(None)], [tuned, share_model], queue=False,
+                     api_visibility="private")
+    say_failures(deleting, RUN_TAB, run_status)
+
+    def files_text(name, include, http: gr.Request = None, oauth: gr.OAuthToken | None = None) -> str:
+        try:
+            return upload_files_text(studio, name, include, visitor_of(settings, http, oauth))
+        except UserError as error:
+            return str(error)
+
+    gr.on([share_model.change, include_source.change], files_text, [share_model, include_source], pushed,
+          queue=False, show_progress="hidden", api_visibility="private")
+
+    def upload_tuned(tuned, repo_name, namespace, private, token, include_source=None, http: gr.Request = None,
+                     oauth: gr.OAuthToken | None = None) -> str:
+        """Push one of your tuned models to the Hub (the source clip where `include_source`; empty: on a public
+        server not, else so). The token is the one given, else your Hugging Face sign-in (`gr.OAuthToken`: the
+        page's Sign in, or gradio_client's `oauth_token`), else, on a private server only, the server's HF_TOKEN;
+        it is never stored nor logged."""
         runs.begin(SHARE_TAB)
         with gradio_errors("uploading the tuned model", tab=SHARE_TAB):
             repo_id = studio.upload_tuned(UploadTunedRequest(tuned=tuned, repo_name=repo_name,
-                                                             namespace=namespace, private=private, token=token))
+                                                             namespace=namespace, private=private, token=token),
+                                          visitor_of(settings, http, oauth), include_source=include_source)
         return f"Uploaded as **{repo_id}**. Run it anywhere with its repo id."
 
-    uploading = upload.click(upload_tuned, [share_model, repo_name, namespace, private, token], shared,
+    uploading = upload.click(upload_tuned, [share_model, repo_name, namespace, private, token, include_source], shared,
                              api_name="upload_tuned", concurrency_limit=1, concurrency_id="hub")
     say_failures(uploading, SHARE_TAB, shared)
     return [tune_event, run_event]

@@ -55,6 +55,7 @@ class TuneAVideo(Engine):
     }
     rules = Rules(frames=FrameRule(), size_multiple=SIZE_MULTIPLE)
     model_files = files.FILES
+    model_source_files = (files.SOURCE_NAME,)
 
     def __init__(self):
         self._base_queries: dict[str, dict] = {}  # base -> its own query weights, for models tuned on it
@@ -165,7 +166,11 @@ class TuneAVideo(Engine):
         from .weights import load_source, load_tuned
 
         weights, card = load_tuned(folder)
-        frames, fps = load_source(folder)
+        try:
+            frames, fps = load_source(folder)
+        except FileNotFoundError:  # shared without its source clip: blank frames of the size it was tuned at
+            return MadeModel(weights=weights, base_model=str(card.get("base_model") or ""), frames=_blank(folder),
+                             fps=_info(folder).get("fps") or 8.0, source=False)
         return MadeModel(weights=weights, base_model=str(card.get("base_model") or ""), frames=frames, fps=fps)
 
     def upload_model(self, folder, files, *, repo_name, namespace, token, private) -> str:
@@ -188,3 +193,28 @@ class TuneAVideo(Engine):
 
 
 ENGINE = TuneAVideo()
+
+
+def _info(folder) -> dict:
+    """The app's own listing file beside a model (frames, width, height, fps), where it has one."""
+    import json
+    from pathlib import Path
+
+    try:
+        info = json.loads((Path(folder) / "tuned.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _blank(folder):
+    """Frames the size of those a model was tuned on (from its listing file; 8 of 512x512 without one)."""
+    import numpy as np
+
+    info = _info(folder)
+
+    def number(key: str, default: int, most: int) -> int:
+        value = info.get(key)
+        return int(value) if isinstance(value, (int, float)) and 0 < value <= most else default
+
+    return np.zeros((number("frames", 8, 48), number("height", 512, 1024), number("width", 512, 1024), 3), np.uint8)

@@ -49,6 +49,11 @@ SIGN_IN = (
     "Sign in to share on the Hub: set HF_TOKEN (or run `hf auth login`) or paste a write token "
     f"from {TOKENS_PAGE}."
 )
+# A public server's visitor (token=False: the server's own token is not theirs to use).
+VISITOR_SIGN_IN = (
+    "Sign in with Hugging Face to share on the Hub (the Sign in button in Share), or paste a write token from "
+    f"{TOKENS_PAGE}: this public server shares nothing with its owner's account."
+)
 TOKEN_REJECTED = (
     f"The Hub rejected the token (it is mistyped, expired or revoked): create a token at {TOKENS_PAGE} "
     "and sign in with it (HF_TOKEN or the token field)."
@@ -157,7 +162,8 @@ def upload_tuned(
 ) -> str:
     """Push the tuned model in `folder` to the Hub repo `namespace/repo_name` and return its id.
 
-    The token is `token`, else huggingface_hub's own (HF_TOKEN, then a stored `hf auth login`).
+    The token is `token`, else huggingface_hub's own (HF_TOKEN, then a stored `hf auth login`);
+    `token=False` (a public server's visitor without one) never falls back to the server's.
     `namespace` "" is the token's user; an organisation must be one the user belongs to. The repo
     is created if it doesn't exist (`private`: only its owner sees it); an existing repo keeps
     its visibility and gets a new commit with the model's files (unchanged files are skipped).
@@ -179,7 +185,7 @@ def upload_tuned(
         raise SharingError(f"{namespace!r} is not a Hub user or organisation name; leave it empty for your own.")
     secret = _token(token)
     if secret is None:
-        raise SharingError(SIGN_IN)
+        raise SharingError(VISITOR_SIGN_IN if token is False else SIGN_IN)
     if offline():
         raise SharingError(UPLOAD_OFFLINE)
     from huggingface_hub import HfApi
@@ -200,6 +206,11 @@ def upload_tuned(
                 f"You (signed in as {user}) are not a member of the organisation {namespace}: share to your own "
                 f"namespace ({user}), or ask an admin of {namespace} to add you with write access."
             )
+        if private and _is_public(api, repo_id, secret):
+            raise SharingError(
+                f"{repo_id} exists and is public, so a private upload there would be public: untick Private to "
+                "update it in public, or pick another repo name (a new repo is made private)."
+            )
         log.info("sharing tuned model %s as %s (%s)", Path(folder).name, repo_id, "private" if private else "public")
         api.create_repo(repo_id, private=private, exist_ok=True, token=secret)
         card = _card_title(Path(folder))
@@ -218,14 +229,34 @@ def upload_tuned(
     return repo_id
 
 
-def _token(token: str | None) -> str | None:
-    """The token to use: the argument, else huggingface_hub's lookup (HF_TOKEN, stored login)."""
+def _is_public(api, repo_id: str, secret: str) -> bool:
+    """Whether `repo_id` exists and is public (a repo this token can't see is made anew, private)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.model_info(repo_id, token=secret).private is False
+    except RepositoryNotFoundError:
+        return False
+
+
+def _token(token: str | bool | None) -> str | None:
+    """The token to use: the argument, else huggingface_hub's lookup (HF_TOKEN, stored login); none for
+    `False` (a public server's visitor: the server's own token is not theirs)."""
+    if token is False:
+        return None
     token = (token or "").strip()
     if token:
         return token
     from huggingface_hub import get_token
 
     return get_token()
+
+
+def _hub_token(token: str | bool | None) -> str | bool | None:
+    """What huggingface_hub's calls get: the token given, or False (never the stored one) for `False`,
+    or None (its own lookup)."""
+    secret = token.strip() if isinstance(token, str) else ""
+    return secret or (False if token is False else None)
 
 
 def _card_title(folder: Path) -> str:
@@ -306,14 +337,14 @@ def download_tuned(
     files (`files`: TUNED_FILES, or a caller's list) that are not there yet. The Hub is asked
     first whether the token may read the repo (a cached copy of a private model is not given to
     a token the Hub refuses); offline, or with the Hub out of reach, a copy downloaded before is
-    used. `token`: for a private repo (else HF_TOKEN / a stored login).
+    used. `token`: for a private repo (else HF_TOKEN / a stored login; `False`: none, not even those).
     `on_progress(fraction, text)` hears the bytes downloaded.
     Raises SharingError (a UserError): a malformed id, a repo that doesn't exist or that the
     token can't see, a rejected token, an unknown revision, offline or unreachable with nothing
     cached, a repo that is not a tuned model.
     """
     repo_id = check_repo_id(repo_id)
-    secret = (token or "").strip() or None
+    secret = _hub_token(token)
     from huggingface_hub import snapshot_download
 
     _check_access(repo_id, revision or None, secret)
@@ -374,12 +405,10 @@ def _download_failure(error: Exception, repo_id: str, revision: str | None, secr
     if isinstance(error, GatedRepoError):
         return SharingError(f"{repo_id} is gated: accept its conditions on {hub_url(repo_id)} and sign in.")
     if isinstance(error, RepositoryNotFoundError):
-        signed_in = (secret or _token(None)) is not None
+        signed_in = isinstance(secret, str) or (secret is None and _token(None) is not None)
         why = "the token you signed in with has no access to it" if signed_in else "you are not signed in"
-        return SharingError(
-            f"{repo_id} is not on the Hub, or it is private and {why}: check the id, or sign in (HF_TOKEN or the "
-            "token field) with a token of its owner."
-        )
+        how = "with Hugging Face" if secret is False else "(HF_TOKEN or the token field) with a token of its owner"
+        return SharingError(f"{repo_id} is not on the Hub, or it is private and {why}: check the id, or sign in {how}.")
     if isinstance(error, RevisionNotFoundError):
         return SharingError(f"{repo_id} has no revision {revision!r}: leave the revision empty for its latest upload.")
     if isinstance(error, LocalEntryNotFoundError):  # nothing (or not all of it) cached, and no Hub to ask
