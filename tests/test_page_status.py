@@ -115,7 +115,7 @@ def test_done_text_says_what_was_made_and_adjusted():
                                    notes=["The size was lowered to 512x320 to fit this server."])
     text = common.done_text(result, 12.34)
     assert text.startswith("**Done in 12.3 s:** 8 frames of 512×320 at 4 fps, seed 7.")
-    assert "Adjusted to fit this server:** The size was lowered" in text
+    assert "Notes:** The size was lowered" in text
 
 
 def test_the_estimate_suggests_fast_where_a_job_takes_minutes():

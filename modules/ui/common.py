@@ -424,7 +424,7 @@ def run_job(
         run.control = control = gradio_job_control(blocks, progress, run)
         result = method(make_request(), control)
     for note in result.notes:
-        gr.Info(note, duration=None, title="Adjusted to fit this server", visible=False)
+        gr.Info(note, duration=None, title="Note", visible=False)
     text = done_text(result, time.monotonic() - run.started)
     runs.finished(tab, text + (f"\n\n{done()}" if done is not None else ""))
     return result
@@ -434,7 +434,7 @@ def done_text(result: VideoResult, seconds: float) -> str:
     size = f"{result.num_frames} frame{'s' if result.num_frames != 1 else ''} of {result.width}×{result.height}"
     text = f"**Done in {seconds:.1f} s:** {size} at {result.fps:g} fps, seed {result.seed}."
     if result.notes:
-        text += "\n\n**Adjusted to fit this server:** " + " ".join(result.notes)
+        text += "\n\n**Notes:** " + " ".join(result.notes)  # what was fitted to the server, and what was found
     return text
 
 
