@@ -679,7 +679,10 @@ def server_details(studio) -> str:
     devices = f"device **{manager.device}** ({manager.dtype_reason})"
     if len(workers) > 1:  # each worker's own device and dtype: a job runs on whichever is free
         devices = "devices " + ", ".join(f"**{w.manager.device}** ({w.manager.dtype})" for w in workers)
-    return f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
+    from ..visitors import mode_text
+
+    return (f"Preset **{studio.settings.preset}** · {devices} · workers {len(studio.pool)} · loaded: {loaded}{loading}"
+            f" · {mode_text(studio.settings)}")
 
 
 def fast_label(tab: str) -> str:
