@@ -12,7 +12,7 @@
 Progress: loading, sampling and writing each fill their share of the job's bar (`JobControl.within`),
 so it rises monotonically; the runner says "writing the video". Costs: after each job the runner
 logs the seconds its stages took (sampling, detection, writing: `VideoJob.costs`, `CostLog`), which
-`Studio.estimate` scales.
+the estimates scale (modules/estimates.py).
 
 Errors: everything a user should read comes out as `UserError` with a sentence meant for them;
 any other failure becomes one (logged with its traceback, see `errors.unexpected`). `Cancelled`
@@ -109,6 +109,11 @@ class CostLog:
         """The newest measurement whose `cost.what` passes `what`."""
         with self._lock:
             return next((m for m in reversed(self._measurements) if what(m.cost.what)), None)
+
+    def latest_of(self, what: Callable[[tuple], bool], count: int) -> list[Measurement]:
+        """The newest `count` measurements whose `cost.what` passes `what`, newest first."""
+        with self._lock:
+            return [m for m in reversed(self._measurements) if what(m.cost.what)][:count]
 
     def nearest(self, cost: Cost, count: int = 3) -> list[Measurement]:
         """Up to `count` measurements of the same kind of work, nearest `cost.work` in size (by ratio;

@@ -5,20 +5,17 @@ Studio is a façade: every generating endpoint is one `VideoJob` run by the gene
 is the registry's (modules/engines): Studio names none. The UI calls exactly one method of
 `Studio` per event; so do scripts and tests that skip the UI.
 
-Besides the jobs: `estimate` (what a request would cost on this server, from the jobs measured
-here), `activity` (what the workers are doing now) and a small cache of control maps, so that a
-Preview's maps serve the Generate that follows it.
+Besides the jobs: `estimate` (what a request would cost on this server: modules/estimates.py),
+`activity` (what the workers are doing now) and a small cache of control maps, so that a Preview's
+maps serve the Generate that follows it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 import shutil
-import statistics
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -32,12 +29,12 @@ from .compare import side_by_side
 from .empty_maps import EmptyControlMaps
 from .engines import JobInputs
 from .errors import UserError
+from .estimates import Estimate, Estimator, upload_identity  # noqa: F401 - Estimate: callers import it here
 from .forms import frame_cap, tab_frame_cap
 from .job_control import JobControl
-from .jobs import Cost, JobRunner, VideoJob, VideoResult, user_errors
+from .jobs import JobRunner, VideoJob, VideoResult, user_errors
 from .outputs import Outputs, write_params
 from .request_types import (
-    HUB_REPO_ID,
     MAX_SEED,
     CompareRequest,
     ControlVideoRequest,
@@ -52,7 +49,6 @@ from .settings import Settings
 from .tuned_models import TunedModels
 from .visitors import OWNER, Visitor
 from .worker import WorkerPool
-from .zerogpu import zerogpu_spaces
 
 if TYPE_CHECKING:
     from .models import ModelManager
@@ -61,26 +57,9 @@ log = logging.getLogger(__name__)
 
 # What each control kind's detection is called on the page ("finding pose in frame 12 of 64").
 DETECTION_WORDS = {"pose": "pose", "edge": "edges", "depth": "depth"}
-# Seconds to detect one 512x512 frame before any detection here was measured ("cuda" / "cpu").
-DETECTION_PRIOR_S = {"pose": {"cuda": 0.05, "cpu": 1.0}, "edge": {"cuda": 0.003, "cpu": 0.003},
-                     "depth": {"cuda": 0.03, "cpu": 1.5}}
-POSE_EXTRAS_FACTOR = 3.0  # hands and face: more networks per frame
-WRITING_PRIOR_S = 0.1  # seconds to write one 512x512 frame into the mp4 and the GIF (CPU work)
-# The tiny preset's models are small stand-ins: their priors are a small share of the real ones'.
-TINY_PRIOR_FACTOR = 0.25
 # The last detections kept for reuse: maps at the window's size (50 MB for 64 frames of 512x512).
 CONTROL_MAPS_KEPT, CONTROL_MAPS_BYTES = 4, 256 * 2**20
 PROBES_KEPT = 32
-UNREADABLE = "unreadable"  # a probe's answer for an upload that is no video
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a job would take on this server: `seconds` of sampling, decoding and writing (and finding
-    control maps); `measured` is True when scaled from jobs measured here, False for the priors."""
-
-    seconds: float
-    measured: bool
 
 
 @dataclass
@@ -133,12 +112,6 @@ class LastUsed:
         return sum(self.size_of(value) for value in self._items.values()) if self.size_of else 0.0
 
 
-def upload_identity(path: str) -> tuple:
-    """An upload as the caches know it: its path, size and modification time (a new file is a new key)."""
-    stat = os.stat(path)
-    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-
-
 class Studio:
     def __init__(self, settings: Settings, pool: WorkerPool | None = None):
         self.settings = settings
@@ -149,6 +122,7 @@ class Studio:
         self.control_maps = LastUsed(CONTROL_MAPS_KEPT, lambda entry: entry[0].nbytes, CONTROL_MAPS_BYTES)
         self._probes = LastUsed(PROBES_KEPT)  # upload identity -> VideoInfo, or UNREADABLE
         self._contents = LastUsed(PROBES_KEPT)  # upload identity -> the SHA-256 of its bytes (`_maps_key`)
+        self.estimates = Estimator(self)
         trainers = engines.for_tab("tune")
         self.tuned = TunedModels(settings.tuned_dir, trainers[0].model_files if trainers else (),
                                  trainers[0].download_model if trainers else None)
@@ -324,26 +298,9 @@ class Studio:
 
     # ------------------------------------------------------------------ what the page shows beside the jobs
     def estimate(self, request, *, preview: bool = False) -> Estimate | None:
-        """What the job of `request` would take on this server, before it runs; None if it can't be told.
-
-        `request` is a Text2VideoRequest, ControlVideoRequest (`preview`: the control maps alone) or
-        EditVideoRequest as the form holds it, unvalidated: None when it is not valid (yet) or its
-        video cannot be read. The seconds cover sampling, decoding and writing the video, plus
-        finding the control maps unless a Preview (or run) of the same clip and options made them
-        already; not loading models. Each part is scaled from a job of the same engine, tab and mode measured on this
-        server (the few nearest in size); else from the last measured job, by the engines' relative
-        costs (both `Estimate.measured`); else it is the engine's prior for this kind of device.
-        Cheap enough for every form change: no torch, no decoding (an upload's header is probed
-        once per file).
-        """
-        try:
-            costs = self._costs_of(request, preview)
-        except Exception as error:  # noqa: BLE001 - a form being filled in is often no valid request yet
-            log.debug("no estimate: %s", error)
-            return None
-        parts = [self._seconds(cost) for cost in costs]
-        return Estimate(seconds=sum(seconds for seconds, _ in parts),
-                        measured=bool(parts) and all(measured for _, measured in parts))
+        """What the job of `request` (any tab's request, or a CompareRequest) would take on this server before it
+        runs, and whether jobs of its kind were timed here; None if it can't be told (modules/estimates.py)."""
+        return self.estimates.estimate(request, preview=preview)
 
     def activity(self) -> list[tuple[str, str]]:
         """(mode, progress text) of each job running now, e.g. ("depth2video", "frames 9–15 of 64 · step 12 of 30").
@@ -352,99 +309,18 @@ class Studio:
         """
         return self.runner.activity()
 
-    def _costs_of(self, request, preview: bool) -> list[Cost]:
-        """The timed stages the job of `request` would run (the same `Cost`s its job logs)."""
-        settings = self.settings
-        if isinstance(request, Text2VideoRequest):
-            request = request.validate(settings)
-            engine = engines.get(request.engine)
-            request, _ = engine.fast_settings(request, "text2video")
-            shape = (request.num_frames, request.width, request.height)
-            return [self._sampling_cost(engine, request, "text2video", *shape),
-                    self._writing_cost("text2video", *shape)]
-        if isinstance(request, ControlVideoRequest):
-            request = request.validate(settings, preview=preview)
-            shape = self._window_shape(request.video, request.window, max_frames=self._control_cap(request))
-            costs = []
-            if self.control_maps.get(self._maps_key(request)) is None:
-                costs.append(self._detection_cost(request, *shape))
-            if preview:
-                costs.append(self._writing_cost("control-preview", *shape))
-            else:
-                engine = engines.get(request.engine)
-                request, _ = engine.fast_settings(request, "control")
-                costs += [self._sampling_cost(engine, request, "control", *shape),
-                          self._writing_cost("control", *shape)]
-            return [cost for cost in costs if cost is not None]
-        if isinstance(request, EditVideoRequest):
-            request = request.validate(settings)
-            engine = engines.default("edit")
-            request, _ = engine.fast_settings(request, "edit")
-            shape = self._window_shape(request.video, request.window, max_frames=frame_cap(engine, "edit", settings))
-            return [self._sampling_cost(engine, request, "edit", *shape), self._writing_cost("edit", *shape)]
-        if isinstance(request, TuneRequest):
-            request = request.validate(settings)
-            engine = engines.default("tune")
-            _, width, height = self._window_shape(request.video, request.window, engine.rules.size_multiple)
-            shape = (request.num_frames, width, height)
-            return [self._sampling_cost(engine, request, "tune", *shape), self._writing_cost("tune", *shape)]
-        if isinstance(request, RunTunedRequest):
-            request = request.validate(settings)
-            if HUB_REPO_ID.fullmatch(request.tuned):
-                raise TypeError("a Hub model's size is known once it is fetched")  # no download for an estimate
-            info = self.tuned.find(request.tuned).info
-            shape = (request.num_frames or int(info["frames"]), int(info["width"]), int(info["height"]))
-            engine = engines.default("tuned")
-            return [self._sampling_cost(engine, request, "tuned", *shape), self._writing_cost("tuned", *shape)]
-        raise TypeError(f"no estimate for a {type(request).__name__}")
+    # The stages' costs and seconds (modules/estimates.py), as the jobs below log and share them.
+    def _sampling_cost(self, engine: engines.Engine, request, tab: str, frames: int, width: int, height: int):
+        return self.estimates.sampling_cost(engine, request, tab, frames, width, height)
 
-    def _sampling_cost(self, engine: engines.Engine, request, tab: str, frames: int, width: int, height: int) -> Cost:
-        prior = engine.prior_s(request, tab, frames, width, height, self._device_kind())
-        return Cost(what=("sampling", engine.name, tab, bool(getattr(request, "fast", False))),
-                    work=engine.work(request, tab, frames, width, height), prior_s=self._scaled_prior(prior))
+    def _detection_cost(self, request: ControlVideoRequest, frames: int, width: int, height: int):
+        return self.estimates.detection_cost(request, frames, width, height)
 
-    def _detection_cost(self, request: ControlVideoRequest, frames: int, width: int, height: int) -> Cost | None:
-        """Finding the control maps of `frames` frames (None for a skeleton video: its frames are the maps)."""
-        if request.kind == "pose" and request.is_skeleton:
-            return None
-        extras = request.kind == "pose" and (request.pose_hands or request.pose_face)
-        work = frames * width * height / 512**2
-        per_frame = DETECTION_PRIOR_S[request.kind][self._device_kind()] * (POSE_EXTRAS_FACTOR if extras else 1.0)
-        return Cost(what=("detection", request.kind, extras), work=work, prior_s=self._scaled_prior(work * per_frame))
+    def _writing_cost(self, kind: str, frames: int, width: int, height: int):
+        return self.estimates.writing_cost(kind, frames, width, height)
 
-    @staticmethod
-    def _writing_cost(kind: str, frames: int, width: int, height: int) -> Cost:
-        """Writing the video (mp4 and GIF, and the control maps' mp4 where there are maps) of `kind` of job."""
-        work = frames * width * height / 512**2
-        return Cost(what=("writing", kind), work=work, prior_s=work * WRITING_PRIOR_S)
-
-    def _scaled_prior(self, seconds: float) -> float:
-        return seconds * (TINY_PRIOR_FACTOR if self.settings.preset == "tiny" else 1.0)
-
-    def _seconds(self, cost: Cost) -> tuple[float, bool]:
-        """(seconds, measured): scaled from the measured jobs of the same kind nearest in size, else from
-        the last job of the same stage by the priors' ratio (how fast this device is), else the prior."""
-        costs = self.runner.costs
-        same = costs.nearest(cost)
-        if same:  # the median rate of a few: one job slowed by something else moves it little
-            return statistics.median(m.seconds / m.cost.work for m in same) * cost.work, True
-        stage = costs.latest(lambda what: what[0] == cost.what[0])
-        if stage is not None and stage.cost.prior_s > 0:
-            return cost.prior_s * stage.seconds / stage.cost.prior_s, True
-        return cost.prior_s, False
-
-    def _device_kind(self) -> str:
-        """"cuda" or "cpu": where this server's jobs run, found without importing torch for it."""
-        for worker in self.pool.workers:
-            if worker.loaded_manager is not None:
-                return "cuda" if worker.loaded_manager.device.type == "cuda" else "cpu"
-        name = (self.settings.devices or (self.settings.device,))[0]
-        if name != "auto":
-            return "cuda" if name.startswith("cuda") else "cpu"
-        if "torch" in sys.modules:
-            return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
-        on_zerogpu = "spaces" in sys.modules and zerogpu_spaces() is not None
-        return "cuda" if on_zerogpu or os.path.exists("/dev/nvidiactl") else "cpu"
+    def _seconds(self, cost) -> tuple[float, bool]:
+        return self.estimates.seconds(cost)
 
     # ------------------------------------------------------------------ the modes
     def _text2video_job(self, request: Text2VideoRequest) -> VideoJob:
@@ -651,9 +527,7 @@ class Studio:
         return replace(request, seed=resolve_seed(request.seed))
 
     def _source_limits(self) -> video_io.SourceLimits:
-        limits = self.settings.limits
-        return video_io.SourceLimits(max_mb=limits.max_upload_mb, max_pixels=limits.max_source_pixels,
-                                     max_frames=limits.max_source_frames, max_seconds=limits.max_source_seconds)
+        return video_io.SourceLimits.of(self.settings.limits)
 
     def _control_cap(self, request: ControlVideoRequest) -> int:
         """The most frames a control job's window gives: its engine's cap in the ControlNet tabs."""
@@ -678,27 +552,6 @@ class Studio:
 
     def _largest_cap(self) -> int:
         return max(tab_frame_cap(tab, self.settings) for tab in engines.TABS)
-
-    def _window_shape(self, path: str, window: VideoWindow, multiple: int = 8, max_frames: int | None = None
-                      ) -> tuple[int, int, int]:
-        """(frames, width, height) that `_read` would give, from the upload's header (probed once per file)."""
-        identity = upload_identity(path)
-        probed = self._probes.get(identity)
-        if probed is None:
-            try:
-                probed = video_io.probe_video(path, self._source_limits())
-            except video_io.VideoError:
-                probed = UNREADABLE
-            self._probes.put(identity, probed)
-        if probed is UNREADABLE:
-            raise video_io.VideoError("The video cannot be read.")
-        limits = self.settings.limits
-        start, end, fps, _ = video_io._fit_window(  # noqa: SLF001 - read_video's own fitting, without decoding
-            probed, window.start, window.end or None, window.fps or None, max_frames=max_frames or self._largest_cap(),
-            max_seconds=limits.max_video_seconds, min_auto_fps=video_io.MIN_AUTO_FPS)
-        width, height = video_io.output_size(probed.width, probed.height, long_side=window.resolution,
-                                             max_pixels=limits.max_pixels, multiple=multiple)
-        return video_io._frame_count(start, end, fps), width, height  # noqa: SLF001
 
     @staticmethod
     def _needs_detector(request: ControlVideoRequest) -> bool:

@@ -40,7 +40,9 @@ INPUTS = (
 TAB_PHRASES = {"text2video": "text to video", "control": "the Pose, Edge and Depth tabs", "edit": "video editing"}
 FAST_MAX_GUIDANCE = 2.0  # few-step weights are distilled with guidance folded in; above ~2 frames over-saturate
 GPU_SECONDS_PER_FRAME_STEP = 0.05  # a UNet call on one 512x512 frame on a ZeroGPU slice
-CPU_SECONDS_PER_FRAME_STEP = 4.0  # the same on a few CPU cores (SD 1.5, guidance on): a prior, until a job is measured
+# The same on a few CPU cores (SD 1.5, guidance on): the page's prior for an engine without figures of its own in
+# modules/estimates.py (which has the measured ones).
+CPU_SECONDS_PER_FRAME_STEP = 4.0
 GPU_OVERHEAD_S = 20.0
 
 
@@ -393,12 +395,6 @@ class Engine:
     def estimate_s(self, request, tab: str, frames: int, width: int, height: int) -> float:
         """GPU seconds of sampling, generously: what ZeroGPU is asked for."""
         return GPU_OVERHEAD_S + self.work(request, tab, frames, width, height) * self.gpu_seconds_per_frame_step
-
-    def prior_s(self, request, tab: str, frames: int, width: int, height: int, device: str) -> float:
-        """Seconds of sampling (and decoding) on a `device` of kind "cuda" or "cpu" before any job
-        there was measured: the page's estimate until then."""
-        per_step = self.gpu_seconds_per_frame_step if device == "cuda" else self.cpu_seconds_per_frame_step
-        return self.work(request, tab, frames, width, height) * per_step
 
     def chunk_size(self, request, tab: str) -> int | None:
         """Frames per pass (None: one pass, no smaller-chunk retry after an out-of-memory)."""
