@@ -30,7 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(modules/engines/tune_a_video) on a random clip, bf16 or fp32, gradient checkpointing: s/step, peak "
                         "memory, trained parameters and their safetensors size, 300 steps at 8 x 512x512 scaled "
                         "beside the published GPU figures; backend: the Ray backend's per-job overhead against the "
-                        "local one on the tiny preset (--frames, --size, --steps, --repeats jobs per side)")
+                        "local one on the tiny preset (--frames, --size, --steps, --repeats jobs per side); estimates: "
+                        "the tiny preset's cost figures for the page's estimates (modules/estimates.py), every engine "
+                        "and tab through Studio, fitted per stage")
     parser.add_argument("--arch", choices=ARCHS, default=DEFAULTS["arch"])
     parser.add_argument("--size", type=int, default=DEFAULTS["size"],
                         help="square frame size in pixels (default 64 tiny, 128 sd15)")

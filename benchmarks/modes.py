@@ -20,8 +20,9 @@ from modules.engines.base import CONTROL_KINDS
 SWITCHING = "switching"  # the zero-shot engine's mode switching (ModelManager), benchmarks/switching.py
 TUNE = "tune"  # Tune-A-Video's one-shot training steps (modules/engines/tune_a_video), benchmarks/tune.py
 BACKEND = "backend"  # the Ray backend's per-job overhead against the local one (tiny preset), benchmarks/backend.py
+ESTIMATES = "estimates"  # the tiny preset's cost figures for the page's estimates, benchmarks/estimates.py
 # Modes of their own (no ours-vs-reference case): tied to no engine, unless an engine's benchmark lists one.
-SPECIAL = (SWITCHING, TUNE, BACKEND)
+SPECIAL = (SWITCHING, TUNE, BACKEND, ESTIMATES)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ def run(args, log) -> tuple[dict, object]:
         from . import backend
 
         return backend.benchmark(args, log), backend.table
+    if args.engine is None and args.mode == ESTIMATES:
+        from . import estimates
+
+        return estimates.benchmark(args, log), estimates.table
     from modules.engines import get
 
     spec = BENCHMARKS[args.engine]
