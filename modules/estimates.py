@@ -318,8 +318,9 @@ class Estimator:
         name = (studio.settings.devices or (studio.settings.device,))[0]
         if name != "auto":
             return "cuda" if name.startswith("cuda") else "cpu"
-        if "torch" in sys.modules:
-            return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
+        cuda = getattr(sys.modules.get("torch"), "cuda", None)  # None while another thread is still importing torch
+        if cuda is not None:
+            return "cuda" if cuda.is_available() else "cpu"
         on_zerogpu = "spaces" in sys.modules and zerogpu_spaces() is not None
         return "cuda" if on_zerogpu or os.path.exists("/dev/nvidiactl") else "cpu"
 

@@ -137,3 +137,18 @@ def test_the_writing_and_sampling_costs_keep_their_fixed_part(tmp_path):
     for short, long in zip(small, large):
         assert isinstance(short, Cost) and short.prior_s > 0
         assert short.prior_s / long.prior_s > short.work / long.work  # not proportional: a fixed part
+
+
+def test_an_estimate_is_given_while_torch_is_still_being_imported(monkeypatch, tmp_path):
+    """The app imports torch in the background at start: a half-imported torch (no `cuda` yet) in sys.modules
+    must not make every estimate of the first seconds fail (the page then showed none)."""
+    import sys
+    import types
+
+    from modules.request_types import Text2VideoRequest
+    from modules.settings import Settings
+    from modules.studio import Studio
+
+    studio = Studio(Settings.from_env(preset="tiny", outputs_dir=str(tmp_path)))
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # as a partial import looks
+    assert studio.estimate(Text2VideoRequest(prompt="a clip", num_frames=4)) is not None
