@@ -6,7 +6,7 @@ and step counts (each kind's first job, which loads its models and warms up, run
 Then, per stage kind, a non-negative least-squares fit of the seconds (times the job's CPU share where other
 processes held the CPU, so that a shared machine's waits are not fitted) to the `estimates.Prior` terms
 (fixed, per frame, per 512² frame, per unit of the engine's work), printed as the lines to paste into
-`estimates.TINY` / `DETECTION` / `WRITING`, beside each case's measured seconds and what the current
+each engine's `tiny_priors` and `estimates.TINY_DETECTION` / `WRITING`, beside each case's measured seconds and what the current
 figures estimate for it, and the process's CPU seconds per second of each job (well under the torch threads'
 count: other processes took the CPU, and the figures are high). Figures only: no timing assert. On a shared
 machine, run it with priority (`nice -n -10 python -m benchmarks --mode estimates`).

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import engines, video_io
+from .engines.base import UNIT, Prior  # noqa: F401 - Prior: the figures' type, for callers
 from .forms import frame_cap, tab_frame_cap
 from .jobs import Cost
 from .request_types import (
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNIT = 512 * 512  # a "512x512 frame": the unit of sizes below
 # How far this server's speed on other kinds of a stage may move a prior (a slow first job is no reason
 # to promise ten times more).
 SPEED_BOUNDS = (1 / 3, 3.0)
@@ -67,87 +67,18 @@ class Estimate:
     measured: bool
 
 
-@dataclass(frozen=True)
-class Prior:
-    """Seconds of a stage before this server timed one: fixed per job, per frame, per 512x512 frame and per
-    unit of the engine's work (512x512 frame-steps)."""
-
-    fixed_s: float = 0.0
-    frame_s: float = 0.0
-    pixel_s: float = 0.0
-    step_s: float = 0.0
-
-    def seconds(self, frames: int, width: int, height: int, work: float = 0.0) -> float:
-        return (self.fixed_s + self.frame_s * frames + self.pixel_s * frames * width * height / UNIT
-                + self.step_s * work)
-
-
 # ---------------------------------------------------------------------------------------------- the priors
-# Real preset, CPU: sampling (text encoding + denoising + VAE decoding), from the README's "Performance"
-# sections (2-core AMD EPYC / Intel Xeon, random weights at the real architectures, fp32 unless said).
-# `step_s` is per 512x512 frame-step of the engine's `work` (SD 1.5 engines count a guided step as one call).
-REAL_CPU = {
-    # text2video 8 x 128², 4 steps: 25.97 s, UNet 73 % (9.5 s per frame-step), VAE 26 % (13.5 s per 512² frame);
-    # fast (LCM, guidance 1, TAESD): 55.9 s for 8 x 256² at 4 steps.
-    ("text2video-zero", "text2video", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
-    ("text2video-zero", "text2video", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=6.5),
-    # Pose/Edge/Depth 8 x 256², 4 steps (UNet + ControlNet): 162.7 s; fast: 85.3 s.
-    ("text2video-zero", "control", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=17.0),
-    ("text2video-zero", "control", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=10.0),
-    # Editing 8 x 256², 4 steps (three branches, VAE encode and decode): 180.8 s; fast (two branches): 127.9 s.
-    ("text2video-zero", "edit", False): Prior(fixed_s=1.0, pixel_s=20.0, step_s=17.5),
-    ("text2video-zero", "edit", True): Prior(fixed_s=3.0, pixel_s=8.0, step_s=14.0),
-    # AnimateDiff 16 x 128², 4 steps: 82.3 s, 16.5 s a step (of 16 frames of 128²: one frame-step);
-    # Lightning (guidance 1, TAESD): 35.7 s. Its control tab (no benchmark): the ControlNet's share of
-    # Text2Video-Zero's control steps (17.0 / 9.5) on AnimateDiff's step. Derived, not measured.
-    ("animatediff", "text2video", False): Prior(fixed_s=2.0, pixel_s=14.0, step_s=16.5),
-    ("animatediff", "text2video", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=8.0),
-    ("animatediff", "control", False): Prior(fixed_s=2.0, pixel_s=14.0, step_s=29.0),
-    # ModelScope 8 x 128², 4 steps: 56.8 s (at 64²: UNet 12.8 of 15.7 s; OpenCLIP-H text once).
-    ("modelscope", "text2video", False): Prior(fixed_s=4.0, pixel_s=13.5, step_s=23.0),
-    # Wan 2.1 9 x 128², 4 guided steps (8 transformer calls), bf16 on the Xeon: 2.94 s a step, VAE 8.2 s;
-    # the whole 24-layer UMT5-XXL is ~12x the benchmark's 2 layers (1.4 s). AnyFlow: the same per call.
-    # Its control tab (VACE: the same transformer plus the context blocks): derived as 1.5x.
-    ("wan", "text2video", False): Prior(fixed_s=17.0, pixel_s=14.6, step_s=2.6),
-    ("wan", "control", False): Prior(fixed_s=17.0, pixel_s=14.6, step_s=3.9),
-    # CogVideoX 9 x 128², 4 steps (batched guidance): 3.96 s a step, T5-XXL 7.4 s, VAE 16.2 s.
-    ("cogvideox", "text2video", False): Prior(fixed_s=7.4, pixel_s=28.8, step_s=7.0),
-    # Tune-A-Video: training 7.73 s a step for 8 x 128² in fp32 (4 calls a step: 3.9 s a frame-step); the
-    # sample's inversion and sampling: SD 1.5's text-to-video step. A tuned run: the same sampling.
-    ("tune-a-video", "tune", False): Prior(fixed_s=2.0, pixel_s=13.5, step_s=4.0),
-    ("tune-a-video", "tuned", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
-}
+# Real preset, CPU: each engine's `cpu_priors` (from the README's benchmarks; see each engine's module).
 # Real preset, GPU: the engine's declared per-step figure (published timings; see each engine), decoding
 # and per-job costs derived from SD 1.5 on an A100-class card (~0.1 s a 512² VAE decode, ~1 s of text
 # encoding and set-up). Published or derived: not measured here.
 GPU_FIXED_S, GPU_PIXEL_S = 1.0, 0.1
 
-# Tiny preset: measured 2026-12-08 with `nice -n -10 python -m benchmarks --mode estimates` on this project's
-# 2-core AMD EPYC (one torch thread; 4, 8 and 8 frames of 64², 64² and 96² at 2, 6 and 2 steps), while other
-# processes held the machine (load average 5-10, this process 0.3-0.5 CPU s per s). The figures are each stage's
-# CPU seconds (its seconds x the job's CPU share) x 1.5: a job here has a core to itself only part of the
-# time (the test suite runs two processes on 2 cores), and an idle machine runs it in about 2/3 of that.
-TINY = {
-    ("text2video-zero", "text2video", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
-    ("text2video-zero", "text2video", True): Prior(fixed_s=0.5, step_s=1.2),
-    ("text2video-zero", "control", False): Prior(fixed_s=0.05, pixel_s=0.6, step_s=1.65),
-    ("text2video-zero", "control", True): Prior(fixed_s=0.5, step_s=1.9),
-    ("text2video-zero", "edit", False): Prior(fixed_s=0.1, pixel_s=1.4, step_s=0.9),
-    ("text2video-zero", "edit", True): Prior(fixed_s=0.1, step_s=2.3),
-    ("modelscope", "text2video", False): Prior(fixed_s=0.1, pixel_s=1.2, step_s=0.6),
-    ("wan", "text2video", False): Prior(fixed_s=0.15, step_s=0.15),
-    ("wan", "text2video", True): Prior(fixed_s=0.1, step_s=0.35),
-    ("wan", "control", False): Prior(fixed_s=0.22, pixel_s=2.5, step_s=0.05),
-    ("cogvideox", "text2video", False): Prior(fixed_s=0.1, step_s=0.3),
-    # Not in that run (it was stopped before them): AnimateDiff as Text2Video-Zero's step with its motion
-    # modules (x1.5), Tune-A-Video's training as the editing step, a tuned run as text to video. Derived.
-    ("animatediff", "text2video", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=1.0),
-    ("animatediff", "text2video", True): Prior(fixed_s=0.5, step_s=1.8),
-    ("animatediff", "control", False): Prior(fixed_s=0.1, pixel_s=0.6, step_s=2.5),
-    ("animatediff", "control", True): Prior(fixed_s=0.5, step_s=2.8),
-    ("tune-a-video", "tune", False): Prior(fixed_s=0.5, pixel_s=1.4, step_s=0.9),
-    ("tune-a-video", "tuned", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
-}
+# Tiny preset: each engine's `tiny_priors`, measured 2026-12-07 with `nice -n -10 python -m benchmarks --mode
+# estimates` on this project's 2-core AMD EPYC (one torch thread), while other processes held the machine (load
+# average 5-10, this process 0.3-0.5 CPU s per s). The figures are each stage's CPU seconds (its seconds x the
+# job's CPU share) x 1.5: a job here has a core to itself only part of the time (the test suite runs two
+# processes on 2 cores), and an idle machine runs it in about 2/3 of that.
 
 # Control maps, per kind and extras (pose's hands and face): the real controlnet-aux networks in both presets,
 # run at the frames' own size. Tiny preset (random weights; the same run as TINY, CPU seconds x 1.5): OpenPose
@@ -173,12 +104,12 @@ WRITING = Prior(fixed_s=0.2, frame_s=0.03, pixel_s=0.1)
 def sampling_prior(engine: engines.Engine, tab: str, fast: bool, device: str, preset: str) -> Prior:
     """The prior of a sampling stage of `engine` in `tab` (fast or not) on a `device` kind, for `preset`."""
     if preset == "tiny":
-        prior = TINY.get((engine.name, tab, fast)) or TINY.get((engine.name, tab, False))
+        prior = engine.tiny_priors.get((tab, fast)) or engine.tiny_priors.get((tab, False))
         if prior is not None:
             return prior
     if device == "cuda":
         return Prior(fixed_s=GPU_FIXED_S, pixel_s=GPU_PIXEL_S, step_s=engine.gpu_seconds_per_frame_step)
-    prior = REAL_CPU.get((engine.name, tab, fast)) or REAL_CPU.get((engine.name, tab, False))
+    prior = engine.cpu_priors.get((tab, fast)) or engine.cpu_priors.get((tab, False))
     # An engine without figures here: its own declared per-step seconds.
     return prior or Prior(fixed_s=1.0, pixel_s=13.5, step_s=engine.cpu_seconds_per_frame_step)
 

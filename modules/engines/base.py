@@ -46,6 +46,25 @@ CPU_SECONDS_PER_FRAME_STEP = 4.0
 GPU_OVERHEAD_S = 20.0
 
 
+UNIT = 512 * 512  # a "512x512 frame": the unit of the priors' sizes
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Seconds of a stage before this server timed one: fixed per job, per frame, per 512x512 frame and per
+    unit of the engine's work (512x512 frame-steps)."""
+
+    fixed_s: float = 0.0
+    frame_s: float = 0.0
+    pixel_s: float = 0.0
+    step_s: float = 0.0
+
+    def seconds(self, frames: int, width: int, height: int, work: float = 0.0) -> float:
+        return (self.fixed_s + self.frame_s * frames + self.pixel_s * frames * width * height / UNIT
+                + self.step_s * work)
+
+
+
 @dataclass(frozen=True)
 class FrameRule:
     """Frame counts the engine's model takes: `multiple * k + offset` (4k+1 for Wan, 8k+1 for CogVideoX)."""
@@ -283,6 +302,10 @@ class Engine:
     models: tuple[ModelSpec, ...] = ()
     gpu_seconds_per_frame_step: float = GPU_SECONDS_PER_FRAME_STEP
     cpu_seconds_per_frame_step: float = CPU_SECONDS_PER_FRAME_STEP
+    # The page's estimates before this server timed a job of a kind (modules/estimates.py): sampling's seconds per
+    # (tab, fast) on a CPU at the real weights (from the benchmarks) and on the tiny preset (`--mode estimates`).
+    cpu_priors: dict[tuple[str, bool], Prior] = {}
+    tiny_priors: dict[tuple[str, bool], Prior] = {}
     # An engine that trains models (the "tune" tab): the files of a model's folder, the first marking a
     # saved model (what the list shows, the Hub upload pushes and a download fetches).
     model_files: tuple[str, ...] = ()

@@ -8,7 +8,7 @@ controlnet, pix2pix); fast mode is the LCM-LoRA on the shared UNet with TAESD de
 from __future__ import annotations
 
 from ..engine.recipes import FAST_DEFAULTS, LCM_MAX_STEPS, LCM_MIN_STEPS
-from .base import Engine, FastRecipe, JobInputs, Recipe
+from .base import Engine, FastRecipe, JobInputs, Recipe, Prior
 
 # The LCM-LoRA card's recipe (modules/engine/recipes.py says why each number).
 LCM = FastRecipe(name="LCM-LoRA", steps=tuple(range(LCM_MIN_STEPS, LCM_MAX_STEPS + 1)), defaults=FAST_DEFAULTS,
@@ -38,6 +38,27 @@ class Text2VideoZero(Engine):
     tabs = frozenset({"text2video", "control", "edit"})
     inputs = frozenset({"base_model", "motion", "chunks", "image", "storyboard"})
     recipes = RECIPES
+    # Estimates' priors (modules/estimates.py). CPU, from the README's benchmarks (2-core EPYC/Xeon, fp32):
+    # text to video 8 x 128², 4 steps: 25.97 s, UNet 73 % (9.5 s per frame-step), VAE 26 % (13.5 s per 512² frame);
+    # fast (LCM, guidance 1, TAESD): 55.9 s for 8 x 256² at 4 steps. Pose/Edge/Depth 8 x 256², 4 steps (UNet +
+    # ControlNet): 162.7 s; fast: 85.3 s. Editing 8 x 256², 4 steps (three branches, VAE encode and decode):
+    # 180.8 s; fast (two branches): 127.9 s.
+    cpu_priors = {
+        ("text2video", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
+        ("text2video", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=6.5),
+        ("control", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=17.0),
+        ("control", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=10.0),
+        ("edit", False): Prior(fixed_s=1.0, pixel_s=20.0, step_s=17.5),
+        ("edit", True): Prior(fixed_s=3.0, pixel_s=8.0, step_s=14.0),
+    }
+    tiny_priors = {  # measured (modules/estimates.py says how)
+        ("text2video", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
+        ("text2video", True): Prior(fixed_s=0.5, step_s=1.2),
+        ("control", False): Prior(fixed_s=0.05, pixel_s=0.6, step_s=1.65),
+        ("control", True): Prior(fixed_s=0.5, step_s=1.9),
+        ("edit", False): Prior(fixed_s=0.1, pixel_s=1.4, step_s=0.9),
+        ("edit", True): Prior(fixed_s=0.1, step_s=2.3),
+    }
     fast = LCM
 
     def unet_calls(self, request, tab: str, frames: int) -> int:

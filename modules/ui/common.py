@@ -355,7 +355,7 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run |
     Gradio's cancel (Stop button or a client's job.cancel()) ends the event's task and removes
     it from the queue's active jobs, but the worker thread runs on; the probe sees the event
     gone and the worker stops at its next step. `run` (the tab's record) keeps the last text, for
-    the status line of every tab and for "Stopped after ..."; `what` names the job in it ("Wan 2.1: step 3
+    the status line of every tab and for "Stopped after ..."; `what` names the job in it ("<engine title>: step 3
     of 20", where one tab runs several engines).
     """
     event_id = LocalContext.event_id.get(None)

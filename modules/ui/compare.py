@@ -202,7 +202,7 @@ def build(demo: gr.Blocks, studio) -> list:
                api_visibility="private")
 
     def follow(request: gr.Request):
-        """Which engine runs and how far ("**Working** (12 s): Wan 2.1: step 3 of 20."); before the first one
+        """Which engine runs and how far ("**Working** (12 s): <engine title>: step 3 of 20."); before the first one
         starts, the box keeps saying what will run."""
         run = runs.current(TAB, request.session_hash)
         return gr.skip() if run is None or run.state == "queued" else live_text(demo, studio, TAB, request.session_hash)

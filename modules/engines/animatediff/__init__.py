@@ -8,7 +8,7 @@ maintained AnimateDiff(ControlNet)Pipeline on our shared parts (`sampling.py`).
 
 from __future__ import annotations
 
-from ..base import Engine, FastRecipe, JobInputs, ModelSpec, Recipe
+from ..base import Engine, FastRecipe, JobInputs, ModelSpec, Recipe, Prior
 
 DEFAULT_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 LIGHTNING_REPO = "ByteDance/AnimateDiff-Lightning"
@@ -77,6 +77,21 @@ class AnimateDiff(Engine):
     fast = FastRecipe(name="AnimateDiff-Lightning", steps=tuple(n for n in LIGHTNING_STEPS if n >= 2),
                       defaults={"*": dict(steps=4, guidance_scale=1.0)}, scheduler="lightning")
     models = (MOTION_ADAPTER, LIGHTNING_ADAPTER)
+    # Estimates' priors (modules/estimates.py). CPU: 16 x 128², 4 steps: 82.3 s, 16.5 s a step (of 16 frames of
+    # 128²: one frame-step); Lightning (guidance 1, TAESD): 35.7 s. Its control tab (no benchmark): the
+    # ControlNet's share of Text2Video-Zero's control steps (17.0 / 9.5) on AnimateDiff's step. Derived. Tiny: not
+    # measured; Text2Video-Zero's step with the motion modules (x1.5). Derived.
+    cpu_priors = {
+        ("text2video", False): Prior(fixed_s=2.0, pixel_s=14.0, step_s=16.5),
+        ("text2video", True): Prior(fixed_s=3.0, pixel_s=1.0, step_s=8.0),
+        ("control", False): Prior(fixed_s=2.0, pixel_s=14.0, step_s=29.0),
+    }
+    tiny_priors = {
+        ("text2video", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=1.0),
+        ("text2video", True): Prior(fixed_s=0.5, step_s=1.8),
+        ("control", False): Prior(fixed_s=0.1, pixel_s=0.6, step_s=2.5),
+        ("control", True): Prior(fixed_s=0.5, step_s=2.8),
+    }
 
     def mode(self, tab: str, kind: str = "") -> str:
         return f"text2video-{self.name}" if tab == "text2video" else super().mode(tab, kind)

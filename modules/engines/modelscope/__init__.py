@@ -7,7 +7,7 @@ are CC BY-NC 4.0: the page says so beside the engine and params.json records it.
 
 from __future__ import annotations
 
-from ..base import Engine, JobInputs, ModelSpec, Recipe
+from ..base import Engine, JobInputs, ModelSpec, Recipe, Prior
 
 MODEL_ID = "damo-vilab/text-to-video-ms-1.7b"  # the Hub redirects to ali-vilab/text-to-video-ms-1.7b
 
@@ -38,6 +38,10 @@ class ModelScope(Engine):
     recipes = {"text2video": Recipe(steps=25, guidance_scale=9.0, frames=16, max_frames=64, fps=10.0, width=256,
                                     height=256, scheduler="DPMSolverMultistepScheduler")}
     models = (VIDEO_MODEL,)
+    # Estimates' priors (modules/estimates.py). CPU: 8 x 128², 4 steps: 56.8 s (at 64²: UNet 12.8 of 15.7 s;
+    # OpenCLIP-H text once). Tiny: measured.
+    cpu_priors = {("text2video", False): Prior(fixed_s=4.0, pixel_s=13.5, step_s=23.0)}
+    tiny_priors = {("text2video", False): Prior(fixed_s=0.1, pixel_s=1.2, step_s=0.6)}
 
     def mode(self, tab: str, kind: str = "") -> str:
         return f"text2video-{self.name}"

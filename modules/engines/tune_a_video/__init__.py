@@ -30,7 +30,7 @@ import time
 from ...errors import UserError
 from ...job_control import INVERTING, TRAINING, Place, duration_text
 from . import files
-from ..base import Engine, FrameRule, JobInputs, MadeModel, Recipe, Rules
+from ..base import Engine, FrameRule, JobInputs, MadeModel, Recipe, Rules, Prior
 
 CHECKPOINT_EVERY = 100  # training steps between saves: a crash or Stop keeps the last
 # Denoiser calls per training step, per frame: forward, backward (about twice a forward) and the forward
@@ -56,6 +56,17 @@ class TuneAVideo(Engine):
     rules = Rules(frames=FrameRule(), size_multiple=SIZE_MULTIPLE)
     model_files = files.FILES
     model_source_files = (files.SOURCE_NAME,)
+    # Estimates' priors (modules/estimates.py). CPU: training 7.73 s a step for 8 x 128² in fp32 (4 calls a step:
+    # 3.9 s a frame-step); the sample's inversion and sampling: SD 1.5's text-to-video step; a tuned run: the same
+    # sampling. Tiny: not measured; training as the editing step, a tuned run as text to video. Derived.
+    cpu_priors = {
+        ("tune", False): Prior(fixed_s=2.0, pixel_s=13.5, step_s=4.0),
+        ("tuned", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
+    }
+    tiny_priors = {
+        ("tune", False): Prior(fixed_s=0.5, pixel_s=1.4, step_s=0.9),
+        ("tuned", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
+    }
 
     def __init__(self):
         self._base_queries: dict[str, dict] = {}  # base -> its own query weights, for models tuned on it

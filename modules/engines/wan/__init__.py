@@ -23,7 +23,7 @@ encoded, so the peak is the transformer's (published: 8.19 GB VRAM for 480p).
 
 from __future__ import annotations
 
-from ..base import Engine, FastRecipe, FrameRule, JobInputs, ModelSpec, Recipe, Rules
+from ..base import Engine, FastRecipe, FrameRule, JobInputs, ModelSpec, Recipe, Rules, Prior
 
 MODEL_ID = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 VACE_MODEL_ID = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
@@ -128,6 +128,19 @@ class Wan(Engine):
     rules = Rules(frames=FrameRule(4, 1), size_multiple=16)
     fast = FAST  # AnyFlow, text to video only: VACE (the control tabs, a first frame) has no few-step weights
     models = (WAN_MODEL, WAN_VACE_MODEL, WAN_FAST_MODEL)
+    # Estimates' priors (modules/estimates.py). CPU: 9 x 128², 4 guided steps (8 transformer calls), bf16 on the
+    # Xeon: 2.94 s a step, VAE 8.2 s; the whole 24-layer UMT5-XXL is ~12x the benchmark's 2 layers (1.4 s). AnyFlow:
+    # the same per call. The control tab (VACE: the same transformer plus the context blocks): derived as 1.5x.
+    # Tiny: measured.
+    cpu_priors = {
+        ("text2video", False): Prior(fixed_s=17.0, pixel_s=14.6, step_s=2.6),
+        ("control", False): Prior(fixed_s=17.0, pixel_s=14.6, step_s=3.9),
+    }
+    tiny_priors = {
+        ("text2video", False): Prior(fixed_s=0.15, step_s=0.15),
+        ("text2video", True): Prior(fixed_s=0.1, step_s=0.35),
+        ("control", False): Prior(fixed_s=0.22, pixel_s=2.5, step_s=0.05),
+    }
     # Per transformer call on one 512x512 frame. GPU: the card's 5 s of 480p in ~4 min on an RTX 4090
     # (50 steps, two calls each) is ~0.02 s; generous, as attention grows faster than the clip. CPU: a
     # prior from FLOPs against SD 1.5's measured 4 s (a call of each is ~0.7 TFLOP a frame); not measured.
