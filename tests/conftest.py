@@ -72,7 +72,7 @@ def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` as xdist means it: tests that share an expensive set-up on one worker. xdist 3.8 marks a
     group by editing `item._nodeid`, which pytest 9 no longer reads (every test ran where it fell), so the
     groups are read here from the test ids: the Ray app's tests (`[ray]` in their ids), the ZeroGPU scenario's
-    module; any other test is a unit of its own, as with `--dist load`."""
+    module, the public Space's module; any other test is a unit of its own, as with `--dist load`."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -89,6 +89,8 @@ def _xdist_group(nodeid: str) -> str | None:
         return "ray"
     if nodeid.startswith("tests/test_zerogpu.py::"):
         return "zerogpu"
+    if nodeid.startswith("tests/test_public_space.py::"):  # one launched public app; the last test reads the others'
+        return "public"
     return None
 
 

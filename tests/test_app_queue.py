@@ -64,7 +64,7 @@ def test_cancel_stops_the_running_job_within_one_step_and_the_next_runs(app, cli
         cancelled_at = time.monotonic()
         result = next_job.result(timeout=120)
         assert result[3] == 7
-        (long_start, long_end), (next_start, _) = worker.busy_log[-2:]  # spans: cancelled job, next job
+        (long_start, long_end), (next_start, _) = list(worker.busy_log)[-2:]  # spans: cancelled job, next job
         assert long_end <= next_start  # never two generations at once
         long_steps = [t for _, t in calls if long_start <= t <= long_end]
         steps_after_cancel = [t for t in long_steps if t > cancelled_at]
