@@ -105,7 +105,7 @@ def test_edge_example_preview_then_generate(page, served):
     # The status line above the tabs follows what each job loaded: now the edge ControlNet alone.
     if TEST_BACKEND == "local":
         page.get_by_text("Server details").click()  # the details are behind a click
-        page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge$")).first.wait_for(timeout=10_000)
+        page.get_by_text(re.compile(r"loaded: base: .*, controlnets: edge( ·|$)")).first.wait_for(timeout=10_000)
 
 
 def test_size_sliders_offer_only_sizes_that_fit(page):

@@ -81,8 +81,8 @@ def test_switching_to_an_engine_without_first_frames_clears_the_image(page, tmp_
 
 
 def test_the_status_box_stays_readable_while_a_job_runs(page, slow_steps):
-    """The box says in words where the job is (Gradio's progress overlay sits on the result player), at full
-    opacity and with no progress text printed over it; Stop then says where it stopped."""
+    """The box says in words and a bar where the job is (no progress overlay anywhere), at full opacity and with
+    nothing printed over it, and the words once in the tab; Stop then says where it stopped."""
     tab = panel(page, "Text to video")
     slow_steps()
     generate(tab, "a slow clip", 2, steps=12)
@@ -95,6 +95,8 @@ def test_the_status_box_stays_readable_while_a_job_runs(page, slow_steps):
                 color: getComputedStyle(el.querySelector('p') || el).color};
     }""")
     assert style["opacity"] > 0.99 and style["overlay"] == 0, style
+    assert re.search(r"[▰▱]{20} \d+%", status.inner_text())
+    assert tab.get_by_text(re.compile(r"step \d+ of 12")).count() == 1
     tab.get_by_role("button", name="Stop", exact=True).click()
     status.get_by_text(re.compile(r"Stopped after step \d+ of 12")).wait_for(timeout=JOB_TIMEOUT_MS)
     assert "last finished result" not in status.inner_text()  # there was none in this tab

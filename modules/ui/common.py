@@ -369,7 +369,7 @@ def gradio_job_control(blocks: gr.Blocks, progress: gr.Progress, run: runs.Run |
     def report(fraction: float, text: str) -> None:
         text = f"{what}: {text}" if what else text
         if run is not None:
-            run.text = text
+            run.text, run.fraction = text, fraction
         progress(fraction, desc=text)
 
     return JobControl(should_stop=should_stop, progress=report)
@@ -444,11 +444,12 @@ def video_outputs(result: VideoResult) -> tuple[str, str, str, int]:
 
 
 LIVE_EVERY_S = 1.0  # how often a tab's status box follows its job while it waits or runs
+BAR_CELLS = 20  # the status box's progress bar, in characters
 
 
 def live_text(demo: gr.Blocks, studio, tab: str, session_hash: str):
-    """The tab's status box while its job waits or runs, in words that stay readable (Gradio's progress overlay
-    sits on the result player instead): "Waiting for the worker: 1 job ahead of yours, about 20 s." or
+    """The tab's status box while its job waits or runs, in words that stay readable (no progress overlay over
+    them): "Waiting for the worker: 1 job ahead of yours, about 20 s." or
     "**Working** (12 s): step 3 of 20." Once the job ended its own handlers say how (gr.skip here)."""
     from .queue import line_sentence
 
@@ -458,7 +459,16 @@ def live_text(demo: gr.Blocks, studio, tab: str, session_hash: str):
     if run.state == "queued":
         return line_sentence(demo, studio, queued=True)
     doing = run.text or "starting"
-    return f"**Working** ({time.monotonic() - run.started:.0f} s): {doing}."
+    done = min(max(float(run.fraction or 0.0), 0.0), 1.0)
+    bar = "▰" * round(done * BAR_CELLS) + "▱" * (BAR_CELLS - round(done * BAR_CELLS))
+    return f"**Working** ({time.monotonic() - run.started:.0f} s): {doing}.\n\n{bar} {done:.0%}"
+
+
+def progress_sink() -> gr.HTML:
+    """Where a GPU event's Gradio progress goes: nowhere seen. Gradio's display greys out and prints over what it
+    sits on, and leaves an "Error" badge on each output after a failure (show_progress="hidden" hides neither);
+    the status box says it all in words and a bar (`live_text`)."""
+    return gr.HTML(visible=False)
 
 
 def live_timer() -> gr.Timer:
@@ -480,9 +490,9 @@ def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable
     """Trigger → one queued GPU event (`options`: api_name, ...), with the status box around it.
 
     Pressing the button first says, without queueing, where the job stands in line; while it waits or runs the
-    status box follows it in words (`live_text`, every second) and Gradio's progress shows on the first output
-    (the result player), so that neither covers the other; afterwards the box says what was made, why it
-    failed, or where it stopped (and "Seed used" appears). Returns the GPU event, for Stop's `cancels`.
+    status box follows it in words and a bar (`live_text`, every second; Gradio's own progress display is off);
+    afterwards the box says what was made, why it failed, or where it stopped (and "Seed used" appears).
+    Returns the GPU event, for Stop's `cancels`.
     """
     from .queue import line_sentence
 
@@ -502,9 +512,8 @@ def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable
         return gr.skip() if text is None else text, gr.Timer(active=False)
 
     private = dict(queue=False, show_progress="hidden", api_visibility="private")
-    player = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
     event = trigger.click(announce, None, [status, timer], **private).then(
-        fn, inputs, outputs, show_progress="minimal", show_progress_on=[player], **gpu_options(studio), **options)
+        fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio), **options)
     event.success(succeeded, None, [status, timer] if seed is None else [status, timer, seed], **private)
     event.failure(failed, None, [status, timer], **private)
     def follow(request: gr.Request):

@@ -23,6 +23,7 @@ from .common import (
     follow_live,
     live_text,
     live_timer,
+    progress_sink,
     seed_input,
     side_bounds,
     side_maximum,
@@ -191,7 +192,7 @@ def build(demo: gr.Blocks, studio) -> list:
     for name in ENGINES:  # separate queue entries on the shared worker, one after the other
         slot_video, slot_stop, slot_run = slots[name]
         chain = chain.then(run_engine(name), [prepared, pressed_at, stopped_at], [slot_video, slot_run],
-                           show_progress="minimal", show_progress_on=[slot_video], api_visibility="private",
+                           show_progress_on=[progress_sink()], api_visibility="private",
                            **gpu_options(studio))
         slot_stop.click(press_stop([name]), stopped_at, stopped_at, queue=False, api_visibility="private",
                         cancels=[chain])

@@ -35,6 +35,7 @@ class Run:
     control: JobControl | None = None
     message: str = ""  # the failure's sentence, or what was made
     text: str = ""  # the job's last progress text
+    fraction: float = 0.0  # and how far it is, 0 to 1
     stop_pressed: bool = False
     started: float = field(default_factory=time.monotonic)
     has_result: bool = False  # a result of an earlier job is in the tab's players (a Stop leaves it there)
