@@ -246,7 +246,7 @@ def test_compare_tab_stop_one_engine_and_the_others_still_run(page, served, monk
     assert tab.locator("video:not([src*='compare.mp4'])").count() == len(names) - 1
     seconds = re.sub(r"\s+", "", tab.locator("[data-testid='json']").inner_text())
     assert all(f'"{name}"' in seconds for name in names if name != stopped) and f'"{stopped}"' not in seconds
-    tab.get_by_text(f"{engines.get(stopped).title}: stopped").wait_for(timeout=10_000)
+    tab.get_by_text(f"{engines.get(stopped).title}: stopped").wait_for(timeout=JOB_TIMEOUT_MS)
 
 
 def test_fast_switch_follows_the_engine(page):

@@ -137,7 +137,8 @@ def test_wrong_files_and_share_errors_are_sentences_in_the_tab_not_pop_ups(page,
     tune.get_by_role("button", name="Upload", exact=True).click()
     said = tune.locator(".t2vz-share-status").first
     page.wait_for_function("(el) => el.innerText.trim().length > 0", arg=said.element_handle(), timeout=JOB_TIMEOUT_MS)
-    assert "tuned model" in said.inner_text().lower(), said.inner_text()
+    assert re.search(r"tuned model|sign in", said.inner_text(), re.I), said.inner_text()  # which check comes first
+    # depends on the server's HF_TOKEN; either is a sentence in the Share part
     page.wait_for_timeout(500)
     assert page.locator(TOASTS).count() == 0
 
