@@ -173,6 +173,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def sliding_box_clip(folder, frames: int, height: int, width: int, step: int) -> str:
+    """An mp4 of an orange box sliding right by `step` px a frame on black, at 8 fps: a clip with one clear motion."""
+    import numpy as np
+
+    from modules import video_io
+
+    clip = np.zeros((frames, height, width, 3), np.uint8)
+    for i in range(frames):
+        clip[i, height // 4: 3 * height // 4, 4 + step * i: 28 + step * i] = (230, 120, 30)
+    return str(video_io.write_mp4(clip, os.path.join(folder, "slide.mp4"), 8))
+
+
 def launch_app(outputs_dir, **overrides):
     """The app with the tiny preset, launched on a free local port: (studio, demo, url)."""
     from app import create_app, launch_options

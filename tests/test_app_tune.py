@@ -13,6 +13,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from modules import video_io
+from tests.conftest import sliding_box_clip
 from tests.hub_standin.server import HubStandIn, hub_env
 
 TOKEN = "hf_client_upload_secret_77"
@@ -30,10 +31,7 @@ def frames_of(value) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> str:
-    frames = np.zeros((8, 64, 96, 3), np.uint8)
-    for i in range(len(frames)):
-        frames[i, 16:48, 4 + 6 * i: 28 + 6 * i] = (230, 120, 30)
-    return str(video_io.write_mp4(frames, tmp_path_factory.mktemp("clip") / "slide.mp4", 8))
+    return sliding_box_clip(tmp_path_factory.mktemp("clip"), frames=8, height=64, width=96, step=6)
 
 
 def tune(client, clip: str, **more):

@@ -16,14 +16,13 @@ import logging
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from modules import video_io
 from modules.errors import UserError
 from modules.settings import Settings, decide_public
 from modules.tuned_models import TunedModels
 from modules.visitors import OWNER, Visitor, oauth_available
+from tests.conftest import sliding_box_clip
 from tests.hub_standin.server import HubStandIn, hub_env
 
 OWNER_TOKEN = "hf_owner_secret_token_PUBLIC_0042"  # the server's HF_TOKEN: the owner's, member of owner-org
@@ -182,10 +181,7 @@ def test_public_studio_refuses_a_tuned_model_call_without_its_visitor(tmp_path):
 # ----------------------------------------------------------------------------------------------- the app
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> str:
-    frames = np.zeros((4, 64, 64, 3), np.uint8)
-    for i in range(len(frames)):
-        frames[i, 16:48, 4 + 8 * i: 28 + 8 * i] = (230, 120, 30)
-    return str(video_io.write_mp4(frames, tmp_path_factory.mktemp("public-clip") / "slide.mp4", 8))
+    return sliding_box_clip(tmp_path_factory.mktemp("public-clip"), frames=4, height=64, width=64, step=8)
 
 
 class Captured:
