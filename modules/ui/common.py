@@ -476,12 +476,19 @@ def live_timer() -> gr.Timer:
     return gr.Timer(LIVE_EVERY_S, active=False)
 
 
+KEEP_OUTCOME_JS = """(text, now) => {
+  const shown = (now || "").trim();
+  return !shown || /^(\\*\\*Working\\*\\*|Waiting for the worker|Starting|Comparing)/.test(shown) ? text : shown;
+}"""
+
+
 def follow_live(timer: gr.Timer, status: gr.Markdown, text_of: Callable) -> None:
     """Each tick of `timer` puts `text_of(request)` in `status` through a hidden box and a page-side copy: an event
     that outputs to the status box itself shows Gradio's pending timer ("0.3s") over the sentence every tick."""
     relay = gr.Textbox(visible=False)
     timer.tick(text_of, None, relay, queue=False, show_progress="hidden", api_visibility="private")
-    relay.change(None, relay, status, js="(text) => text", queue=False, show_progress="hidden",
+    # A tick answered after the job's outcome was shown must not cover it: only a waiting or working text is replaced.
+    relay.change(None, [relay, status], status, js=KEEP_OUTCOME_JS, queue=False, show_progress="hidden",
                  api_visibility="private")
 
 
