@@ -81,8 +81,8 @@ class TunedModels:
                     "in part 2, or /delete_tuned; share it on the Hub first to keep it), then tune again.")
             for number in range(1, 10_000):
                 suffix = "" if number == 1 else f"-{number}"
-                # A cut name may end in '-', '_' or '.': trimmed, or the suffix would make a '--' no model may be
-                # run by
+                # A cut name may end in '-', '_' or '.': trimmed, else the suffix makes a '--' (a name no request
+                # takes, so the model could not be run by name)
                 name = (wanted[: MAX_TUNED_NAME - len(suffix)].rstrip("-_.") if suffix else wanted) + suffix
                 if self.shared is not None and (self.shared / name).exists():
                     continue  # a name the owner offers stays the owner's model's
