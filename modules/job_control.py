@@ -112,6 +112,7 @@ class JobControl:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     ran_on: dict[str, Any] = field(default_factory=dict)
     running: bool = False
+    reached_worker: bool = False  # a worker took the job (on another process it may run on after a Stop)
     last_text: str = ""
     last_fraction: float = 0.0
     last_step: Place | None = None

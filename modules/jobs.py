@@ -138,6 +138,7 @@ class VideoJob:
     chunk_size: int | None = None  # None: one pass, no smaller-chunk retry
     frames: int = 0  # frames the job makes (a chunk larger than this is one pass)
     needs_gpu: bool = True  # False: CPU work (edge maps, given skeletons) that asks ZeroGPU for no slot
+    too_long_hint: str = ""  # how to ask for less, where a job past ZeroGPU's per-call limit is refused (training)
     clip: video_io.VideoClip | None = None  # the uploaded clip as read
     record: dict = field(default_factory=dict)  # more params.json fields
     notes: list[str] = field(default_factory=list)  # what the server changed, for the page and params.json
@@ -198,7 +199,8 @@ class JobRunner:
             with self._tracking(job.mode, control):
                 output, timings = self.pool.run(attempt(job.chunk_size), control,
                                                 fallback=attempt(smaller) if smaller else None,
-                                                estimate_s=job.estimate_s, needs_gpu=job.needs_gpu)
+                                                estimate_s=job.estimate_s, needs_gpu=job.needs_gpu,
+                                                **({"too_long_hint": job.too_long_hint} if job.too_long_hint else {}))
             frames, maps = output if isinstance(output, tuple) else (output, None)
             if job.keep is not None:
                 job.keep(frames, maps)

@@ -377,7 +377,7 @@ class RayWorkerPool:
                     slot.info = self.last_info = info
                     self.running[id(control)] = info
                     start = time.monotonic()
-                    control.running = True
+                    control.running = control.reached_worker = True
                 elif kind == "progress":
                     try:
                         control.publish(*message[1:])

@@ -80,6 +80,8 @@ class Limits:
     max_source_frames: int = 20_000
     max_source_seconds: float = 600.0
     max_tune_steps: int = 1000  # training steps of one job of the Tune tab (300 by default)
+    # What a tuned model run by Hub id may weigh, asked of the Hub before downloading (an SD 1.5 one: ~300 MB).
+    max_tuned_download_mb: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class Settings:
             max_pixels=int(_env("MAX_PIXELS", str(Limits.max_pixels))),
             max_steps=int(_env("MAX_STEPS", str(Limits.max_steps))),
             max_upload_mb=float(_env("MAX_UPLOAD_MB", str(Limits.max_upload_mb))),
+            max_tuned_download_mb=float(_env("MAX_TUNED_DOWNLOAD_MB", str(Limits.max_tuned_download_mb))),
             max_video_seconds=float(_env("MAX_VIDEO_SECONDS", str(Limits.max_video_seconds))),
             max_source_pixels=int(_env("MAX_SOURCE_PIXELS", str(Limits.max_source_pixels))),
             max_source_frames=int(_env("MAX_SOURCE_FRAMES", str(Limits.max_source_frames))),
@@ -295,5 +298,7 @@ ENV_VARS = (
     ("T2VZ_MAX_TUNE_STEPS", "per-job cap on training steps in the Tune tab (default 1000)"),
     ("T2VZ_MIN_SIDE / T2VZ_MAX_SIDE / T2VZ_MAX_PIXELS", "per-job caps on output size"),
     ("T2VZ_MAX_UPLOAD_MB / T2VZ_MAX_VIDEO_SECONDS", "caps on an upload's file size and on the part of it one job uses"),
+    ("T2VZ_MAX_TUNED_DOWNLOAD_MB", "cap on a tuned model run by Hub id, sized on the Hub before downloading (default "
+     "1000)"),
     ("T2VZ_MAX_SOURCE_PIXELS / T2VZ_MAX_SOURCE_FRAMES / T2VZ_MAX_SOURCE_SECONDS", "caps on an uploaded video itself, checked before decoding"),
 )

@@ -31,10 +31,11 @@ from .engines import JobInputs
 from .errors import UserError
 from .estimates import Estimate, Estimator, upload_identity  # noqa: F401 - Estimate: callers import it here
 from .forms import frame_cap, tab_frame_cap
-from .job_control import JobControl
+from .job_control import Cancelled, JobControl
 from .jobs import JobRunner, VideoJob, VideoResult, user_errors
 from .outputs import Outputs, write_params
 from .request_types import (
+    HUB_REPO_ID,
     MAX_SEED,
     CompareRequest,
     ControlVideoRequest,
@@ -60,6 +61,7 @@ DETECTION_WORDS = {"pose": "pose", "edge": "edges", "depth": "depth"}
 # The last detections kept for reuse: maps at the window's size (50 MB for 64 frames of 512x512).
 CONTROL_MAPS_KEPT, CONTROL_MAPS_BYTES = 4, 256 * 2**20
 PROBES_KEPT = 32
+TRAINING_END_WAIT_S = 120.0  # the most a Stop waits for a remote training job's last save (one step and a save)
 
 
 @dataclass
@@ -167,13 +169,18 @@ class Studio:
         checkpoint (the Stop's message says so)."""
         made: dict = {}
         models = self.tuned_for(visitor)
+        control = control or JobControl()
+        engine = engines.default("tune")
         try:
             result = self.runner.run(lambda: self._tune_job(request, made, models), control)
-        except BaseException:
+        except BaseException as error:
             if "folder" in made:
-                models.discard(made["folder"])  # nothing saved yet: no empty model left behind
+                # A worker in another process may still be saving after a Stop (a Ray replica hears it after us).
+                training_ended(engine, made["folder"], wait=isinstance(error, Cancelled) and control.reached_worker)
+                models.discard(made["folder"])  # nothing saved: no empty model left behind
             raise
         folder = made["folder"]
+        training_ended(engine, folder, wait=False)
         with user_errors("keeping the tuned model"):
             engines.default("tune").keep_sample(folder, result.gif)
         return TuneResult(model=made["name"], folder=str(folder), video=result)
@@ -184,6 +191,29 @@ class Studio:
         cache with the visitor's token: on a public server never the server's)."""
         visitor = self._visitor(visitor)
         return self.runner.run(lambda: self._tuned_job(request, visitor), control)
+
+    def fetch_tuned(self, name: str, control: JobControl | None = None, visitor: Visitor | None = None) -> str:
+        """Download a tuned model given by Hub id into the cache (nothing to do for one tuned here), its bytes told
+        to `control`: the page does this before `run_tuned` queues for the GPU, so no download holds the worker.
+        Sized on the Hub first (T2VZ_MAX_TUNED_DOWNLOAD_MB). Returns a sentence."""
+        control = control or JobControl()
+        with user_errors("downloading the tuned model"):
+            name = str(name or "").strip()
+            if not HUB_REPO_ID.fullmatch(name):
+                return f"{name} is tuned here: nothing to download." if name else "No tuned model is chosen."
+            def told(fraction: float, text: str) -> None:  # a Stop ends the download at its next bytes
+                control.check()
+                control.report(fraction, text)
+
+            model = self._find_tuned(name, self._visitor(visitor), on_progress=told)
+            return f"{model.name} is downloaded: run it."
+
+    def _find_tuned(self, name: str, visitor: Visitor, on_progress=None) -> TunedModel:
+        """The visitor's tuned model `name`, or a Hub id's, fetched with the visitor's token (on a public server
+        never the server's) within the server's download cap."""
+        return self.tuned_for(visitor).find(
+            name, token=visitor.token or (None if visitor.server_token else False), on_progress=on_progress,
+            max_bytes=int(self.settings.limits.max_tuned_download_mb * 1_000_000))
 
     def list_tuned(self, visitor: Visitor | None = None) -> list[dict]:
         """The models the visitor sees here, newest first: name, base model, training prompt, steps, frames,
@@ -450,8 +480,9 @@ class Studio:
             "fps": fps, "stride": request.stride, "created": time.time()})
         job = self._engine_job(engine, request, "tune", JobInputs(frames=frames, save_to=folder), frames=len(frames),
                                width=width, height=height, fps=fps, clip=clip)
-        return replace(job, notes=[*job.notes, *notes], record={
-            **job.record, "tuned_model": name, "source_frames": source_frames, "stride": request.stride})
+        return replace(job, notes=[*job.notes, *notes], too_long_hint="ask for fewer training steps or frames",
+                       record={**job.record, "tuned_model": name, "source_frames": source_frames,
+                               "stride": request.stride})
 
     def _tuned_job(self, request: RunTunedRequest, visitor: Visitor = OWNER) -> VideoJob:
         """The tuned model's parameters, its source clip's first frames (as many as asked, at the model's own
@@ -459,8 +490,7 @@ class Studio:
         changes are added to that base's weights, `tuned_on`)."""
         request = self._validated(request)
         engine = engines.default("tuned")
-        model = self.tuned_for(visitor).find(
-            request.tuned, token=visitor.token or (None if visitor.server_token else False))
+        model = self._find_tuned(request.tuned, visitor)
         try:
             made = engine.read_model(model.folder)
         except (OSError, ValueError) as error:
@@ -643,3 +673,15 @@ def name_from_prompt(prompt: str) -> str:
 
     words = re.findall(r"[A-Za-z0-9]+", prompt.lower())[:6]
     return "-".join(words)[:48].strip("-") or "tuned"
+
+
+def training_ended(engine, folder, *, wait: bool) -> None:
+    """Once the training job writing into `folder` ended where it ran (`wait`: up to TRAINING_END_WAIT_S for its
+    `training_ended_file`), remove that file: the folder then holds what the job saved, and only that."""
+    if not engine.training_ended_file:
+        return
+    flag = folder / engine.training_ended_file
+    deadline = time.monotonic() + (TRAINING_END_WAIT_S if wait else 0.0)
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    flag.unlink(missing_ok=True)

@@ -58,7 +58,8 @@ class TunedModels:
     def __init__(self, root: str | Path, files: tuple[str, ...] = (), download=None, *,
                  shared: str | Path | None = None, keep: int = 0):
         self.root = Path(root)
-        self.download = download  # (repo_id, files, token=) -> the folder of a Hub repo's model
+        # (repo_id, files, token=, on_progress=, max_bytes=) -> the folder of a Hub repo's model
+        self.download = download
         self.model_files = tuple(files)
         self.files = (*files, INFO_NAME)  # the model's own files (the first marks a saved model), and ours
         self.marker = files[0] if files else INFO_NAME
@@ -148,13 +149,14 @@ class TunedModels:
     def names(self) -> list[str]:
         return [model.name for model in self.list()]
 
-    def find(self, name: str, *, token: str | bool | None = None) -> TunedModel:
+    def find(self, name: str, *, token: str | bool | None = None, on_progress=None, max_bytes: int = 0) -> TunedModel:
         """The model tuned here called `name`, or the Hub repo `name` ("owner/name") fetched into the cache
-        with `token` (None: the server's own; False: none, not even the server's, as for a public visitor)."""
+        with `token` (None: the server's own; False: none, not even the server's, as for a public visitor),
+        its bytes told to `on_progress(fraction, text)`, refused where it weighs more than `max_bytes` (0: any)."""
         if HUB_REPO_ID.fullmatch(name):
             if self.download is None:
                 raise UserError("This server runs no model from the Hub.")
-            folder = Path(self.download(name, self.files, token=token))
+            folder = Path(self.download(name, self.files, token=token, on_progress=on_progress, max_bytes=max_bytes))
             if not (folder / self.marker).is_file():
                 raise UserError(f"The Hub repo {name} holds no tuned model ({self.marker} is missing).")
             return TunedModel(name=name, folder=folder, info=read_info(folder))

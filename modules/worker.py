@@ -113,19 +113,24 @@ class Worker:
         estimate_s: float = 60.0,
         lower_hint: str = "lower the resolution, the number of frames or the chunk size",
         needs_gpu: bool = True,
+        too_long_hint: str = "",
     ) -> T:
         """Run `job(manager)` (loading) then its sample (on the GPU); once more with `fallback` on OOM.
 
         `estimate_s` is the sampling time only (what ZeroGPU is asked for): loading is outside.
         `needs_gpu=False` (CPU work such as edge maps or drawn skeletons) samples here, without a
         ZeroGPU slot, still under the device lock. `control.ran_on` gets this worker's device and
-        dtype once the job has the device.
+        dtype once the job has the device. `too_long_hint` (how to ask for less): on ZeroGPU a job estimated past
+        one call's limit is refused with it, before it waits or loads (a training job: else killed there).
         """
         from .models import free_memory
+        from .zerogpu import check_gpu_time
 
+        if too_long_hint and needs_gpu:
+            check_gpu_time(estimate_s, too_long_hint)
         self._acquire(control)
         start = time.monotonic()
-        control.running = True
+        control.running = control.reached_worker = True
         try:
             control.ran_on = self._ran_on()
             control.check()

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import UserError
-from .job_control import JobControl
+from .job_control import JobControl, duration_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +83,14 @@ def zerogpu_spaces():
 def gpu_duration(duration_s: float) -> int:
     """Seconds to ask ZeroGPU for: the estimate rounded up, within 1..MAX_DURATION_S."""
     return int(min(max(math.ceil(duration_s), 1), MAX_DURATION_S))
+
+
+def check_gpu_time(estimate_s: float, hint: str) -> None:
+    """On ZeroGPU, refuse a job whose GPU time is estimated past what one call may ask for (`hint`: how to ask for
+    less): asked for the limit, it would be killed there, its work lost. Elsewhere, nothing."""
+    if zerogpu_spaces() is not None and estimate_s > MAX_DURATION_S:
+        raise UserError(f"This job needs about {duration_text(estimate_s)} of GPU time, more than the "
+                        f"{duration_text(MAX_DURATION_S)} one job may have on this Space (ZeroGPU): {hint}.")
 
 
 def run_on_gpu(fn: Callable[[], T], control: JobControl, duration_s: float) -> T:

@@ -34,12 +34,15 @@ def clip(tmp_path_factory) -> str:
     return sliding_box_clip(tmp_path_factory.mktemp("clip"), frames=8, height=64, width=96, step=6)
 
 
-def tune(client, clip: str, **more):
+def tune_args(clip: str, **more) -> dict:
     args = dict(video=handle_file(clip), prompt="an orange box slides", name="", model="", steps=2,
                 learning_rate=1e-3, num_frames=4, sample_prompt="a blue box slides", sample_steps=2,
                 guidance_scale=12.5, seed=3, start=0, end=0, fps=0, resolution=64)
-    args.update(more)
-    return client.predict(**args, api_name="/tune_video")
+    return {**args, **more}
+
+
+def tune(client, clip: str, **more):
+    return client.predict(**tune_args(clip, **more), api_name="/tune_video")
 
 
 def run_tuned(client, tuned: str, **more):

@@ -316,7 +316,20 @@ def test_public_signed_in_visitor_uploads_to_their_own_namespace(public_app, vis
     assert set(hub.contents("bob/bob-box")) == {".gitattributes", MARKER, "README.md", "sample.gif", "tuned.json"}
     listed = studio.upload_files("bob-box", Visitor("account", "bob", BOB_TOKEN), None)
     assert "source.safetensors" not in dict(listed) and dict(listed)[MARKER] > 0
-    # Bob runs it by repo id with his own sign-in (without its source clip: from noise, with a note).
+    # Bob fetches it by repo id with his own sign-in, outside the GPU queue (the page's Run does this first),
+    # within the server's cap (sized on the Hub before any byte comes), then runs it (without its source clip:
+    # from noise, with a note).
+    from dataclasses import replace
+
+    settings = studio.settings
+    studio.settings = replace(settings, limits=replace(settings.limits, max_tuned_download_mb=0.001))
+    try:
+        capped = refusal(lambda: bob.predict("bob/bob-box", api_name="/fetch_tuned"))
+    finally:
+        studio.settings = settings
+    assert re.search(r"bob/bob-box is [0-9.]+ [KM]B to download, more than the 1.0 KB this server takes", capped)
+    assert bob.predict("bob/bob-box", api_name="/fetch_tuned") == "bob/bob-box is downloaded: run it."
+    assert bob.predict("bob-box", api_name="/fetch_tuned") == "bob-box is tuned here: nothing to download."
     video, gif, params, seed = bob.predict(tuned="bob/bob-box", prompt="a red box", negative_prompt="", model="",
                                            num_frames=2, steps=1, guidance_scale=12.5, fps=0, seed=1, inversion=True,
                                            api_name="/run_tuned")

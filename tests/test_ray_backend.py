@@ -145,6 +145,27 @@ def a_model_is_tuned_and_run_on_replicas(ray_served, client, sample_videos):
     assert "ray-box" in [entry["name"] for entry in client().predict(api_name="/list_tuned")]
     video, _, params, _ = run_tuned(client(), model, num_frames=2)
     assert video_io.read_video(video_path(video))[0].shape[0] == 2 and json.load(open(params))["replica"]
+    # A Stop before the first checkpoint keeps a runnable model, as locally: the app waits for the replica's last
+    # save before it decides what to keep (it hears of the Stop before the replica does).
+    from tests.test_app_tune import tune_args
+
+    stopping = client().submit(**tune_args(sample_videos["mp4"], name="ray-stopped", steps=200, num_frames=3),
+                               api_name="/tune_video")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = stopping.status()
+        if status.progress_data and "training" in (status.progress_data[-1].desc or ""):
+            break
+        assert not stopping.done(), stopping.result()
+        time.sleep(0.01)
+    stopping.cancel()
+    listed: dict = {}
+    while not listed and time.monotonic() < deadline + 30:
+        listed = {entry["name"]: entry for entry in client().predict(api_name="/list_tuned")}.get("ray-stopped", {})
+        time.sleep(0.2)
+    assert listed.get("frames") == 3 and listed.get("fps") and 1 <= listed.get("steps", 0) < 200, listed
+    video, _, params, _ = run_tuned(client(), "ray-stopped", num_frames=2)
+    assert video_io.read_video(video_path(video))[0].shape[0] == 2
 
 
 def cancel_frees_the_replica_within_a_step(ray_served, client):

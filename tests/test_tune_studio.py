@@ -139,6 +139,47 @@ def test_stop_keeps_the_model_trained_so_far_and_says_so(studio, clip):
     assert studio.run_tuned(RunTunedRequest(tuned="stopped", prompt="a box", steps=1)).num_frames == 4
 
 
+def test_a_stop_heard_before_a_remote_worker_saves_keeps_its_whole_model(studio, clip, monkeypatch):
+    """On Ray the app hears of a Stop before the replica does: the replica trains on to its next step, saves and
+    ends after the app's `Cancelled`. Here a thread is that replica (its own control, told of the Stop 0.3 s
+    late). The app waits for the job's end before deciding what to keep: the model stays whole (info, source)."""
+    import threading
+    import time
+
+    real_run = studio.runner.pool.run
+
+    def remote_run(job, control, **options):
+        replica = JobControl(progress=control.progress)
+
+        def late_stop():
+            control.cancel_event.wait()
+            time.sleep(0.3)
+            replica.cancel()
+
+        def run():
+            with contextlib.suppress(Cancelled):
+                real_run(job, replica, **options)
+
+        threading.Thread(target=late_stop, daemon=True).start()
+        threading.Thread(target=run, daemon=True).start()
+        control.reached_worker = True
+        control.cancel_event.wait()
+        raise Cancelled()
+
+    control = JobControl()
+    control.progress = lambda fraction, text: control.cancel() if text.startswith("training · step 1 of") else None
+    monkeypatch.setattr(studio.runner.pool, "run", remote_run)
+    with pytest.raises(Cancelled):
+        studio.tune_video(tune_request(clip, name="remote-stop", steps=200), control)
+    folder = Path(studio.settings.tuned_dir) / "remote-stop"
+    assert {p.name for p in folder.iterdir()} == {"tune_a_video.safetensors", "README.md", "source.safetensors",
+                                                  "tuned.json"}
+    monkeypatch.undo()
+    listed = next(model for model in studio.list_tuned() if model["name"] == "remote-stop")
+    assert listed["frames"] == 4 and listed["fps"] and 1 <= listed["steps"] < 200, listed
+    assert studio.run_tuned(RunTunedRequest(tuned="remote-stop", prompt="a box", steps=1)).num_frames == 4
+
+
 def test_a_stop_before_the_first_step_leaves_no_model(studio, clip):
     control = JobControl()
     control.cancel()

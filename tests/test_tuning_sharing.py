@@ -228,6 +228,32 @@ def test_every_download_failure_is_a_sentence(hub, tuned, tmp_path):
         fails("alice/exists is not downloaded and HF_HUB_OFFLINE=1 is set", "alice/exists")
 
 
+def test_a_model_past_the_servers_cap_is_refused_before_any_byte_is_downloaded(hub, tuned, tmp_path):
+    repo_id = upload_tuned(tuned, repo_name="heavy", token=TOKEN, private=False)
+    weighs = sum(path.stat().st_size for path in tuned.iterdir() if path.name in TUNED_FILES)
+    hub.clear_log()
+    with hub_env(hub.url, tmp_path / "capped-cache"):
+        with pytest.raises(SharingError, match=rf"{repo_id} is [0-9.]+ [KM]B to download, more than the 1.0 KB this "
+                                               r"server takes for a tuned model \(T2VZ_MAX_TUNED_DOWNLOAD_MB\)"):
+            download_tuned(repo_id, max_bytes=1000)
+        assert not any("/resolve/" in path for _, path in hub.requests), hub.requests  # sized from the listing
+        assert download_tuned(repo_id, max_bytes=weighs).is_dir()  # exactly the cap is taken
+
+
+def test_a_stop_during_a_download_passes_through_and_a_retry_finishes(hub, tuned, tmp_path):
+    from modules.job_control import Cancelled
+
+    repo_id = upload_tuned(tuned, repo_name="stopped", token=TOKEN, private=False)
+
+    def stop(fraction, text):
+        raise Cancelled()
+
+    with hub_env(hub.url, tmp_path / "stopped-cache"):
+        with pytest.raises(Cancelled):  # not a SharingError nor an "unexpected" reference: the caller's Stop
+            download_tuned(repo_id, on_progress=stop)
+        same_model(download_tuned(repo_id), tuned)
+
+
 def test_a_downloaded_model_runs_offline_and_without_the_hub(hub, tuned, tmp_path):
     repo_id = upload_tuned(tuned, repo_name="portable", token=TOKEN)
     cache = tmp_path / "run-cache"

@@ -143,6 +143,10 @@ def test_zerogpu_a_job_that_needs_no_gpu_samples_in_the_parent_without_a_slot(ze
 def test_zerogpu_duration_covers_sampling_only(zerogpu_results):
     r = zerogpu_results["duration"]
     assert r["durations"] == [43, 300]  # estimate rounded up; capped at 300
+    # A job that says how to ask for less (training) is refused past the limit instead, before loading.
+    assert r["refused"] == ("UserError: This job needs about 17 min of GPU time, more than the 5 min one job may "
+                            "have on this Space (ZeroGPU): ask for fewer training steps or frames."), r["refused"]
+    assert not r["refused_loaded"] and r["refused_schedules"] == 0
     assert r["loading_seconds"] >= 1.0  # the slow "download" ran before /schedule was called
     assert r["load_ended_before_schedule"] is True
 
@@ -507,7 +511,17 @@ def scenario_duration(worker, stub):
     worker.run(slow_loading, JobControl(), estimate_s=42.3)
     worker.run(lambda manager: lambda: "ok", JobControl(), estimate_s=1000)
     schedules = stub.schedules[before:]
+    loaded = []
+    try:  # a training job past the limit: refused before it loads or asks for a GPU, not killed at 300 s
+        worker.run(lambda manager: loaded.append(1), JobControl(), estimate_s=1000,
+                   too_long_hint="ask for fewer training steps or frames")
+        refused = None
+    except Exception as error:  # noqa: BLE001 - the sentence travels back as text
+        refused = f"{type(error).__name__}: {error}"
     return {
+        "refused": refused,
+        "refused_loaded": bool(loaded),
+        "refused_schedules": len(stub.schedules) - before - len(schedules),
         "durations": [int(s["durationSeconds"]) for s in schedules],
         "loading_seconds": times["load"][1] - times["load"][0],
         "load_ended_before_schedule": times["load"][1] <= schedules[0]["time"],

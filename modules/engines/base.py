@@ -312,6 +312,10 @@ class Engine:
     # Of those, the ones that hold the clip a model was tuned on: an upload may leave them out (`read_model` then
     # gives blank frames and `MadeModel.source` False).
     model_source_files: tuple[str, ...] = ()
+    # A file the training job writes into the model's folder when it ended where it ran (trained, failed or stopped,
+    # its last save done): after a Stop, the app waits for it before it decides what to keep, since a worker in
+    # another process (a Ray replica) may still be saving when the caller hears of the Stop.
+    training_ended_file: str = ""
 
     # ------------------------------------------------------------------ declarations, read by others
     def recipe(self, tab: str) -> Recipe:
@@ -468,9 +472,11 @@ class Engine:
         `token` None: the server's own (HF_TOKEN); False: none at all (a public server's visitor)."""
         raise NotImplementedError
 
-    def download_model(self, repo_id: str, files: tuple[str, ...], *, token: str | bool | None = None):
+    def download_model(self, repo_id: str, files: tuple[str, ...], *, token: str | bool | None = None,
+                       on_progress=None, max_bytes: int = 0):
         """The folder (in the Hugging Face cache) of the Hub repo `repo_id`'s model `files` (`token` as for
-        `upload_model`). UserError sentences."""
+        `upload_model`), the bytes told to `on_progress(fraction, text)`; refused before downloading where the
+        files weigh more than `max_bytes` on the Hub (0: no cap). UserError sentences."""
         raise NotImplementedError
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -493,12 +493,15 @@ def follow_live(timer: gr.Timer, status: gr.Markdown, text_of: Callable) -> None
 
 
 def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable, inputs: list, outputs: list, *, status: gr.Markdown,
-             seed: gr.Number | None = None, **options):
+             seed: gr.Number | None = None, prepare: "Prepare | None" = None, stop: gr.Button | None = None,
+             **options):
     """Trigger → one queued GPU event (`options`: api_name, ...), with the status box around it.
 
     Pressing the button first says, without queueing, where the job stands in line; while it waits or runs the
     status box follows it in words and a bar (`live_text`, every second; Gradio's own progress display is off);
     afterwards the box says what was made, why it failed, or where it stopped (and "Seed used" appears).
+    `prepare`: a step that runs before the job joins the GPU queue, in its own queue (a download: it must not
+    hold the worker), followed in the status box the same way. `stop`: Stop for every event of the job.
     Returns the GPU event, for Stop's `cancels`.
     """
     from .queue import line_sentence
@@ -519,15 +522,49 @@ def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable
         return gr.skip() if text is None else text, gr.Timer(active=False)
 
     private = dict(queue=False, show_progress="hidden", api_visibility="private")
-    event = trigger.click(announce, None, [status, timer], **private).then(
+    announced = events = trigger.click(announce, None, [status, timer], **private)
+    if prepare is not None:
+        announced = announced.then(prepare.fn, prepare.inputs, gr.Textbox(visible=False),
+                                   show_progress_on=[progress_sink()], concurrency_id=prepare.queue,
+                                   concurrency_limit=prepare.limit, api_name=prepare.api_name)
+        announced.failure(failed, None, [status, timer], **private)
+        events = [announced]
+    event = announced.success(fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio),
+                              **options) if prepare is not None else announced.then(
         fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio), **options)
     event.success(succeeded, None, [status, timer] if seed is None else [status, timer, seed], **private)
     event.failure(failed, None, [status, timer], **private)
+    if stop is not None:
+        wire_stop(stop, tab, [*(events if prepare is not None else []), event])
     def follow(request: gr.Request):
         return live_text(demo, studio, tab, request.session_hash)
 
     follow_live(timer, status, follow)
     return event
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """A job's first step outside the GPU queue (`wire_job`): `fn(*inputs)` returns a sentence (its endpoint's
+    answer); it reports through `prepare_control` and raises through `gradio_errors(tab=...)`."""
+
+    fn: Callable
+    inputs: list
+    api_name: str
+    queue: str = "downloads"
+    limit: int = 2
+
+
+def prepare_step(blocks: gr.Blocks, tab: str, progress: gr.Progress, work: Callable[[JobControl], str],
+                 what: str) -> str:
+    """Run a `Prepare` step's `work(control)` (`what` it does, for the log) as the tab's job so far (followed by
+    the status box, stopped by its Stop), then put the job back in line for the GPU."""
+    with gradio_errors(what, tab=tab):
+        run = runs.started(tab)
+        run.control = control = gradio_job_control(blocks, progress, run)
+        said = work(control)
+    runs.begin(tab)  # queued for the GPU now: the box says where it waits
+    return said
 
 
 def say_failures(event, tab: str, box: gr.Markdown) -> None:

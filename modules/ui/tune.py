@@ -23,11 +23,13 @@ from .common import (
     VIDEO_TYPES,
     Dropdown,
     Number,
+    Prepare,
     Slider,
     gradio_errors,
     filled,
     load_params,
     output_column,
+    prepare_step,
     params_upload,
     request_from_params,
     run_buttons,
@@ -295,10 +297,18 @@ def build(demo: gr.Blocks, studio) -> list:
 
     run_inputs = [tuned, run_prompt, run_negative, run_model, run_frames, run_steps, run_guidance, run_fps, run_seed,
                   inversion]
+    def fetch_tuned(tuned, progress=gr.Progress(), http: gr.Request = None, oauth: gr.OAuthToken | None = None) -> str:
+        """Download a tuned model given by Hub id (owner/name) into this server's cache with your token (sized on
+        the Hub first: T2VZ_MAX_TUNED_DOWNLOAD_MB), outside the GPU queue; `/run_tuned` then starts at once. A
+        model tuned here needs nothing. Returns a sentence."""
+        return prepare_step(demo, RUN_TAB, progress,
+                            lambda control: studio.fetch_tuned(tuned, control, visitor_of(settings, http, oauth)),
+                            "downloading the tuned model")
+
     run_event = wire_job(demo, studio, RUN_TAB, run_run, run_tuned, run_inputs,
                          [run_video, run_gif, run_params, run_used_seed], status=run_status, seed=run_used_seed,
+                         prepare=Prepare(fetch_tuned, [tuned], api_name="fetch_tuned"), stop=run_stop,
                          api_name="run_tuned")
-    wire_stop(run_stop, RUN_TAB, [run_event])
     wire_estimate(demo, studio, run_estimate, run_inputs,
                   lambda tuned, prompt, *rest: run_request_of(tuned, prompt or "a clip", *rest))
     run_load.upload(

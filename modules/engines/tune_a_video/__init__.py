@@ -56,6 +56,7 @@ class TuneAVideo(Engine):
     rules = Rules(frames=FrameRule(), size_multiple=SIZE_MULTIPLE)
     model_files = files.FILES
     model_source_files = (files.SOURCE_NAME,)
+    training_ended_file = files.ENDED_NAME
     # Estimates' priors (modules/estimates.py). CPU: training 7.73 s a step for 8 x 128² in fp32 (4 calls a step:
     # 3.9 s a frame-step); the sample's inversion and sampling: SD 1.5's text-to-video step; a tuned run: the same
     # sampling. Tiny: not measured; training as the editing step, a tuned run as text to video. Derived.
@@ -155,11 +156,14 @@ class TuneAVideo(Engine):
             detail = f"loss {loss:.4f}" + (f" · about {duration_text(left)} left" if step < steps else "")
             control.step(step, calls, Place(step=step, steps=steps, part=TRAINING, detail=detail), kept=True)
 
-        parameters = tune(components.unet, components.vae, components.text_encoder, components.tokenizer,
-                          inputs.frames, request.prompt, steps=request.steps, learning_rate=request.learning_rate,
-                          seed=request.seed, on_step=on_step, dtype=components.dtype, on_checkpoint=save,
-                          checkpoint_every=CHECKPOINT_EVERY, device=components.device)
-        save(request.steps, parameters)
+        try:
+            parameters = tune(components.unet, components.vae, components.text_encoder, components.tokenizer,
+                              inputs.frames, request.prompt, steps=request.steps, learning_rate=request.learning_rate,
+                              seed=request.seed, on_step=on_step, dtype=components.dtype, on_checkpoint=save,
+                              checkpoint_every=CHECKPOINT_EVERY, device=components.device)
+            save(request.steps, parameters)
+        finally:  # trained, failed or stopped (a Stop's save done): the caller may decide what to keep
+            (folder / files.ENDED_NAME).touch()
         return parameters
 
     def keep_source(self, folder, frames, fps: float) -> None:
@@ -190,10 +194,10 @@ class TuneAVideo(Engine):
         return upload_tuned(folder, repo_name=repo_name, namespace=namespace, token=token, private=private,
                             files=files)
 
-    def download_model(self, repo_id, files, *, token=None):
+    def download_model(self, repo_id, files, *, token=None, on_progress=None, max_bytes=0):
         from .sharing import download_tuned
 
-        return download_tuned(repo_id, token=token, files=files)
+        return download_tuned(repo_id, token=token, files=files, on_progress=on_progress, max_bytes=max_bytes)
 
     def scheduler_of(self, loaded, request, tab: str):
         return loaded[0].scheduler

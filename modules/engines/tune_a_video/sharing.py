@@ -30,7 +30,8 @@ from pathlib import Path
 from tqdm.std import tqdm
 
 from ...errors import UserError, unexpected
-from ...hub import DownloadProgress, Report, error_reason, offline
+from ...job_control import Cancelled
+from ...hub import DownloadProgress, Report, error_reason, format_bytes, offline
 from .files import CARD_NAME, FILES, WEIGHTS_NAME
 from .weights import FORMAT, is_trained_key
 
@@ -332,22 +333,25 @@ def download_tuned(
     revision: str | None = None,
     on_progress: Report | None = None,
     files: Sequence[str] = TUNED_FILES,
+    max_bytes: int = 0,
 ) -> Path:
     """The folder of the tuned model `repo_id` in the Hugging Face cache, downloading only its
     files (`files`: TUNED_FILES, or a caller's list) that are not there yet. The Hub is asked
     first whether the token may read the repo (a cached copy of a private model is not given to
     a token the Hub refuses); offline, or with the Hub out of reach, a copy downloaded before is
     used. `token`: for a private repo (else HF_TOKEN / a stored login; `False`: none, not even those).
-    `on_progress(fraction, text)` hears the bytes downloaded.
+    `on_progress(fraction, text)` hears the bytes downloaded. `max_bytes` (0: no cap): the most the
+    model's files may weigh on the Hub, asked before any byte is downloaded (a server's cap).
     Raises SharingError (a UserError): a malformed id, a repo that doesn't exist or that the
     token can't see, a rejected token, an unknown revision, offline or unreachable with nothing
-    cached, a repo that is not a tuned model.
+    cached, a repo that is not a tuned model, one heavier than `max_bytes`.
     """
     repo_id = check_repo_id(repo_id)
     secret = _hub_token(token)
     from huggingface_hub import snapshot_download
 
-    _check_access(repo_id, revision or None, secret)
+    sizes = _check_access(repo_id, revision or None, secret)
+    _check_size(repo_id, sizes, _names(files), max_bytes)
     try:
         folder = Path(
             snapshot_download(
@@ -358,6 +362,8 @@ def download_tuned(
                 tqdm_class=_byte_bars(repo_id, on_progress) if on_progress is not None else None,
             )
         )
+    except Cancelled:  # the caller's Stop, raised from `on_progress`: finished files stay in the cache
+        raise
     except Exception as error:
         raise _download_failure(error, repo_id, revision, secret) from error
     if not (folder / WEIGHTS_NAME).is_file():
@@ -371,26 +377,40 @@ def download_tuned(
     return folder
 
 
-def _check_access(repo_id: str, revision: str | None, secret: str | None) -> None:
-    """Ask the Hub whether this token may read the repo. snapshot_download alone would fall back
-    to a cached copy when the Hub says no, so on a shared server anyone could run a private model
-    that its owner fetched; here a refusal (no such repo or revision to this token, a rejected
-    token) is final, and only a Hub that can't be reached (or offline mode) leaves the choice to
-    the cache."""
+def _check_access(repo_id: str, revision: str | None, secret: str | None) -> dict[str, int]:
+    """Ask the Hub whether this token may read the repo, and the sizes of its files (none where the Hub
+    can't be asked). snapshot_download alone would fall back to a cached copy when the Hub says no, so on
+    a shared server anyone could run a private model that its owner fetched; here a refusal (no such repo
+    or revision to this token, a rejected token) is final, and only a Hub that can't be reached (or
+    offline mode) leaves the choice to the cache."""
     if offline():
-        return
+        return {}
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        HfApi().model_info(repo_id, revision=revision, token=secret)
+        info = HfApi().model_info(repo_id, revision=revision, token=secret, files_metadata=True)
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
         raise _download_failure(error, repo_id, revision, secret) from error
     except HfHubHTTPError as error:
         if _status(error) in (401, 403):
             raise _download_failure(error, repo_id, revision, secret) from error
+        return {}
     except Exception:  # the Hub out of reach: a copy downloaded before may do
         log.debug("the Hub can't be reached to check %s; a cached copy may be used", repo_id, exc_info=True)
+        return {}
+    return {sibling.rfilename: int(sibling.size or 0) for sibling in info.siblings or ()}
+
+
+def _check_size(repo_id: str, sizes: dict[str, int], names: Sequence[str], max_bytes: int) -> None:
+    """Refuse, before downloading, a model whose files weigh more on the Hub than the server takes."""
+    total = sum(sizes.get(name, 0) for name in names)
+    if max_bytes and total > max_bytes:
+        raise SharingError(
+            f"{repo_id} is {format_bytes(total)} to download, more than the {format_bytes(max_bytes)} this server "
+            "takes for a tuned model (T2VZ_MAX_TUNED_DOWNLOAD_MB): run a smaller one, or run the app on your own "
+            "machine."
+        )
 
 
 def _download_failure(error: Exception, repo_id: str, revision: str | None, secret: str | None) -> UserError:
