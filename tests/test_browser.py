@@ -38,9 +38,18 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def browsing(browser):
+    """One browser context a module: its pages share the HTTP cache, so the page's scripts load once, not per test
+    (each page is still its own Gradio session)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    yield context
+    context.close()
+
+
 @pytest.fixture
-def page(browser, served):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+def page(browsing, served):
+    page = browsing.new_page()
     page.goto(served[2])
     page.get_by_text("Text2Video-Zero Studio").first.wait_for()
     yield page

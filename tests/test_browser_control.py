@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.test_browser import JOB_TIMEOUT_MS, browser, page, panel  # noqa: F401 - the fixtures
+from tests.test_browser import JOB_TIMEOUT_MS, browser, browsing, page, panel  # noqa: F401 - the fixtures
 
 pytestmark = [pytest.mark.slow]
 

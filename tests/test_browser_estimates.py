@@ -7,7 +7,7 @@ import pytest
 
 from modules.jobs import CostLog, Measurement
 from modules.request_types import CompareRequest
-from tests.test_browser import browser, page, panel  # noqa: F401 - fixtures and helpers of the page tests
+from tests.test_browser import browser, browsing, page, panel  # noqa: F401 - fixtures and helpers of the page tests
 
 pytestmark = pytest.mark.slow
 

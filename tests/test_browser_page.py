@@ -13,6 +13,7 @@ from tests.test_browser import (  # noqa: F401 - the fixtures
     CHROMIUM,
     JOB_TIMEOUT_MS,
     browser,
+    browsing,
     generate,
     page,
     panel,

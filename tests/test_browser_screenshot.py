@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import browser, page  # noqa: F401  (fixtures: Chromium, and the page of the served app)
+from tests.test_browser import browser, browsing, page  # noqa: F401  (fixtures: Chromium, and the page of the served app)
 from tests.test_browser import pytestmark  # noqa: F401  (slow; skipped without Debian's chromium)
 
 ROOT = Path(__file__).resolve().parents[1]
