@@ -33,6 +33,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     from controlnet_aux import MidasDetector, OpenposeDetector
     from controlnet_aux.midas.api import MiDaSInference, disabled_train
+    from controlnet_aux.midas.midas import vit as midas_vit
     from controlnet_aux.midas.midas.dpt_depth import DPTDepthModel
     from controlnet_aux.open_pose.body import Body
     from controlnet_aux.open_pose.face import Face, FaceNet
@@ -98,7 +99,8 @@ def _random_detector(kind: str):
 def load_midas(source: str | Path, device=None) -> MidasDetector:
     """MiDaS (DPT-Hybrid) depth detector from a folder holding its checkpoint, or "random"."""
     if source == RANDOM_SOURCE:
-        detector = copy.deepcopy(_random_detector("depth"))
+        # DPT's hooks write into one dict of controlnet-aux's vit module that every MiDaS reads: the copy keeps it.
+        detector = copy.deepcopy(_random_detector("depth"), {id(midas_vit.activations): midas_vit.activations})
     else:
         detector = _midas(_read_checkpoint(Path(source) / MIDAS_FILE, "MiDaS depth"))
     return detector.to(device) if device is not None else detector

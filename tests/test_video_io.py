@@ -556,11 +556,13 @@ def test_a_failing_mp4_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, mon
 def test_a_failing_gif_writer_leaves_no_file(tmp_path, monkeypatch):
     from modules import video_io
 
-    def broken(path, *args, **kwargs):
+    from PIL import Image
+
+    def broken(image, path, *args, **kwargs):
         Path(path).write_bytes(b"GIF89a half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio_v3, "imwrite", broken)
+    monkeypatch.setattr(Image.Image, "save", broken)
     with pytest.raises(VideoError, match="Could not write the GIF 'clip.gif': No space left on device"):
         write_gif(moving_bar(3, 16, 16), tmp_path / "clip.gif", 8)
     assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,13 @@ and the upload's path, go to the server log only. `read_image` reads a first-fra
 No Gradio and no torch here: this module must stay importable in tests and tools.
 """
 
+import os
+
+# imageio-ffmpeg starts each ffmpeg with preexec_fn=os.setpgrp (so a Ctrl+C in the terminal does not reach it),
+# which makes Python fork the whole process: tens of ms of a core each time in a process holding GBs of models,
+# for every clip read, probed or written. Without it Python spawns ffmpeg by vfork. Its documented switch:
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+
 from .clips import MIN_AUTO_FPS, TIME_EPS, SourceLimits, VideoClip, VideoError, VideoInfo, VideoWindowUsed
 from .frames import fit_size, output_size, to_rgb, to_uint8
 from .gif import is_gif, write_gif

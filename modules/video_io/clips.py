@@ -23,6 +23,7 @@ GIF_MAGIC = (b"GIF87a", b"GIF89a")
 GIF_DEFAULT_FPS = 10.0
 # GIF delays are stored in centiseconds; 1 cs is the shortest delay a GIF can hold.
 GIF_DELAY_UNIT_MS = 10
+GIF_COLOURS = 256  # a GIF frame's palette
 # Constant rate factor for libx264: visually clean, yet small enough for short clips.
 MP4_CRF = 20
 MP4_PRESET = "medium"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+from PIL import Image
 
 from ..outputs import atomic_write_path
-from .clips import GIF_DEFAULT_FPS, GIF_DELAY_UNIT_MS, GIF_MAGIC, VideoError, last_lines, unreadable, unwritable
+from .clips import GIF_COLOURS, GIF_DEFAULT_FPS, GIF_DELAY_UNIT_MS, GIF_MAGIC, VideoError, last_lines, unreadable, unwritable
 from .frames import as_rgb_frames
 
 log = logging.getLogger(__name__)
@@ -132,11 +133,14 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     delays = gif_delays_ms(len(frames), fps)
+    # Each frame's own 256 colours by fast octree: Pillow's default (median cut, in its GIF writer) took 25x as
+    # long, over a second of a core for 16 frames of 256x256, for a preview of the mp4.
+    images = [Image.fromarray(frame).quantize(GIF_COLOURS, method=Image.Quantize.FASTOCTREE) for frame in frames]
     try:
         with atomic_write_path(path) as temp:
             # Pillow takes a list of delays only for several frames; one frame takes a number.
-            iio.imwrite(os.fspath(temp), frames, plugin="pillow", extension=".gif",
-                        duration=delays if len(delays) > 1 else delays[0], loop=0)
+            images[0].save(os.fspath(temp), format="GIF", save_all=True, append_images=images[1:],
+                           duration=delays if len(delays) > 1 else delays[0], loop=0)
     except OSError as error:
         raise unwritable(path, error, "GIF") from error
     return os.fspath(path)
