@@ -12,6 +12,8 @@ tests. Both go through the same constructors; random maps are meaningless, their
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -31,6 +33,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     from controlnet_aux import MidasDetector, OpenposeDetector
     from controlnet_aux.midas.api import MiDaSInference, disabled_train
+    from controlnet_aux.midas.midas import vit as midas_vit
     from controlnet_aux.midas.midas.dpt_depth import DPTDepthModel
     from controlnet_aux.open_pose.body import Body
     from controlnet_aux.open_pose.face import Face, FaceNet
@@ -73,18 +76,38 @@ def load_openpose(source: str | Path, device=None) -> OpenposeDetector:
     Checkpoints are read by the weights-only unpickler (safe_pickle), never by a plain torch.load.
     """
     if source == RANDOM_SOURCE:
-        states = _random_openpose_states()
+        detector = copy.deepcopy(_random_detector("pose"))
     else:
         states = {part: _read_checkpoint(Path(source) / name, "OpenPose") for part, name in OPENPOSE_FILES.items()}
-    detector = OpenposeDetector(
+        detector = _openpose(states)
+    return detector.to(device) if device is not None else detector
+
+
+def _openpose(states: dict[str, dict]) -> OpenposeDetector:
+    return OpenposeDetector(
         Body(_state_buffer(states["body"])), Hand(_state_buffer(states["hand"])), Face(_state_buffer(states["face"]))
     )
-    return detector.to(device) if device is not None else detector
+
+
+@functools.lru_cache(maxsize=None)
+def _random_detector(kind: str):
+    """The tiny preset's random detector of `kind`, made once a process: each load is a copy of it (the same
+    weights), not a new random init (seconds of a core: OpenPose's ~100M parameters, initialised twice)."""
+    return _openpose(_random_openpose_states()) if kind == "pose" else _midas(None)
 
 
 def load_midas(source: str | Path, device=None) -> MidasDetector:
     """MiDaS (DPT-Hybrid) depth detector from a folder holding its checkpoint, or "random"."""
-    state = None if source == RANDOM_SOURCE else _read_checkpoint(Path(source) / MIDAS_FILE, "MiDaS depth")
+    if source == RANDOM_SOURCE:
+        # DPT's hooks write into one dict of controlnet-aux's vit module that every MiDaS reads: the copy keeps it.
+        detector = copy.deepcopy(_random_detector("depth"), {id(midas_vit.activations): midas_vit.activations})
+    else:
+        detector = _midas(_read_checkpoint(Path(source) / MIDAS_FILE, "MiDaS depth"))
+    return detector.to(device) if device is not None else detector
+
+
+def _midas(state: dict | None) -> MidasDetector:
+    """DPT-Hybrid with `state`'s weights (None: its seeded random init)."""
     if isinstance(state, dict) and "optimizer" in state:  # as controlnet-aux's BaseModel.load
         state = state["model"]
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
@@ -103,8 +126,7 @@ def load_midas(source: str | Path, device=None) -> MidasDetector:
     torch.nn.Module.__init__(inference)
     inference.model = net.eval()
     inference.model.train = disabled_train
-    detector = MidasDetector(inference)
-    return detector.to(device) if device is not None else detector
+    return MidasDetector(inference)
 
 
 def _read_checkpoint(path: Path, what: str) -> dict:

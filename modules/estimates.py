@@ -272,12 +272,12 @@ class Estimator:
             raise video_io.VideoError("The video cannot be read.")
         limits = studio.settings.limits
         largest = max(tab_frame_cap(tab, studio.settings) for tab in engines.TABS)
-        start, end, fps, _ = video_io._fit_window(  # noqa: SLF001 - read_video's own fitting, without decoding
+        start, end, fps, _ = video_io.fit_window(  # read_video's own fitting, without decoding
             probed, window.start, window.end or None, window.fps or None, max_frames=max_frames or largest,
             max_seconds=limits.max_video_seconds, min_auto_fps=video_io.MIN_AUTO_FPS)
         width, height = video_io.output_size(probed.width, probed.height, long_side=window.resolution,
                                              max_pixels=limits.max_pixels, multiple=multiple)
-        return video_io._frame_count(start, end, fps), width, height  # noqa: SLF001
+        return video_io.frame_count(start, end, fps), width, height
 
 
 UNREADABLE = "unreadable"  # a probe's answer for an upload that is no video

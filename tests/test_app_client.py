@@ -136,7 +136,7 @@ def test_load_params_json_fills_each_tab_or_says_why_not(tmp_path, sample_videos
     from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
     from modules.settings import Settings
     from modules.ui import controlnet, edit, text2video
-    from modules.ui.common import load_params
+    from modules.ui.params_files import load_params
 
     settings = Settings.from_env(preset="tiny", outputs_dir=str(tmp_path))
     t2v = {"mode": "text2video", "request": asdict(Text2VideoRequest(prompt="a lighthouse", num_frames=3, seed=9,

@@ -59,7 +59,7 @@ def test_uploaded_accepts_only_the_upload_folder_and_the_examples(tmp_path, monk
 
 
 def test_load_params_refuses_a_server_path(server_files):
-    from modules.ui.common import load_params
+    from modules.ui.params_files import load_params
 
     import gradio as gr
 

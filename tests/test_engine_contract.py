@@ -164,7 +164,7 @@ def remade_runs(first_runs, studios, clip):
     def remade(engine, tab):
         from modules.request_types import RunTunedRequest, TuneRequest
         from modules.ui import controlnet, edit, text2video, tune
-        from modules.ui.common import read_params_file, request_from_params
+        from modules.ui.params_files import read_params_file, request_from_params
 
         if (engine.name, tab) in runs:
             return runs[engine.name, tab]

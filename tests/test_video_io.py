@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import imageio.v2 as imageio_v2
+import imageio.v3 as imageio_v3
 import numpy as np
 import pytest
 
@@ -426,8 +428,8 @@ def no_decoding(monkeypatch):
 
     with imageio.get_reader(str(ROOT / "assets" / "edge_box.mp4"), format="FFMPEG") as reader:
         monkeypatch.setattr(type(reader), "get_data", refuse)
-    monkeypatch.setattr(video_io.iio, "imopen", refuse)
-    monkeypatch.setattr(video_io.iio, "imread", refuse)
+    monkeypatch.setattr(imageio_v3, "imopen", refuse)
+    monkeypatch.setattr(imageio_v3, "imread", refuse)
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "gif"])
@@ -454,12 +456,12 @@ def test_sources_over_the_limits_are_refused_from_the_header(tmp_path, suffix, r
 def test_gif_scan_matches_pillow(tmp_path):
     from PIL import Image
 
-    from modules.video_io import _scan_gif
+    from modules.video_io.gif import scan_gif
 
     frames = moving_bar(7, 20, 40)
     frames[4] = frames[3]  # merged into one longer delay
     write_gif(frames, tmp_path / "a.gif", 7)
-    width, height, delays = _scan_gif(tmp_path / "a.gif")
+    width, height, delays = scan_gif(tmp_path / "a.gif")
     with Image.open(tmp_path / "a.gif") as image:
         expected = []
         for index in range(image.n_frames):
@@ -538,14 +540,14 @@ def test_a_failing_mp4_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, mon
     from modules import video_io
 
     frames = moving_bar(3, 16, 16)
-    monkeypatch.setattr(video_io.imageio, "get_writer", lambda path, **kw: _BrokenWriter(path))
+    monkeypatch.setattr(imageio_v2, "get_writer", lambda path, **kw: _BrokenWriter(path))
     with pytest.raises(VideoError, match="Could not write the video 'new.mp4': No space left"):
         write_mp4(frames, tmp_path / "new.mp4", 8)
     assert list(tmp_path.iterdir()) == []  # no final file, no partial file
     monkeypatch.undo()
     write_mp4(frames, tmp_path / "old.mp4", 8)
     before = (tmp_path / "old.mp4").read_bytes()
-    monkeypatch.setattr(video_io.imageio, "get_writer", lambda path, **kw: _BrokenWriter(path))
+    monkeypatch.setattr(imageio_v2, "get_writer", lambda path, **kw: _BrokenWriter(path))
     with pytest.raises(VideoError):
         write_mp4(frames, tmp_path / "old.mp4", 8)
     assert (tmp_path / "old.mp4").read_bytes() == before and len(list(tmp_path.iterdir())) == 1
@@ -554,11 +556,13 @@ def test_a_failing_mp4_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, mon
 def test_a_failing_gif_writer_leaves_no_file(tmp_path, monkeypatch):
     from modules import video_io
 
-    def broken(path, *args, **kwargs):
+    from PIL import Image
+
+    def broken(image, path, *args, **kwargs):
         Path(path).write_bytes(b"GIF89a half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(video_io.iio, "imwrite", broken)
+    monkeypatch.setattr(Image.Image, "save", broken)
     with pytest.raises(VideoError, match="Could not write the GIF 'clip.gif': No space left on device"):
         write_gif(moving_bar(3, 16, 16), tmp_path / "clip.gif", 8)
     assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from .. import engines as registry
 from ..request_types import MAX_FPS, SIZE_MULTIPLE, CompareRequest
 from . import runs
 from ..forms import tab_frame_cap
+from ..forms import side_bounds, side_maximum
 from .common import (
     CheckboxGroup,
     Dropdown,
@@ -18,16 +19,16 @@ from .common import (
     Number,
     Slider,
     gpu_options,
+    seed_input,
+    status_box,
+)
+from .running import (
     gradio_errors,
     gradio_job_control,
     follow_live,
     live_text,
     live_timer,
     progress_sink,
-    seed_input,
-    side_bounds,
-    side_maximum,
-    status_box,
     wire_estimate,
 )
 

@@ -22,9 +22,6 @@ from .common import (
     Dropdown,
     PLAYER_HEIGHT,
     video_input,
-    wire_estimate,
-    wire_job,
-    wire_stop,
     uploaded,
     fast_checkbox,
     wire_fast,
@@ -32,20 +29,16 @@ from .common import (
     KIND_TABS,
     Slider,
     chunk_slider,
-    filled,
-    load_params,
     output_column,
     params_upload,
-    request_from_params,
     run_buttons,
-    run_job,
     seed_input,
     steps_slider,
-    video_outputs,
     video_window_inputs,
     window,
-    wrong_mode_message,
 )
+from .running import wire_estimate, wire_job, wire_stop, run_job, video_outputs
+from .params_files import filled, load_params, request_from_params, wrong_mode_message
 
 DEFAULT_ENGINE = engines.default("control").name
 TITLES = KIND_TABS

@@ -12,29 +12,22 @@ from .common import (
     ASSETS,
     Dropdown,
     video_input,
-    wire_estimate,
-    wire_job,
-    wire_stop,
     uploaded,
     fast_checkbox,
     wire_fast,
     VIDEO_TYPES,
     Slider,
     chunk_slider,
-    filled,
-    load_params,
     output_column,
     params_upload,
-    request_from_params,
     run_buttons,
-    run_job,
     seed_input,
     steps_slider,
-    video_outputs,
     video_window_inputs,
     window,
-    wrong_mode_message,
 )
+from .running import wire_estimate, wire_job, wire_stop, run_job, video_outputs
+from .params_files import filled, load_params, request_from_params, wrong_mode_message
 
 EXAMPLE_PROMPTS = ["make it a snowy winter night", "make it look like a Van Gogh painting"]
 TAB = "Video editing"

@@ -22,6 +22,7 @@ from ..request_types import (
     SIZE_MULTIPLE,
     Text2VideoRequest,
 )
+from ..forms import side_bounds, side_maximum
 from .common import (
     Dropdown,
     Image,
@@ -31,23 +32,14 @@ from .common import (
     Number,
     Slider,
     chunk_slider,
-    filled,
-    load_params,
     output_column,
     params_upload,
-    request_from_params,
     run_buttons,
-    run_job,
     seed_input,
-    side_bounds,
-    side_maximum,
     steps_slider,
-    video_outputs,
-    wire_estimate,
-    wire_job,
-    wire_stop,
-    wrong_mode_message,
 )
+from .running import run_job, video_outputs, wire_estimate, wire_job, wire_stop
+from .params_files import filled, load_params, request_from_params, wrong_mode_message
 
 EXAMPLES = [  # prompts only: every engine takes a prompt, not every engine a motion
     ["an astronaut riding a horse on the moon"],

@@ -23,30 +23,29 @@ from .common import (
     VIDEO_TYPES,
     Dropdown,
     Number,
-    Prepare,
     Slider,
-    gradio_errors,
-    filled,
-    load_params,
     output_column,
-    prepare_step,
     params_upload,
-    request_from_params,
     run_buttons,
-    run_job,
-    say_failures,
     seed_input,
     steps_slider,
     uploaded,
     video_input,
-    video_outputs,
     video_window_inputs,
     window,
+)
+from .running import (
+    Prepare,
+    gradio_errors,
+    prepare_step,
+    run_job,
+    say_failures,
+    video_outputs,
     wire_estimate,
     wire_job,
     wire_stop,
-    wrong_mode_message,
 )
+from .params_files import filled, load_params, request_from_params, wrong_mode_message
 
 TAB = "Tune"  # the training part's status box
 RUN_TAB = "Run a tuned model"
