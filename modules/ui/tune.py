@@ -16,7 +16,7 @@ from ..visitors import oauth_available, visitor_of
 from ..errors import UserError
 from ..request_types import (MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest,
                              UploadTunedRequest)
-from ..studio import tune_frames
+from ..tuning_jobs import tune_frames
 from ..forms import tab_frame_cap
 from .common import (
     ASSETS,
