@@ -44,8 +44,8 @@ def _clip(folder: str, frames: int = 16, side: int = 128) -> str:
 def _cases(clip: str):
     """(label, stage kind key, request, run(studio, request)) for each case."""
     from modules import engines
-    from modules.request_types import (ControlVideoRequest, EditVideoRequest, RunTunedRequest, Text2VideoRequest,
-                                       TuneRequest, VideoWindow)
+    from modules.request_types import ControlVideoRequest, EditVideoRequest, Text2VideoRequest, VideoWindow
+    from modules.tune_requests import RunTunedRequest, TuneRequest
 
     def window(frames: int, side: int) -> VideoWindow:
         return VideoWindow(resolution=side, fps=frames / 2)  # the 2 s clip: `frames` frames
@@ -97,7 +97,7 @@ def benchmark(args, log) -> dict:
     from scipy.optimize import nnls
 
     from modules.jobs import CostLog
-    from modules.request_types import RunTunedRequest
+    from modules.tune_requests import RunTunedRequest
     from modules.settings import Settings
     from modules.studio import Studio
 
@@ -154,7 +154,8 @@ def benchmark(args, log) -> dict:
 
 def _shape(studio, request, cost) -> tuple[int, int, int]:
     """(frames, width, height) of a stage, from its request as the estimate reads it."""
-    from modules.request_types import RunTunedRequest, Text2VideoRequest, TuneRequest
+    from modules.request_types import Text2VideoRequest
+    from modules.tune_requests import RunTunedRequest, TuneRequest
 
     if isinstance(request, Text2VideoRequest):
         request = request.validate(studio.settings)

@@ -36,15 +36,8 @@ from . import engines, video_io
 from .engines.base import UNIT, Prior  # noqa: F401 - Prior: the figures' type, for callers
 from .forms import frame_cap, tab_frame_cap
 from .jobs import Cost
-from .request_types import (
-    HUB_REPO_ID,
-    CompareRequest,
-    ControlVideoRequest,
-    EditVideoRequest,
-    RunTunedRequest,
-    Text2VideoRequest,
-    TuneRequest,
-)
+from .request_types import CompareRequest, ControlVideoRequest, EditVideoRequest, Text2VideoRequest
+from .tune_requests import HUB_REPO_ID, RunTunedRequest, TuneRequest
 from .zerogpu import zerogpu_spaces
 
 if TYPE_CHECKING:

@@ -6,21 +6,22 @@ Any value in any field gives one or the other: numbers sent as text are read ("1
 (an emptied box) gives the field's default, and NaN, infinities, bools where numbers belong,
 lists and the like get a message naming the field and what it accepts.
 The same dataclasses are stored in each output's params.json, so a run can be repeated.
+How one field is read: modules/request_fields.py; the Tune tab's requests: modules/tune_requests.py.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import re
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 
 from .errors import UserError
 from . import engines, video_io
 from .engine import SCHEDULER_NAMES, ScheduleError, resolve_t0_t1
 from .forms import SIZE_MULTIPLE, frame_cap, tab_frame_cap, with_recipe
 from .settings import Settings
+from .request_fields import RequestError
+from .request_fields import check as _check, choice as _choice, flag as _flag, number as _number, show as _show
+from .request_fields import text as _text
 
 # The tabs' default engine's negative prompt (Text2Video-Zero's demo): what the text-to-video and ControlNet forms
 # start with; another engine's recipe brings its own (forms.with_recipe).
@@ -32,134 +33,10 @@ MAX_MOTION = 40.0
 MAX_FPS = 60.0
 
 
-MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens; far longer text is a mistake, not a prompt
 MAX_WINDOW_SECONDS = 24 * 3600.0  # start/end beyond a day are typos, whatever the upload
 MAX_CANNY = 255
 MAX_CONDITIONING = 2.0
 MAX_IMAGE_GUIDANCE = 5.0
-_TRUE_WORDS = ("true", "1", "yes", "on")
-_FALSE_WORDS = ("false", "0", "no", "off")
-_INT_TEXT = re.compile(r"[+-]?\d+")
-
-
-class RequestError(UserError, ValueError):
-    """Bad input; the message is shown to the user as is."""
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise RequestError(message)
-
-
-# --------------------------------------------------------------------------- coercion
-# Values arrive from the UI, from API clients (JSON) and from params.json: numbers as text, None
-# for an emptied box, NaN, 1e400, lists... Each field goes through one of these, which returns a
-# value of the field's type or raises RequestError naming the field and what it accepts.
-
-
-def _show(value) -> str:
-    """A user's value, short and printable whatever it is (a 5000-digit int cannot even be str()'d)."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int) and abs(value) >= 10**15:
-        return f"a {'negative ' if value < 0 else ''}number of about {value.bit_length() * 30103 // 100000 + 1} digits"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN (not a number)"
-        return {math.inf: "infinity", -math.inf: "minus infinity"}.get(value, f"{value:g}")
-    try:
-        text = repr(value)
-    except ValueError:
-        return "a value too large to show"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _range_text(low, high) -> str:
-    def number(value) -> str:
-        return str(value) if isinstance(value, int) else f"{value:g}"
-
-    return f"from {number(low)} to {number(high)}"
-
-
-def _number(value, name: str, low: float, high: float, *, default, whole: bool, hint: str = ""):
-    """`value` as an int (whole) or float within [low, high]; None or "" give `default`.
-
-    Accepts numbers and numeric text ("12", " 7.5 "); a whole-number field accepts 12.0 but not
-    12.5. Refuses bools, NaN, infinities, other types, and anything out of range.
-    """
-    kind = "a whole number" if whole else "a number"
-    problem = f"{name} must be {kind} {_range_text(low, high)}{hint}; got {{}}."
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
-        raise RequestError(problem.format(_show(value)))
-    shown = _show(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return default
-        try:
-            value = int(text) if _INT_TEXT.fullmatch(text) else float(text)
-        except ValueError:  # not a number, or more digits than Python will parse
-            raise RequestError(problem.format(shown)) from None
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    else:
-        try:
-            value = float(value)
-        except (OverflowError, ValueError, TypeError):
-            raise RequestError(problem.format(shown)) from None
-        if not math.isfinite(value) or (whole and not value.is_integer()):
-            raise RequestError(problem.format(shown))
-        if whole:
-            value = int(value)
-    if not low <= value <= high:  # exact for huge ints: no float conversion before the check
-        raise RequestError(problem.format(_show(value)))
-    return value if whole else float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def _text(value, name: str, *, default: str = "") -> str:
-    """Stripped text; None gives `default`; numbers and other types are refused."""
-    if value is None:
-        value = default
-    if not isinstance(value, str):
-        raise RequestError(f"{name} must be text; got {_show(value)}.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestError(f"{name} contains characters that are not valid text; please retype it.") from None
-    value = value.replace("\x00", "").strip()
-    _check(
-        len(value) <= MAX_PROMPT_CHARS,
-        f"{name} is {len(value):,} characters long; at most {MAX_PROMPT_CHARS:,} are allowed.",
-    )
-    return value
-
-
-def _choice(value, name: str, allowed: tuple[str, ...], *, default: str | None = None, what: str = "") -> str:
-    """One of `allowed`; None or "" give `default` where there is one."""
-    if default is not None and (value is None or (isinstance(value, str) and not value.strip())):
-        return default
-    if isinstance(value, str) and value.strip() in allowed:
-        return value.strip()
-    raise RequestError(f"{name} {_show(value)} is not offered{what}; choose one of: {', '.join(allowed)}.")
-
-
-def _flag(value, name: str, *, default: bool) -> bool:
-    """A checkbox: bools, 0/1 and the usual words ("true", "off", ...)."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Real) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
-        return value.strip().lower() in _TRUE_WORDS
-    raise RequestError(f"{name} must be on or off (true or false); got {_show(value)}.")
-
-
 def _engine(value, tab: str) -> engines.Engine:
     """The engine `value` names (any case; None or "" = the tab's default) that serves `tab`."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -209,7 +86,7 @@ def _default(cls, name: str):
     return next(f.default for f in fields(cls) if f.name == name)
 
 
-def _check_prompt(prompt) -> str:
+def check_prompt(prompt) -> str:
     prompt = _text(prompt, "The prompt")
     _check(bool(prompt), "Please enter a prompt.")
     return prompt
@@ -290,7 +167,7 @@ class Text2VideoRequest:
         self = with_recipe(replace(self, engine=engine.name), "text2video", settings)  # noqa: PLW0642
         fast = _flag(self.fast, "Fast", default=False)
         values = dict(
-            prompt=_check_prompt(self.prompt),
+            prompt=check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
             **_clip_shape(self, settings, frame_cap(engine, "text2video", settings), engine.title),
             # The schedule needs 2 steps; fast mode runs its recipe's steps instead of 1, with a note.
@@ -341,7 +218,7 @@ class VideoWindow:
         self.validate(settings)
 
 
-def _check_window(window, settings: Settings) -> VideoWindow:
+def check_window(window, settings: Settings) -> VideoWindow:
     """A VideoWindow, or the dict params.json and JSON clients send, validated."""
     if window is None:
         window = VideoWindow()
@@ -391,7 +268,7 @@ def _check_storyboard(prompt: str, num_frames: int) -> dict[int, str] | str:
         raise RequestError(str(error)) from error
 
 
-def _check_video_path(path, settings: Settings) -> str:
+def check_video_path(path, settings: Settings) -> str:
     if isinstance(path, dict):  # Gradio's file data, as some clients send it
         path = path.get("path")
     if isinstance(path, os.PathLike):
@@ -441,8 +318,8 @@ class ControlVideoRequest:
         kind = _choice(self.kind, "Control", CONTROL_KINDS)
         values = dict(
             kind=kind,
-            video=_check_video_path(self.video, settings),
-            window=_check_window(self.window, settings),
+            video=check_video_path(self.video, settings),
+            window=check_window(self.window, settings),
             canny_low=_number(self.canny_low, "Canny low threshold", 0, MAX_CANNY, default=100, whole=True),
             canny_high=_number(self.canny_high, "Canny high threshold", 0, MAX_CANNY, default=200, whole=True),
             pose_hands=_flag(self.pose_hands, "Hands", default=False),
@@ -460,7 +337,7 @@ class ControlVideoRequest:
         self = with_recipe(replace(self, engine=engine.name), "control", settings)  # noqa: PLW0642
         allowed = replace(self, kind=kind).allowed_models(settings)
         values.update(
-            prompt=_check_prompt(self.prompt),
+            prompt=check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt", default=DEFAULT_NEGATIVE_PROMPT),
             model=_choice(self.model, "Model", allowed, default=allowed[0], what=" here"),
             conditioning_scale=_number(self.conditioning_scale, "ControlNet conditioning scale", 0,
@@ -490,10 +367,10 @@ class EditVideoRequest:
 
     def validate(self, settings: Settings) -> "EditVideoRequest":
         values = dict(
-            video=_check_video_path(self.video, settings),
-            prompt=_check_prompt(self.prompt),
+            video=check_video_path(self.video, settings),
+            prompt=check_prompt(self.prompt),
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
-            window=_check_window(self.window, settings),
+            window=check_window(self.window, settings),
             **_common(self, settings, "edit"),
             image_guidance_scale=_number(self.image_guidance_scale, "Image guidance", 0, MAX_IMAGE_GUIDANCE,
                                          default=1.0, whole=False),
@@ -529,7 +406,7 @@ class CompareRequest:
         chosen = tuple(dict.fromkeys(_engine(e, "text2video").name for e in chosen_names))
         limits = settings.limits
         values = dict(
-            prompt=_check_prompt(self.prompt),
+            prompt=check_prompt(self.prompt),
             engines=chosen,
             negative_prompt=_text(self.negative_prompt, "The negative prompt"),
             **_clip_shape(self, settings, tab_frame_cap("text2video", settings)),
@@ -580,145 +457,6 @@ class CompareRequest:
             prompt=self.prompt, negative_prompt=self.negative_prompt or recipe.negative_prompt, model=self.model,
             num_frames=frames, width=width, height=height, steps=self.steps or settings.default_steps(recipe.steps),
             guidance_scale=recipe.guidance_scale, seed=self.seed, fps=self.fps, engine=engine,
-        )
-
-
-# The "tune" and "tuned" tabs' defaults: their engine's.
-_TUNING = engines.default("tune").defaults
-TUNE_STEPS, TUNE_LEARNING_RATE = _TUNING.training_steps, _TUNING.learning_rate
-TUNED_STEPS, TUNED_GUIDANCE = engines.default("tuned").defaults.steps, engines.default("tuned").defaults.guidance_scale
-MAX_LEARNING_RATE = 1e-2
-MAX_STRIDE = 16  # source frames between the frames tuned on (the authors' configs use 2; their Space 1)
-MAX_TUNED_NAME = 96  # the Hub's limit on a repo name
-TUNED_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
-HUB_REPO_ID = re.compile(rf"{TUNED_NAME.pattern}/{TUNED_NAME.pattern}")
-
-
-def _name(value, what: str, *, default: str = "") -> str:
-    """A model or repo name: letters, digits, '-', '_' and '.', as the Hub allows (spaces become '-'; no '--'
-    or '..')."""
-    text = re.sub(r"\s+", "-", _text(value, what, default=default))
-    _check(not text or (len(text) <= MAX_TUNED_NAME and TUNED_NAME.fullmatch(text) and ".." not in text
-                        and "--" not in text),
-           f"{what} {_show(text)} can't be used: use up to {MAX_TUNED_NAME} letters, digits, '-', '_' or '.', "
-           "starting and ending with a letter or digit, without '--' or '..'.")
-    return text
-
-
-def _tuned(value) -> str:
-    """A tuned model: the name of one tuned here, or a Hub repo id "owner/name"."""
-    text = _text(value, "The tuned model")
-    _check(bool(text), "Pick a tuned model: one tuned here, or a Hub repo id such as owner/name.")
-    _check(bool(TUNED_NAME.fullmatch(text) or HUB_REPO_ID.fullmatch(text)) and ".." not in text and "--" not in text,
-           f"The tuned model {_show(text)} is neither a model tuned here nor a Hub repo id (owner/name).")
-    return text
-
-
-@dataclass(frozen=True)
-class TuneRequest:
-    """The Tune tab: fine-tune an SD 1.5 base on one clip that `prompt` describes, keep it as `name`,
-    and make a sample clip of `sample_prompt` with it."""
-
-    video: str
-    prompt: str  # what the clip shows ("a man is skiing")
-    name: str = ""  # "" = made from the prompt; taken names get "-2", "-3", ...
-    model: str = ""  # the SD 1.5 base ("" = the default base model)
-    steps: int = TUNE_STEPS  # training steps
-    learning_rate: float = TUNE_LEARNING_RATE
-    num_frames: int = 8  # frames tuned on: consecutive (at `stride`) from the window's start
-    seed: int = -1
-    window: VideoWindow = VideoWindow()
-    sample_prompt: str = ""  # the sample clip's prompt ("" = the training prompt)
-    sample_steps: int = TUNED_STEPS
-    guidance_scale: float = TUNED_GUIDANCE
-    stride: int = 1  # source frames between picks, at the clip's own rate (the authors' sample_frame_rate)
-
-    def validate(self, settings: Settings) -> "TuneRequest":
-        limits = settings.limits
-        max_frames = frame_cap(engines.default("tune"), "tune", settings)
-        values = dict(
-            video=_check_video_path(self.video, settings),
-            prompt=_check_prompt(self.prompt),
-            name=_name(self.name, "The model name"),
-            model=_choice(self.model, "Model", settings.base_models, default=settings.default_base_model,
-                          what=" here"),
-            steps=_number(self.steps, "Training steps", 1, limits.max_tune_steps, default=TUNE_STEPS, whole=True),
-            learning_rate=_number(self.learning_rate, "Learning rate", 0, MAX_LEARNING_RATE,
-                                  default=TUNE_LEARNING_RATE, whole=False),
-            num_frames=_number(self.num_frames, "Frames", 1, max_frames, default=8, whole=True),
-            seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
-            window=_check_window(self.window, settings),
-            stride=_number(self.stride, "Stride", 1, MAX_STRIDE, default=1, whole=True,
-                           hint=" (source frames between the frames tuned on; 1 = every frame)"),
-            sample_prompt=_text(self.sample_prompt, "The sample prompt"),
-            sample_steps=_number(self.sample_steps, "Sample steps", 1, limits.max_steps, default=TUNED_STEPS,
-                                 whole=True),
-            guidance_scale=_number(self.guidance_scale, "Guidance scale", 0, MAX_GUIDANCE, default=TUNED_GUIDANCE,
-                                   whole=False),
-        )
-        _check(values["learning_rate"] > 0, f"Learning rate must be above 0 and at most {MAX_LEARNING_RATE:g}; got 0.")
-        return replace(self, **values)
-
-
-@dataclass(frozen=True)
-class RunTunedRequest:
-    """A clip of `prompt` from a tuned model, by default starting from its source clip's DDIM
-    inversion (which keeps the source's motion)."""
-
-    tuned: str  # the name of a model tuned here, or a Hub repo id "owner/name"
-    prompt: str
-    negative_prompt: str = ""
-    model: str = ""  # the SD 1.5 base to run it on ("" = the one it was tuned on)
-    num_frames: int = 0  # 0 = the source clip's frames
-    steps: int = TUNED_STEPS
-    guidance_scale: float = TUNED_GUIDANCE
-    fps: float = 0.0  # 0 = the source clip's
-    seed: int = -1
-    inversion: bool = True  # start from the source's inverted latents (off: from noise)
-    # Set by the job, not asked: the base the model was tuned on, where it differs from `model` and is offered
-    # here (the tuning's changes are then added to `model`'s weights).
-    tuned_on: str = ""
-
-    def validate(self, settings: Settings) -> "RunTunedRequest":
-        limits = settings.limits
-        max_frames = frame_cap(engines.default("tuned"), "tuned", settings)
-        values = dict(
-            tuned=_tuned(self.tuned),
-            prompt=_check_prompt(self.prompt),
-            negative_prompt=_text(self.negative_prompt, "The negative prompt"),
-            model=_choice(self.model, "Model", settings.base_models, default="", what=" here") if self.model else "",
-            num_frames=_number(self.num_frames, "Frames", 0, max_frames, default=0, whole=True,
-                               hint=" (0 = the source clip's)"),
-            steps=_number(self.steps, "Steps", 1, limits.max_steps, default=TUNED_STEPS, whole=True),
-            guidance_scale=_number(self.guidance_scale, "Guidance scale", 0, MAX_GUIDANCE, default=TUNED_GUIDANCE,
-                                   whole=False),
-            fps=_number(self.fps, "FPS", 0, MAX_FPS, default=0.0, whole=False, hint=" (0 = the source clip's)"),
-            seed=_number(self.seed, "Seed", -1, MAX_SEED, default=-1, whole=True, hint=" (-1 = random)"),
-            inversion=_flag(self.inversion, "DDIM inversion", default=True),
-            tuned_on=_text(self.tuned_on, "Tuned on"),  # the job sets it from the model
-        )
-        return replace(self, **values)
-
-
-@dataclass(frozen=True)
-class UploadTunedRequest:
-    """Push a model tuned here to the Hub. The token is never logged nor written anywhere."""
-
-    tuned: str
-    repo_name: str = ""  # "" = the model's name
-    namespace: str = ""  # "" = the token's user; or an organisation the token may write to
-    private: bool = True
-    token: str = field(default="", repr=False)  # "" = HF_TOKEN
-
-    def validate(self, settings: Settings) -> "UploadTunedRequest":
-        tuned = _tuned(self.tuned)
-        _check("/" not in tuned, f"{tuned} is a Hub repo already; pick a model tuned here to upload.")
-        token = self.token if isinstance(self.token, str) else None
-        _check(token is not None or self.token is None, "The token must be text.")
-        return replace(
-            self, tuned=tuned, repo_name=_name(self.repo_name, "The repo name"),
-            namespace=_name(self.namespace, "The user or organisation"),
-            private=_flag(self.private, "Private", default=True), token=(token or "").strip(),
         )
 
 

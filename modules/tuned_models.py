@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import UserError
-from .request_types import HUB_REPO_ID, MAX_TUNED_NAME
+from .tune_requests import HUB_REPO_ID, MAX_TUNED_NAME
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from .engines import JobInputs
 from .errors import UserError
 from .job_control import Cancelled, JobControl
 from .jobs import VideoJob, VideoResult, user_errors
-from .request_types import HUB_REPO_ID, RunTunedRequest, TuneRequest, UploadTunedRequest
+from .tune_requests import HUB_REPO_ID, RunTunedRequest, TuneRequest, UploadTunedRequest
 from .tuned_models import TunedModel, TunedModels
 from .visitors import OWNER, Visitor
 

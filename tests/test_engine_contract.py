@@ -162,7 +162,7 @@ def remade_runs(first_runs, studios, clip):
     runs = {}
 
     def remade(engine, tab):
-        from modules.request_types import RunTunedRequest, TuneRequest
+        from modules.tune_requests import RunTunedRequest, TuneRequest
         from modules.ui import controlnet, edit, text2video, tune
         from modules.ui.params_files import read_params_file, request_from_params
 

@@ -178,7 +178,7 @@ def request_for(studio, engine: str, tab: str):
         return EditVideoRequest(video=CLIP, prompt="make it snow")
     from tests.tuning_tabs import tuned_model
 
-    from modules.request_types import RunTunedRequest, TuneRequest
+    from modules.tune_requests import RunTunedRequest, TuneRequest
 
     if tab == "tune":
         return TuneRequest(video=CLIP, prompt="a box slides", window=VideoWindow(resolution=64))

@@ -20,7 +20,8 @@ import torch
 from modules import video_io
 from modules.errors import UserError
 from modules.job_control import Cancelled, JobControl
-from modules.request_types import RunTunedRequest, Text2VideoRequest, TuneRequest, UploadTunedRequest, VideoWindow
+from modules.request_types import Text2VideoRequest, VideoWindow
+from modules.tune_requests import RunTunedRequest, TuneRequest, UploadTunedRequest
 from modules.settings import Settings
 from modules.studio import Studio
 from tests.hub_standin.server import HubStandIn, hub_env
@@ -372,7 +373,7 @@ def test_on_its_own_base_a_tuned_model_runs_its_weights_as_they_are(studio, tune
 def test_a_numbered_copy_of_a_long_name_is_a_name_that_can_be_run(tmp_path):
     """The 96-character cut of a name may end in '-': its copy is 'name-2', never 'name--2' (which no request
     accepts, so the model could not be run by name)."""
-    from modules.request_types import MAX_TUNED_NAME, RunTunedRequest
+    from modules.tune_requests import MAX_TUNED_NAME, RunTunedRequest
     from modules.settings import Settings
     from modules.tuned_models import TunedModels
 

@@ -3,7 +3,8 @@ over every registered engine's tabs (test_engine_contract, test_job_progress).""
 
 from __future__ import annotations
 
-from modules.request_types import RunTunedRequest, TuneRequest, VideoWindow
+from modules.request_types import VideoWindow
+from modules.tune_requests import RunTunedRequest, TuneRequest
 
 TRAINING_STEPS = 2
 TUNING_TABS = ("tune", "tuned")

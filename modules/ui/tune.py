@@ -14,8 +14,8 @@ from . import runs
 from ..hub import format_bytes
 from ..visitors import oauth_available, visitor_of
 from ..errors import UserError
-from ..request_types import (MAX_FPS, MAX_GUIDANCE, MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest,
-                             UploadTunedRequest)
+from ..request_types import MAX_FPS, MAX_GUIDANCE
+from ..tune_requests import MAX_LEARNING_RATE, MAX_STRIDE, RunTunedRequest, TuneRequest, UploadTunedRequest
 from ..tuning_jobs import tune_frames
 from ..forms import tab_frame_cap
 from .common import (
