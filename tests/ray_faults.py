@@ -22,16 +22,16 @@ SLOW_STEP_S = 0.4
 
 
 def install() -> None:
-    from modules import ray_backend
+    from modules import ray_replica
     from modules.job_control import JobControl
 
-    made = ray_backend.StudioWorkerReplica.__init__
+    made = ray_replica.StudioWorkerReplica.__init__
 
     def init(self, settings):
         made(self, settings)
         _wrap_sampler()
 
-    ray_backend.StudioWorkerReplica.__init__ = init
+    ray_replica.StudioWorkerReplica.__init__ = init
     step = JobControl.step
     flag = os.environ.get(SLOW_STEPS_FLAG)
 

@@ -103,7 +103,7 @@ def test_public_tune_tab_has_a_login_button_on_a_space_with_oauth_only(monkeypat
 
 
 def test_public_replicas_get_no_token_in_their_runtime_environment():
-    from modules.ray_backend import replica_env
+    from modules.ray_cluster import replica_env
 
     env = replica_env({"HF_TOKEN": OWNER_TOKEN, "HUGGING_FACE_HUB_TOKEN": OWNER_TOKEN, "HF_ENDPOINT": "http://hub",
                        "T2VZ_PRESET": "tiny", "OMP_NUM_THREADS": "1", "PATH": "/bin", "T2VZ_API_KEY": "k"})

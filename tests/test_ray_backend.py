@@ -254,7 +254,7 @@ def test_the_backend_benchmark_is_a_mode_of_its_own():
 
 def test_the_deployment_is_one_job_per_replica_one_gpu_each_and_autoscales_on_request():
     """No cluster needed: the deployment's options as Serve will read them."""
-    from modules.ray_backend import _deployment
+    from modules.ray_replica import deployment as _deployment
     from modules.settings import Settings
 
     fixed = _deployment(Settings.from_env(preset="tiny", backend="ray"), 3, 1)._bound_deployment
