@@ -67,16 +67,15 @@ class Estimate:
 # encoding and set-up). Published or derived: not measured here.
 GPU_FIXED_S, GPU_PIXEL_S = 1.0, 0.1
 
-# Tiny preset: each engine's `tiny_priors`, measured 2026-12-07 with `nice -n -10 python -m benchmarks --mode
-# estimates` on this project's 2-core AMD EPYC (one torch thread), while other processes held the machine (load
-# average 5-10, this process 0.3-0.5 CPU s per s). The figures are each stage's CPU seconds (its seconds x the
-# job's CPU share) x 1.5: a job here has a core to itself only part of the time (the test suite runs two
-# processes on 2 cores), and an idle machine runs it in about 2/3 of that.
+# Tiny preset: each engine's `tiny_priors`, measured 2026-12-07 (again after the GIF writer and the random
+# annotators got faster) with `nice -n -10 python -m benchmarks --mode estimates` on this project's 2-core AMD EPYC
+# (one torch thread, load average under 1). The figures are each stage's CPU seconds (its seconds x the job's CPU
+# share) x 1.2: in the test suite a job has a core to itself only part of the time (two processes on 2 cores).
 
 # Control maps, per kind and extras (pose's hands and face): the real controlnet-aux networks in both presets,
-# run at the frames' own size. Tiny preset (random weights; the same run as TINY, CPU seconds x 1.5): OpenPose
-# 1.45 s a frame at 64-96² with or without hands and face (random weights find none), edges free. Depth was not
-# in the run: OpenPose's figure. Real preset, CPU: 1 s a 512² frame for OpenPose's body, 3x with hands and
+# run at the frames' own size. Tiny preset (random weights; the same run as the tiny priors, CPU seconds x 1.2):
+# OpenPose ~1.2 s a frame at 64-96² (random weights find nobody, so hands and face add little), DPT-Hybrid 24 s a
+# 512² frame, edges free. Real preset, CPU: 1 s a 512² frame for OpenPose's body, 3x with hands and
 # face, 1.5 s for DPT-Hybrid (derived from the networks' FLOPs against SD 1.5's measured UNet; not measured);
 # GPU: derived (a 512² OpenPose body pass ~50 ms, DPT-Hybrid ~30 ms on an A100-class card).
 DETECTION = {
@@ -85,12 +84,11 @@ DETECTION = {
     ("depth", False): {"cpu": Prior(frame_s=1.5), "cuda": Prior(fixed_s=0.5, frame_s=0.03)},
     ("edge", False): {"cpu": Prior(frame_s=0.003), "cuda": Prior(frame_s=0.003)},
 }
-TINY_DETECTION = {("pose", False): Prior(frame_s=1.45), ("pose", True): Prior(frame_s=1.45),
-                  ("depth", False): Prior(frame_s=1.45), ("edge", False): Prior(frame_s=0.003)}
+TINY_DETECTION = {("pose", False): Prior(fixed_s=1, frame_s=1.2), ("pose", True): Prior(frame_s=1.2, pixel_s=4),
+                  ("depth", False): Prior(pixel_s=24), ("edge", False): Prior(fixed_s=0.00048, pixel_s=0.003)}
 # Writing the mp4 and the GIF (and the control maps' mp4): CPU work whatever the device. Tiny preset (the same
-# run): 0.2-0.4 s for 1-8 frames of 64-96², ~1 s for 16 (ffmpeg's start and each frame's GIF palette dominate);
-# per 512² frame the earlier figure (0.1 s), not measured here.
-WRITING = Prior(fixed_s=0.2, frame_s=0.03, pixel_s=0.1)
+# run): 0.05-0.14 s for 1-16 frames of 64-96² (ffmpeg's start dominates; GIF palettes by fast octree).
+WRITING = Prior(fixed_s=0.062, pixel_s=0.15)
 
 
 # ---------------------------------------------------------------------------------------------- the figures

@@ -12,7 +12,7 @@ from modules.jobs import Cost, Measurement
 from modules.request_types import CompareRequest, ControlVideoRequest, Text2VideoRequest, VideoWindow
 from modules.settings import Settings
 from modules.studio import Studio
-from modules.ui import common
+from modules.ui import running
 
 SIDE = 64
 
@@ -94,9 +94,9 @@ def test_the_label_needs_the_same_kind_not_the_same_stage(tmp_path):
     assert other.measured is False
     prior = sum(cost.prior_s for cost in studio.estimates.costs_of(modelscope, preview=False))
     assert other.seconds == pytest.approx(3 * prior)  # this server's speed still informs it
-    text = common.estimate_text(studio, modelscope)
+    text = running.estimate_text(studio, modelscope)
     assert text.endswith("(estimate).") and "measured" not in text
-    assert common.estimate_text(studio, wan).endswith("(measured here).")
+    assert running.estimate_text(studio, wan).endswith("(measured here).")
 
 
 def test_compare_estimates_the_sum_of_its_engines(tmp_path):
@@ -115,7 +115,7 @@ def test_compare_estimates_the_sum_of_its_engines(tmp_path):
                                          height=SIDE))
     assert one.seconds == pytest.approx(parts[0].seconds)
     assert studio.estimate(CompareRequest(prompt="a red ball rolling", engines=())) is None  # none ticked
-    assert common.estimate_text(studio, request).endswith("(estimate).")
+    assert running.estimate_text(studio, request).endswith("(estimate).")
 
 
 def test_every_engine_and_tab_has_figures_for_both_presets_and_devices():

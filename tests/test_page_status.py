@@ -9,7 +9,7 @@ import pytest
 
 from modules.errors import UserError
 from modules.job_control import JobControl
-from modules.ui import common, runs
+from modules.ui import common, running, runs
 from modules.ui.queue import line_sentence
 
 
@@ -86,14 +86,14 @@ def test_stop_claims_no_kept_result_where_there_was_none():
 def test_errors_go_to_the_status_box_invisibly_and_to_the_log(caplog):
     runs.begin("Pose", "")
     with caplog.at_level(logging.WARNING, logger="modules"), pytest.raises(gr.Error) as raised:
-        with common.gradio_errors(tab="Pose"):
+        with running.gradio_errors(tab="Pose"):
             raise UserError("The video is empty.")
     assert raised.value.message == "The video is empty." and raised.value.visible is False
     said = runs.explain("Pose", "")
     reference = re.search(r"reference ([0-9a-f]{8})", said).group(1)
     assert any(reference in r.getMessage() and "The video is empty." in r.getMessage() for r in caplog.records)
     with pytest.raises(gr.Error) as raised:  # without a tab (the API-only compare): a visible sentence
-        with common.gradio_errors():
+        with running.gradio_errors():
             raise UserError("Nope.")
     assert raised.value.visible is True
 
@@ -113,7 +113,7 @@ def test_input_components_hand_on_what_was_sent():
 def test_done_text_says_what_was_made_and_adjusted():
     result = types.SimpleNamespace(num_frames=8, width=512, height=320, fps=4.0, seed=7,
                                    notes=["The size was lowered to 512x320 to fit this server."])
-    text = common.done_text(result, 12.34)
+    text = running.done_text(result, 12.34)
     assert text.startswith("**Done in 12.3 s:** 8 frames of 512×320 at 4 fps, seed 7.")
     assert "Notes:** The size was lowered" in text
 
@@ -126,7 +126,7 @@ def test_the_estimate_suggests_fast_where_a_job_takes_minutes():
         return Estimate(seconds=20.0 if request.fast else 300.0, measured=not request.fast)
 
     studio = types.SimpleNamespace(estimate=estimate)
-    text = common.estimate_text(studio, Text2VideoRequest(prompt="a cat"))
+    text = running.estimate_text(studio, Text2VideoRequest(prompt="a cat"))
     assert text == "About **5 min** (measured here). Tick **Fast** for about 20 s."
-    assert common.estimate_text(studio, Text2VideoRequest(prompt="a cat", fast=True)) == "About **20 s** (estimate)."
-    assert common.estimate_text(types.SimpleNamespace(estimate=lambda request: None), Text2VideoRequest(prompt="")) == ""
+    assert running.estimate_text(studio, Text2VideoRequest(prompt="a cat", fast=True)) == "About **20 s** (estimate)."
+    assert running.estimate_text(types.SimpleNamespace(estimate=lambda request: None), Text2VideoRequest(prompt="")) == ""

@@ -52,12 +52,12 @@ class Text2VideoZero(Engine):
         ("edit", True): Prior(fixed_s=3.0, pixel_s=8.0, step_s=14.0),
     }
     tiny_priors = {  # measured (modules/estimates.py says how)
-        ("text2video", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
-        ("text2video", True): Prior(fixed_s=0.5, step_s=1.2),
-        ("control", False): Prior(fixed_s=0.05, pixel_s=0.6, step_s=1.65),
-        ("control", True): Prior(fixed_s=0.5, step_s=1.9),
-        ("edit", False): Prior(fixed_s=0.1, pixel_s=1.4, step_s=0.9),
-        ("edit", True): Prior(fixed_s=0.1, step_s=2.3),
+        ("text2video", False): Prior(fixed_s=0.13, pixel_s=0.83, step_s=0.72),
+        ("text2video", True): Prior(fixed_s=0.084, step_s=1.4),
+        ("control", False): Prior(fixed_s=0.015, pixel_s=0.74, step_s=1.2),
+        ("control", True): Prior(fixed_s=0.21, step_s=1.7),
+        ("edit", False): Prior(fixed_s=0.047, pixel_s=1.4, step_s=0.63),
+        ("edit", True): Prior(fixed_s=0.18, step_s=1.8),
     }
     fast = LCM
 

@@ -65,8 +65,8 @@ class TuneAVideo(Engine):
         ("tuned", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
     }
     tiny_priors = {
-        ("tune", False): Prior(fixed_s=0.5, pixel_s=1.4, step_s=0.9),
-        ("tuned", False): Prior(fixed_s=0.55, pixel_s=0.1, step_s=0.66),
+        ("tune", False): Prior(pixel_s=6.7, step_s=0.14),
+        ("tuned", False): Prior(pixel_s=1.9, step_s=0.37),
     }
 
     def __init__(self):
