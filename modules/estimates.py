@@ -84,11 +84,11 @@ DETECTION = {
     ("depth", False): {"cpu": Prior(frame_s=1.5), "cuda": Prior(fixed_s=0.5, frame_s=0.03)},
     ("edge", False): {"cpu": Prior(frame_s=0.003), "cuda": Prior(frame_s=0.003)},
 }
-TINY_DETECTION = {("pose", False): Prior(fixed_s=1, frame_s=1.2), ("pose", True): Prior(frame_s=1.2, pixel_s=4),
-                  ("depth", False): Prior(pixel_s=24), ("edge", False): Prior(fixed_s=0.00048, pixel_s=0.003)}
+TINY_DETECTION = {("pose", False): Prior(frame_s=1.3, pixel_s=3.7), ("pose", True): Prior(frame_s=1.4, pixel_s=0.23),
+                  ("depth", False): Prior(frame_s=0.05, pixel_s=23), ("edge", False): Prior(fixed_s=0.00024, pixel_s=0.006)}
 # Writing the mp4 and the GIF (and the control maps' mp4): CPU work whatever the device. Tiny preset (the same
 # run): 0.05-0.14 s for 1-16 frames of 64-96² (ffmpeg's start dominates; GIF palettes by fast octree).
-WRITING = Prior(fixed_s=0.062, pixel_s=0.15)
+WRITING = Prior(fixed_s=0.065, pixel_s=0.14)
 
 
 # ---------------------------------------------------------------------------------------------- the figures

@@ -52,12 +52,12 @@ class Text2VideoZero(Engine):
         ("edit", True): Prior(fixed_s=3.0, pixel_s=8.0, step_s=14.0),
     }
     tiny_priors = {  # measured (modules/estimates.py says how)
-        ("text2video", False): Prior(fixed_s=0.13, pixel_s=0.83, step_s=0.72),
-        ("text2video", True): Prior(fixed_s=0.084, step_s=1.4),
-        ("control", False): Prior(fixed_s=0.015, pixel_s=0.74, step_s=1.2),
-        ("control", True): Prior(fixed_s=0.21, step_s=1.7),
-        ("edit", False): Prior(fixed_s=0.047, pixel_s=1.4, step_s=0.63),
-        ("edit", True): Prior(fixed_s=0.18, step_s=1.8),
+        ("text2video", False): Prior(fixed_s=0.17, pixel_s=0.18, step_s=0.91),
+        ("text2video", True): Prior(fixed_s=0.45, step_s=0.67),
+        ("control", False): Prior(fixed_s=0.035, step_s=1.3),
+        ("control", True): Prior(fixed_s=0.34, step_s=1.2),
+        ("edit", False): Prior(fixed_s=0.013, pixel_s=0.67, step_s=0.94),
+        ("edit", True): Prior(fixed_s=0.37, step_s=1.4),
     }
     fast = LCM
 

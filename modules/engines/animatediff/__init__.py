@@ -87,10 +87,10 @@ class AnimateDiff(Engine):
         ("control", False): Prior(fixed_s=2.0, pixel_s=14.0, step_s=29.0),
     }
     tiny_priors = {
-        ("text2video", False): Prior(fixed_s=0.44, pixel_s=0.47, step_s=0.99),
-        ("text2video", True): Prior(fixed_s=0.15, step_s=1.3),
-        ("control", False): Prior(fixed_s=0.26, step_s=2.3),
-        ("control", True): Prior(fixed_s=0.47, step_s=1.5),
+        ("text2video", False): Prior(fixed_s=0.44, pixel_s=0.7, step_s=1.2),
+        ("text2video", True): Prior(fixed_s=0.51, step_s=1.3),
+        ("control", False): Prior(fixed_s=0.24, pixel_s=3.7, step_s=1.7),
+        ("control", True): Prior(fixed_s=0.71, step_s=1.6),
     }
 
     def mode(self, tab: str, kind: str = "") -> str:

@@ -70,7 +70,7 @@ class CogVideoX(Engine):
     # Estimates' priors (modules/estimates.py). CPU: 9 x 128², 4 steps (batched guidance): 3.96 s a step, T5-XXL
     # 7.4 s, VAE 16.2 s. Tiny: measured.
     cpu_priors = {("text2video", False): Prior(fixed_s=7.4, pixel_s=28.8, step_s=7.0)}
-    tiny_priors = {("text2video", False): Prior(fixed_s=0.0037, pixel_s=1.3, step_s=0.91)}
+    tiny_priors = {("text2video", False): Prior(pixel_s=2.6)}
     # A transformer step over the whole clip: per 512x512 frame about twice an SD 1.5 UNet call on a
     # CPU (1.7 G parameters on a quarter of the frames' tokens, plus attention across all of them).
     cpu_seconds_per_frame_step = 8.0

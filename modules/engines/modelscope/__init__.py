@@ -41,7 +41,7 @@ class ModelScope(Engine):
     # Estimates' priors (modules/estimates.py). CPU: 8 x 128², 4 steps: 56.8 s (at 64²: UNet 12.8 of 15.7 s;
     # OpenCLIP-H text once). Tiny: measured.
     cpu_priors = {("text2video", False): Prior(fixed_s=4.0, pixel_s=13.5, step_s=23.0)}
-    tiny_priors = {("text2video", False): Prior(fixed_s=0.11, pixel_s=0.77, step_s=0.63)}
+    tiny_priors = {("text2video", False): Prior(fixed_s=0.11, pixel_s=0.92, step_s=0.52)}
 
     def mode(self, tab: str, kind: str = "") -> str:
         return f"text2video-{self.name}"

@@ -65,8 +65,8 @@ class TuneAVideo(Engine):
         ("tuned", False): Prior(fixed_s=1.0, pixel_s=13.5, step_s=9.5),
     }
     tiny_priors = {
-        ("tune", False): Prior(pixel_s=6.7, step_s=0.14),
-        ("tuned", False): Prior(pixel_s=1.9, step_s=0.37),
+        ("tune", False): Prior(fixed_s=0.86, step_s=0.28),
+        ("tuned", False): Prior(fixed_s=0.23, step_s=0.47),
     }
 
     def __init__(self):

@@ -137,9 +137,9 @@ class Wan(Engine):
         ("control", False): Prior(fixed_s=17.0, pixel_s=14.6, step_s=3.9),
     }
     tiny_priors = {
-        ("text2video", False): Prior(fixed_s=0.12, pixel_s=0.45, step_s=0.083),
-        ("text2video", True): Prior(fixed_s=0.053, step_s=0.27),
-        ("control", False): Prior(fixed_s=0.12, pixel_s=0.53, step_s=0.34),
+        ("text2video", False): Prior(fixed_s=0.074, pixel_s=0.49, step_s=0.018),
+        ("text2video", True): Prior(fixed_s=0.059, step_s=0.22),
+        ("control", False): Prior(fixed_s=0.23, pixel_s=0.94, step_s=0.016),
     }
     # Per transformer call on one 512x512 frame. GPU: the card's 5 s of 480p in ~4 min on an RTX 4090
     # (50 steps, two calls each) is ~0.02 s; generous, as attention grows faster than the clip. CPU: a
