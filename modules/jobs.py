@@ -200,7 +200,7 @@ class JobRunner:
                 output, timings = self.pool.run(attempt(job.chunk_size), control,
                                                 fallback=attempt(smaller) if smaller else None,
                                                 estimate_s=job.estimate_s, needs_gpu=job.needs_gpu,
-                                                **({"too_long_hint": job.too_long_hint} if job.too_long_hint else {}))
+                                                too_long_hint=job.too_long_hint)
             frames, maps = output if isinstance(output, tuple) else (output, None)
             if job.keep is not None:
                 job.keep(frames, maps)

@@ -39,11 +39,10 @@ from typing import TypeVar
 
 from .errors import UserError
 from .job_control import Cancelled, JobControl
-from .settings import Settings
-from .worker import BUSY_LOG_KEPT
-
 from .ray_cluster import connect, start_serving
 from .ray_replica import APP_NAME, JobPickler, closure_lists
+from .settings import Settings
+from .worker import BUSY_LOG_KEPT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -199,20 +199,20 @@ def wire_job(demo: gr.Blocks, studio, tab: str, trigger: gr.Button, fn: Callable
         return gr.skip() if text is None else text, gr.Timer(active=False)
 
     private = dict(queue=False, show_progress="hidden", api_visibility="private")
-    announced = events = trigger.click(announce, None, [status, timer], **private)
+    announced = trigger.click(announce, None, [status, timer], **private)
+    then = announced.then  # the GPU event follows the announcement, or a prepare step that succeeded
+    stoppable = []
     if prepare is not None:
-        announced = announced.then(prepare.fn, prepare.inputs, gr.Textbox(visible=False),
-                                   show_progress_on=[progress_sink()], concurrency_id=prepare.queue,
-                                   concurrency_limit=prepare.limit, api_name=prepare.api_name)
-        announced.failure(failed, None, [status, timer], **private)
-        events = [announced]
-    event = announced.success(fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio),
-                              **options) if prepare is not None else announced.then(
-        fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio), **options)
+        prepared = announced.then(prepare.fn, prepare.inputs, gr.Textbox(visible=False),
+                                  show_progress_on=[progress_sink()], concurrency_id=prepare.queue,
+                                  concurrency_limit=prepare.limit, api_name=prepare.api_name)
+        prepared.failure(failed, None, [status, timer], **private)
+        then, stoppable = prepared.success, [prepared]
+    event = then(fn, inputs, outputs, show_progress_on=[progress_sink()], **gpu_options(studio), **options)
     event.success(succeeded, None, [status, timer] if seed is None else [status, timer, seed], **private)
     event.failure(failed, None, [status, timer], **private)
     if stop is not None:
-        wire_stop(stop, tab, [*(events if prepare is not None else []), event])
+        wire_stop(stop, tab, [*stoppable, event])
     def follow(request: gr.Request):
         return live_text(demo, studio, tab, request.session_hash)
 
